@@ -1,0 +1,186 @@
+use std::fmt;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Actor, Email, Reason};
+
+/// Identifies one access request through its whole life. Time-ordered (UUID
+/// v7), so ids sort by creation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(Uuid);
+
+impl RequestId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.0)
+    }
+}
+
+impl FromStr for RequestId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// What an approval granted: who approved it, when, and the window of access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub approved_by: Actor,
+    pub approved_at: OffsetDateTime,
+    /// A scheduled start (`date.after`), only ever adopted from the console.
+    pub starts_at: Option<OffsetDateTime>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where a request stands. `Pending` and `Active` are open; the rest are final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Active(Grant),
+    Expired(Grant),
+    Revoked {
+        grant: Grant,
+        by: Actor,
+        at: OffsetDateTime,
+    },
+    Rejected {
+        by: Actor,
+        at: OffsetDateTime,
+    },
+    Cancelled {
+        by: Actor,
+        at: OffsetDateTime,
+    },
+}
+
+/// The name of a [`State`], for storage, filters and display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Pending,
+    Active,
+    Expired,
+    Revoked,
+    Rejected,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Active,
+        Status::Expired,
+        Status::Revoked,
+        Status::Rejected,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Active => "active",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+            Status::Rejected => "rejected",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Pending | Status::Active)
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown request status `{s}`"))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl State {
+    pub fn status(&self) -> Status {
+        match self {
+            State::Pending => Status::Pending,
+            State::Active(_) => Status::Active,
+            State::Expired(_) => Status::Expired,
+            State::Revoked { .. } => Status::Revoked,
+            State::Rejected { .. } => Status::Rejected,
+            State::Cancelled { .. } => Status::Cancelled,
+        }
+    }
+
+    /// The grant, if this request was ever approved.
+    pub fn grant(&self) -> Option<&Grant> {
+        match self {
+            State::Active(g) | State::Expired(g) | State::Revoked { grant: g, .. } => Some(g),
+            _ => None,
+        }
+    }
+
+    /// When the request left the open states, if it has.
+    pub fn ended_at(&self) -> Option<OffsetDateTime> {
+        match self {
+            State::Pending | State::Active(_) => None,
+            State::Expired(g) => Some(g.expires_at),
+            State::Revoked { at, .. }
+            | State::Rejected { at, .. }
+            | State::Cancelled { at, .. } => Some(*at),
+        }
+    }
+}
+
+/// One access request and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub id: RequestId,
+    pub email: Email,
+    pub reason: Option<Reason>,
+    pub requested_at: OffsetDateTime,
+    /// The requester, or [`Actor::Zero`] for an entry adopted from the policy.
+    pub requested_by: Actor,
+    pub state: State,
+}
+
+impl Request {
+    pub fn is_open(&self) -> bool {
+        self.state.status().is_open()
+    }
+
+    /// Whether this request's access is in force at `now`: approved, started
+    /// and not yet past its expiry (even if the sweep has not marked it).
+    pub fn grants_access_at(&self, now: OffsetDateTime) -> bool {
+        match &self.state {
+            State::Active(g) => now < g.expires_at && g.starts_at.is_none_or(|s| s <= now),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The access-request domain of pomerium-jit, free of HTTP, SQL and Pomerium
+//! Zero.
+//!
+//! A request for access moves through one state machine ([`State`]):
+//!
+//! ```text
+//!             approve                expire (time passes)
+//!   Pending ──────────▶ Active ─────────────────────────▶ Expired
+//!      │                  │ revoke / cancel (give back)
+//!      │                  └────────────────────────────▶ Revoked
+//!      ├── reject ───────────────────────────────────────▶ Rejected
+//!      └── cancel (by the requester) ────────────────────▶ Cancelled
+//! ```
+//!
+//! Every move is decided by [`Rules`] from the email's open request (if any)
+//! and yields [`Transition`]s: the new request state plus exactly one
+//! [`AuditEvent`] each, which the store writes in one transaction. An illegal
+//! move is a [`DomainError`] that says why, never a silent no-op.
+
+mod access;
+mod audit;
+mod duration;
+mod email;
+mod render;
+mod rules;
+
+pub use access::{Grant, Request, RequestId, State, Status};
+pub use audit::{Action, Actor, AuditEvent};
+pub use duration::{DurationError, GrantDuration};
+pub use email::{Email, EmailError};
+pub use render::{RemoteEntry, desired_entries};
+pub use rules::{DomainError, Reason, ReasonError, Rules, Transition};
