@@ -170,7 +170,9 @@ impl Rules {
             approved_by: Actor::User(by.clone()),
             approved_at: now,
             starts_at: None,
-            expires_at: now + duration.as_duration(),
+            // Whole seconds: the policy's RFC 3339 dates carry no fraction, so the
+            // store and the policy agree exactly.
+            expires_at: (now + duration.as_duration()).replace_nanosecond(0).unwrap_or(now),
         };
         let details =
             json!({ "expires_at": rfc3339(grant.expires_at), "duration": duration.to_string() });

@@ -1,0 +1,377 @@
+//! Settings: every one an environment variable (the Go original's names
+//! where it had one) and a `--flag`; secrets also from a `*_FILE`. Parsing
+//! collects every problem, so a misconfigured start says everything wrong at
+//! once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use jit_domain::{Email, GrantDuration, Rules};
+use jit_identity::VerifierConfig;
+use jit_ppl::jit::DecodeOptions;
+use jit_service::Admins;
+use jit_zero::ZeroConfig;
+use secrecy::SecretString;
+
+/// The options of `serve` (and of `pomerium-jit` with no subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Pomerium Zero API user token (console → Account → API Tokens).
+    #[arg(long, env = "API_USER_TOKEN", hide_env_values = true)]
+    pub api_user_token: Option<String>,
+    /// File holding the API user token (instead of API_USER_TOKEN).
+    #[arg(long, env = "API_USER_TOKEN_FILE")]
+    pub api_user_token_file: Option<PathBuf>,
+    /// Pomerium Zero organization id.
+    #[arg(long, env = "ORGANIZATION_ID")]
+    pub organization_id: Option<String>,
+    /// Pomerium Zero cluster id; also the namespace of the policy unless NAMESPACE_ID is set.
+    #[arg(long, env = "CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Pomerium's JWKS URL, e.g. https://jit.example.com/.well-known/pomerium/jwks.json.
+    #[arg(long, env = "JWKS_ENDPOINT")]
+    pub jwks_endpoint: Option<String>,
+    /// TCP port to listen on.
+    #[arg(long, env = "PORT", default_value = "8000")]
+    pub port: String,
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: String,
+    /// Pomerium Zero console URL; the API is under /api/v0.
+    #[arg(long, env = "API_BASE_URL", default_value = jit_zero::DEFAULT_BASE_URL)]
+    pub api_base_url: String,
+    /// Expected `aud` of the assertion [default: the JWKS_ENDPOINT host].
+    #[arg(long, env = "EXPECTED_JWT_AUDIENCE")]
+    pub expected_jwt_audience: Option<String>,
+    /// Expected `iss` of the assertion; `https://host/` form also accepted [default: the JWKS_ENDPOINT host].
+    #[arg(long, env = "EXPECTED_JWT_ISSUER")]
+    pub expected_jwt_issuer: Option<String>,
+    /// Clock leeway for the assertion's exp/iat/nbf.
+    #[arg(long, env = "JWT_LEEWAY", default_value = "60s")]
+    pub jwt_leeway: String,
+    /// Database: sqlite://path or postgres://… [default: sqlite in DATA_DIR].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding DATABASE_URL (for a URL with a password).
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// Directory for the default SQLite database.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Comma-separated emails allowed on /admin (checked in the app as well as by Pomerium).
+    #[arg(long, env = "ADMIN_EMAILS")]
+    pub admin_emails: Option<String>,
+    /// Comma-separated group ids or names (the `groups` claim) allowed on /admin.
+    #[arg(long, env = "ADMIN_GROUPS")]
+    pub admin_groups: Option<String>,
+    /// Length of a grant when the approver does not choose one.
+    #[arg(long, env = "GRANT_DURATION", default_value = "1h")]
+    pub grant_duration: String,
+    /// Longest grant an approver may give.
+    #[arg(long, env = "MAX_GRANT_DURATION", default_value = "1d")]
+    pub max_grant_duration: String,
+    /// Let an admin approve their own request.
+    #[arg(long, env = "ALLOW_SELF_APPROVAL", default_value = "false")]
+    pub allow_self_approval: String,
+    /// Name of the Pomerium Zero policy holding the JIT rules.
+    #[arg(long, env = "POLICY_NAME", default_value = "jit-example")]
+    pub policy_name: String,
+    /// Namespace of the policy [default: CLUSTER_ID, as the original assumes].
+    #[arg(long, env = "NAMESPACE_ID")]
+    pub namespace_id: Option<String>,
+    /// Time between periodic syncs with Pomerium Zero.
+    #[arg(long, env = "SYNC_INTERVAL", default_value = "30s")]
+    pub sync_interval: String,
+    /// How long a change waits to be applied before the page answers.
+    #[arg(long, env = "APPLY_WAIT", default_value = "5s")]
+    pub apply_wait: String,
+    /// Apply a pending changeset when it holds only this policy's change.
+    #[arg(long, env = "APPLY_CHANGESETS", default_value = "false")]
+    pub apply_changesets: String,
+    /// UTC offset for policy dates written without one, e.g. +00:00 (unconfirmed in Pomerium's docs).
+    #[arg(long, env = "PPL_NAIVE_DATE_OFFSET", default_value = "+00:00")]
+    pub ppl_naive_date_offset: String,
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// Everything `serve` needs, parsed.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub verifier: VerifierConfig,
+    pub zero: ZeroConfig,
+    pub cluster_id: String,
+    pub namespace_id: String,
+    pub policy_name: String,
+    pub database_url: String,
+    pub rules: Rules,
+    pub admins: Admins,
+    pub sync_interval: Duration,
+    pub apply_wait: Duration,
+    pub apply_changesets: bool,
+    pub decode: DecodeOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    pub fn log_format(&self) -> LogFormat {
+        if self.log_format.eq_ignore_ascii_case("json") { LogFormat::Json } else { LogFormat::Text }
+    }
+
+    /// Parses every setting; on failure, one line per problem.
+    pub fn settings(&self) -> Result<Settings, Vec<String>> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let token = check(p, secret(&self.api_user_token, &self.api_user_token_file, "API_USER_TOKEN")).flatten();
+        let token = need(
+            p,
+            "API_USER_TOKEN",
+            token,
+            "a Pomerium Zero API user token (console → Account → API Tokens), or API_USER_TOKEN_FILE",
+        );
+        let org = need(p, "ORGANIZATION_ID", nonempty(&self.organization_id), "your Pomerium Zero organization id");
+        let cluster = need(p, "CLUSTER_ID", nonempty(&self.cluster_id), "the id of the Pomerium Zero cluster");
+        let jwks = need(
+            p,
+            "JWKS_ENDPOINT",
+            nonempty(&self.jwks_endpoint),
+            "Pomerium's key set, e.g. https://jit.example.com/.well-known/pomerium/jwks.json",
+        );
+        let listen = check(p, parse_listen(&self.bind_address, &self.port));
+        let leeway = check(p, duration("JWT_LEEWAY", &self.jwt_leeway));
+        let verifier = jwks.and_then(|jwks| {
+            let v = check(p, VerifierConfig::new(&jwks).map_err(|e| format!("JWKS_ENDPOINT: {e}")))?;
+            let v = match nonempty(&self.expected_jwt_audience) {
+                Some(a) => v.with_audience(a),
+                None => v,
+            };
+            let v = match nonempty(&self.expected_jwt_issuer) {
+                Some(i) => v.with_issuer(i),
+                None => v,
+            };
+            Some(v.with_leeway(leeway?))
+        });
+        let base = check(p, self.api_base_url.parse::<jit_zero::ApiBaseUrl>().map_err(|e| format!("API_BASE_URL: {e}")));
+        let database_url = check(p, secret(&self.database_url, &self.database_url_file, "DATABASE_URL"))
+            .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir)));
+
+        let admin_emails: Vec<Email> = list(&self.admin_emails)
+            .iter()
+            .filter_map(|raw| check(p, Email::parse(raw).map_err(|e| format!("ADMIN_EMAILS: `{raw}`: {e}"))))
+            .collect();
+        let admins = Admins::new(admin_emails, list(&self.admin_groups));
+
+        let mut rules = Rules::default();
+        if let Some(d) = check(p, grant("GRANT_DURATION", &self.grant_duration)) {
+            rules.default_duration = d;
+        }
+        if let Some(d) = check(p, grant("MAX_GRANT_DURATION", &self.max_grant_duration)) {
+            rules.max_duration = d;
+        }
+        if rules.default_duration > rules.max_duration {
+            p.push(format!(
+                "GRANT_DURATION ({}) is longer than MAX_GRANT_DURATION ({})",
+                rules.default_duration, rules.max_duration
+            ));
+        }
+        rules.allow_self_approval = check(p, boolean("ALLOW_SELF_APPROVAL", &self.allow_self_approval)).unwrap_or(false);
+
+        let sync_interval = check(p, duration("SYNC_INTERVAL", &self.sync_interval));
+        if sync_interval.is_some_and(|d| d < Duration::from_secs(1)) {
+            p.push("SYNC_INTERVAL must be at least 1s".into());
+        }
+        let apply_wait = check(p, duration("APPLY_WAIT", &self.apply_wait));
+        let apply_changesets = check(p, boolean("APPLY_CHANGESETS", &self.apply_changesets));
+        let naive_offset = check(
+            p,
+            time::UtcOffset::parse(
+                self.ppl_naive_date_offset.trim(),
+                time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+            )
+            .map_err(|_| {
+                format!("PPL_NAIVE_DATE_OFFSET: `{}` is not an offset like +00:00 or -05:00", self.ppl_naive_date_offset)
+            }),
+        );
+        if !["text", "json"].iter().any(|f| self.log_format.eq_ignore_ascii_case(f)) {
+            p.push(format!("LOG_FORMAT: `{}` is not text or json", self.log_format));
+        }
+        let policy_name = self.policy_name.trim().to_owned();
+        if policy_name.is_empty() {
+            p.push("POLICY_NAME is empty".into());
+        }
+
+        match (listen, verifier, token, org, cluster, base, database_url, sync_interval, apply_wait, apply_changesets, naive_offset) {
+            (
+                Some(listen),
+                Some(verifier),
+                Some(token),
+                Some(org),
+                Some(cluster),
+                Some(base),
+                Some(database_url),
+                Some(sync_interval),
+                Some(apply_wait),
+                Some(apply_changesets),
+                Some(naive_offset),
+            ) if problems.is_empty() => {
+                let mut zero = ZeroConfig::new(SecretString::from(token), org);
+                zero.base_url = base;
+                let namespace_id = nonempty(&self.namespace_id).unwrap_or_else(|| cluster.clone());
+                Ok(Settings {
+                    listen,
+                    verifier,
+                    zero,
+                    cluster_id: cluster,
+                    namespace_id,
+                    policy_name,
+                    database_url,
+                    rules,
+                    admins,
+                    sync_interval,
+                    apply_wait,
+                    apply_changesets,
+                    decode: DecodeOptions { naive_offset },
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+}
+
+/// Records a problem; the value if there was none.
+fn check<T>(problems: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
+    r.map_err(|e| problems.push(e)).ok()
+}
+
+fn need(problems: &mut Vec<String>, name: &str, value: Option<String>, what: &str) -> Option<String> {
+    if value.is_none() {
+        problems.push(format!("{name} is not set: {what}"));
+    }
+    value
+}
+
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn list(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A secret from its variable or from the file its `_FILE` variable names (not both).
+fn secret(value: &Option<String>, file: &Option<PathBuf>, name: &str) -> Result<Option<String>, String> {
+    match (nonempty(value), file) {
+        (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+            .map_err(|e| format!("{name}_FILE: cannot read {}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
+}
+
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("pomerium-jit.db").display())
+}
+
+fn parse_listen(bind: &str, port: &str) -> Result<SocketAddr, String> {
+    let ip: IpAddr = bind
+        .trim()
+        .parse()
+        .map_err(|_| format!("BIND_ADDRESS: `{bind}` is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"))?;
+    // The Go original's PORT may be written ":8000".
+    let port: u16 = port
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .map_err(|_| format!("PORT: `{port}` is not a port number (1-65535)"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn duration(name: &str, v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v.trim()).map_err(|e| format!("{name}: `{v}` is not a duration like 30s or 5m ({e})"))
+}
+
+fn grant(name: &str, v: &str) -> Result<GrantDuration, String> {
+    v.parse().map_err(|e| format!("{name}: {e}"))
+}
+
+fn boolean(name: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{name}: `{v}` is not true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Settings, Vec<String>> {
+        let mut argv = vec!["t"];
+        argv.extend_from_slice(args);
+        T::try_parse_from(argv).unwrap().args.settings()
+    }
+
+    #[test]
+    fn reports_every_missing_setting() {
+        // Clear the environment's say in this test by passing flags only.
+        let problems = parse(&["--port", "x", "--grant-duration", "zz"]).unwrap_err();
+        let text = problems.join("\n");
+        for needle in ["API_USER_TOKEN", "ORGANIZATION_ID", "CLUSTER_ID", "JWKS_ENDPOINT", "PORT", "GRANT_DURATION"] {
+            assert!(text.contains(needle), "missing {needle} in {text}");
+        }
+    }
+
+    #[test]
+    fn parses_a_full_configuration() {
+        let s = parse(&[
+            "--api-user-token",
+            "tok",
+            "--organization-id",
+            "org1",
+            "--cluster-id",
+            "c1",
+            "--jwks-endpoint",
+            "https://jit.example.com/.well-known/pomerium/jwks.json",
+            "--port",
+            ":9000",
+            "--admin-emails",
+            "a@x.test, b@x.test",
+            "--admin-groups",
+            "admins",
+            "--grant-duration",
+            "30m",
+        ])
+        .unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.namespace_id, "c1");
+        assert_eq!(s.rules.default_duration.whole_minutes(), 30);
+        assert_eq!(s.verifier.audience(), "jit.example.com");
+        assert!(!s.admins.is_open());
+        assert!(s.database_url.starts_with("sqlite://"));
+    }
+}

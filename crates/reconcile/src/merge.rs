@@ -1,0 +1,111 @@
+//! The pure part of reconciliation: reading a policy as JIT entries plus
+//! foreign rules, finding what changed outside the app since the last write
+//! (a three-way comparison of base, remote and desired), and rendering the
+//! policy the store asks for.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jit_domain::{Email, RemoteEntry};
+use jit_ppl::jit::{DecodeOptions, JitRule, PplTime, split};
+use jit_ppl::{Policy, Rule};
+
+/// A policy as the reconciler sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Rules this app does not own, verbatim and in order.
+    pub foreign: Vec<Rule>,
+    /// One JIT entry per email.
+    pub entries: BTreeMap<Email, RemoteEntry>,
+    /// Emails with several different JIT entries: nobody can say which one
+    /// is meant, so none is adopted and the store's view is written back.
+    pub ambiguous: BTreeSet<Email>,
+}
+
+impl Observed {
+    pub fn of(policy: &Policy, options: &DecodeOptions) -> Self {
+        let parts = split(policy, options);
+        let mut foreign = parts.foreign;
+        let mut entries = BTreeMap::new();
+        let mut ambiguous = BTreeSet::new();
+        let rules = policy.rules();
+        for (index, rule) in parts.jit {
+            // A JIT-shaped rule for an address the store cannot hold stays
+            // foreign, so it is kept rather than lost.
+            let Ok(email) = Email::parse(rule.email().as_str()) else {
+                foreign.push(rules[index].clone());
+                continue;
+            };
+            let entry = from_jit(&rule);
+            match entries.get(&email) {
+                Some(seen) if *seen != entry => {
+                    ambiguous.insert(email);
+                }
+                Some(_) => {}
+                None => {
+                    entries.insert(email, entry);
+                }
+            }
+        }
+        for email in &ambiguous {
+            entries.remove(email);
+        }
+        Self { foreign, entries, ambiguous }
+    }
+}
+
+/// Entries whose remote value differs from the base (what this app last
+/// wrote): someone changed them in Zero. Each is returned with its remote
+/// value (`None` = removed) for adoption — unless the store changed the same
+/// email since the base too, in which case the app's newer decision wins and
+/// is written over the edit.
+pub fn outside_changes(
+    base: &Observed,
+    remote: &Observed,
+    desired: &BTreeMap<Email, RemoteEntry>,
+) -> Vec<(Email, Option<RemoteEntry>)> {
+    let emails: BTreeSet<&Email> = base.entries.keys().chain(remote.entries.keys()).collect();
+    emails
+        .into_iter()
+        .filter(|e| !remote.ambiguous.contains(*e))
+        .filter_map(|email| {
+            let (b, r) = (base.entries.get(email), remote.entries.get(email));
+            let store_changed = desired.get(email) != b;
+            (r != b && !store_changed).then(|| (email.clone(), r.copied()))
+        })
+        .collect()
+}
+
+/// The policy to write: the remote's foreign rules first, verbatim, then one
+/// canonical JIT rule per desired entry.
+pub fn render(foreign: &[Rule], desired: &[(Email, RemoteEntry)]) -> Policy {
+    let rules: Vec<JitRule> = desired.iter().filter_map(|(e, entry)| to_jit(e, entry)).collect();
+    Policy::from_parts(foreign.iter().cloned(), rules.iter())
+}
+
+fn from_jit(rule: &JitRule) -> RemoteEntry {
+    match rule {
+        JitRule::Pending { .. } => RemoteEntry::Pending,
+        JitRule::Grant { after, before, .. } => {
+            RemoteEntry::Grant { starts_at: after.map(PplTime::get), expires_at: before.get() }
+        }
+    }
+}
+
+fn to_jit(email: &Email, entry: &RemoteEntry) -> Option<JitRule> {
+    let email = jit_ppl::jit::Email::new(email.as_str()).ok()?;
+    Some(match entry {
+        RemoteEntry::Pending => JitRule::Pending { email },
+        RemoteEntry::Grant { starts_at, expires_at } => JitRule::Grant {
+            email,
+            // Rounded towards less access if a time ever carries a fraction.
+            after: match starts_at {
+                Some(s) => Some(PplTime::ceil(*s).ok()?),
+                None => None,
+            },
+            before: PplTime::floor(*expires_at).ok()?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+//! The use cases of pomerium-jit, between the web edge and the store.
+//!
+//! Every change follows one path ([`Service::decide`]): the domain rules
+//! decide inside one store transaction (state + audit event), the reconciler
+//! is nudged, and the caller waits a bounded time for the change to reach
+//! Pomerium Zero. Either way the decision is already durable; [`Applied`]
+//! says whether it is in force yet.
+//!
+//! Hot reads (the index page's "your status") come from an in-memory
+//! snapshot, updated by this process's own commits at once and reloaded
+//! within a second when the store's generation moves (another replica, or
+//! edits adopted from Zero).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jit_domain::{DomainError, Email, GrantDuration, Reason, Request, Rules, Transition};
+use jit_reconcile::{Reconciler, SyncFailure, SyncStatus};
+use jit_store::{Store, StoreError};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// A signed-in person, as the web edge read them from a verified assertion.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub email: Email,
+    pub groups: Vec<String>,
+}
+
+/// Who may use the admin pages, checked in the app in addition to
+/// Pomerium's route policy. With no emails and no groups configured anyone
+/// Pomerium lets through is an admin, like the Go original.
+#[derive(Debug, Clone, Default)]
+pub struct Admins {
+    emails: BTreeSet<Email>,
+    groups: BTreeSet<String>,
+}
+
+impl Admins {
+    pub fn new(emails: impl IntoIterator<Item = Email>, groups: impl IntoIterator<Item = String>) -> Self {
+        Self { emails: emails.into_iter().collect(), groups: groups.into_iter().collect() }
+    }
+
+    /// True when no admin list is configured (everyone is an admin).
+    pub fn is_open(&self) -> bool {
+        self.emails.is_empty() && self.groups.is_empty()
+    }
+
+    pub fn allows(&self, caller: &Caller) -> bool {
+        self.is_open() || self.emails.contains(&caller.email) || caller.groups.iter().any(|g| self.groups.contains(g))
+    }
+}
+
+/// Whether a durable decision is in force in Pomerium yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The policy in Zero now says so.
+    Applied,
+    /// Saved, but not yet in the policy within the wait; the reconciler keeps
+    /// trying. Carries the latest sync failure, if that is why.
+    Saved(Option<SyncFailure>),
+}
+
+/// The result of a change: the request as it now stands, and whether it is applied.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub request: Request,
+    pub applied: Applied,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("only admins can do this; ask an admin to add your email to ADMIN_EMAILS or one of your groups to ADMIN_GROUPS")]
+    NotAdmin,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything the admin page shows.
+#[derive(Debug, Clone)]
+pub struct AdminView {
+    pub pending: Vec<Request>,
+    pub active: Vec<Request>,
+    pub ended: Vec<Request>,
+    pub sync: SyncStatus,
+    /// The result of the sync made for this view.
+    pub fresh: Result<(), SyncFailure>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub rules: Rules,
+    pub admins: Admins,
+    /// How long a change waits to be applied before answering.
+    pub apply_wait: Duration,
+    /// How many ended requests the admin page and snapshot keep.
+    pub recent_ended: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { rules: Rules::default(), admins: Admins::default(), apply_wait: Duration::from_secs(5), recent_ended: 200 }
+    }
+}
+
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Store,
+    reconciler: Reconciler,
+    settings: Settings,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+/// The latest request per email (open, or recently ended), with the store
+/// generation it reflects.
+#[derive(Debug, Default, Clone)]
+struct Snapshot {
+    generation: u64,
+    by_email: HashMap<Email, (u64, Request)>,
+}
+
+impl Service {
+    /// Builds the service and loads the snapshot.
+    pub async fn new(store: Store, reconciler: Reconciler, settings: Settings) -> Result<Self, StoreError> {
+        let service = Self {
+            inner: Arc::new(Inner { store, reconciler, settings, snapshot: RwLock::new(Arc::default()) }),
+        };
+        service.reload().await?;
+        Ok(service)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.inner.reconciler
+    }
+
+    pub fn is_admin(&self, caller: &Caller) -> bool {
+        self.inner.settings.admins.allows(caller)
+    }
+
+    pub fn sync_status(&self) -> SyncStatus {
+        self.inner.reconciler.status()
+    }
+
+    /// The caller's latest request: open, or recently ended. From memory.
+    pub fn status_of(&self, email: &Email) -> Option<Request> {
+        let snap = self.inner.snapshot.read().expect("snapshot lock").clone();
+        snap.by_email.get(email).map(|(_, r)| r.clone())
+    }
+
+    pub async fn request_access(&self, caller: &Caller, reason: Option<Reason>) -> Result<Outcome, ServiceError> {
+        let rules = &self.inner.settings.rules;
+        let now = OffsetDateTime::now_utc();
+        self.decide(&caller.email, |open| rules.request(open, &caller.email, reason, now)).await
+    }
+
+    /// The caller withdraws their pending request or gives up their access.
+    pub async fn cancel(&self, caller: &Caller) -> Result<Outcome, ServiceError> {
+        let rules = &self.inner.settings.rules;
+        let now = OffsetDateTime::now_utc();
+        self.decide(&caller.email, |open| rules.cancel(open, &caller.email, now)).await
+    }
+
+    pub async fn approve(
+        &self,
+        admin: &Caller,
+        email: &Email,
+        duration: Option<GrantDuration>,
+    ) -> Result<Outcome, ServiceError> {
+        self.require_admin(admin)?;
+        let rules = &self.inner.settings.rules;
+        let now = OffsetDateTime::now_utc();
+        self.decide(email, |open| rules.approve(open, email, &admin.email, duration, now)).await
+    }
+
+    /// Rejects a pending request or revokes active access.
+    pub async fn revoke(&self, admin: &Caller, email: &Email) -> Result<Outcome, ServiceError> {
+        self.require_admin(admin)?;
+        let rules = &self.inner.settings.rules;
+        let now = OffsetDateTime::now_utc();
+        self.decide(email, |open| rules.revoke(open, email, &admin.email, now)).await
+    }
+
+    /// Syncs with Zero first (sharing a run with concurrent page loads), then
+    /// reads the store. A failed sync still yields the store's view, with the
+    /// failure in [`AdminView::fresh`].
+    pub async fn admin_view(&self, admin: &Caller) -> Result<AdminView, ServiceError> {
+        self.require_admin(admin)?;
+        let fresh = self.inner.reconciler.sync_now().await.map(|_| ());
+        self.reload().await?;
+        let open = self.inner.store.open_requests().await?;
+        let (mut pending, mut active): (Vec<_>, Vec<_>) =
+            open.into_iter().partition(|r| r.state.status() == jit_domain::Status::Pending);
+        pending.sort_by_key(|r| r.requested_at);
+        active.sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
+        let ended = self.inner.store.recent_ended(self.inner.settings.recent_ended).await?;
+        Ok(AdminView { pending, active, ended, sync: self.inner.reconciler.status(), fresh })
+    }
+
+    /// Keeps the snapshot current with changes made elsewhere; returns on shutdown.
+    pub async fn watch_store(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let current = self.inner.snapshot.read().expect("snapshot lock").generation;
+            match self.inner.store.generation().await {
+                Ok(g) if g != current => {
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!(error = %e, "could not reload the request snapshot");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read the store generation"),
+            }
+        }
+    }
+
+    fn require_admin(&self, caller: &Caller) -> Result<(), ServiceError> {
+        if self.is_admin(caller) { Ok(()) } else { Err(ServiceError::NotAdmin) }
+    }
+
+    /// The one path of every change: decide and commit, update the snapshot,
+    /// nudge the reconciler, wait a bounded time for it to be applied.
+    async fn decide(
+        &self,
+        email: &Email,
+        f: impl FnOnce(Option<&Request>) -> Result<Vec<Transition>, DomainError> + Send,
+    ) -> Result<Outcome, ServiceError> {
+        let committed = self.inner.store.decide(email, f).await??;
+        self.remember(committed.generation, committed.transitions.iter().map(|t| &t.request));
+        self.inner.reconciler.nudge();
+        let request = committed.transitions.last().map(|t| t.request.clone()).ok_or_else(|| {
+            // The rules always return a move on success; an empty list would be a bug there.
+            ServiceError::Domain(DomainError::NoOpenRequest { email: email.clone() })
+        })?;
+        let wait = self.inner.settings.apply_wait;
+        let applied = if self.inner.reconciler.wait_applied(committed.generation, wait).await {
+            Applied::Applied
+        } else {
+            Applied::Saved(self.inner.reconciler.status().last_error)
+        };
+        Ok(Outcome { request, applied })
+    }
+
+    fn remember<'a>(&self, generation: u64, requests: impl Iterator<Item = &'a Request>) {
+        let mut guard = self.inner.snapshot.write().expect("snapshot lock");
+        let snap = Arc::make_mut(&mut guard);
+        for r in requests {
+            let newer = snap.by_email.get(&r.email).is_none_or(|(g, _)| *g <= generation);
+            if newer {
+                snap.by_email.insert(r.email.clone(), (generation, r.clone()));
+            }
+        }
+    }
+
+    async fn reload(&self) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let generation = store.generation().await?;
+        let ended = store.recent_ended(self.inner.settings.recent_ended).await?;
+        let open = store.open_requests().await?;
+        let mut by_email = HashMap::with_capacity(open.len() + ended.len());
+        // Oldest first, so the latest request per email wins; open ones last.
+        for r in ended.into_iter().rev().chain(open) {
+            by_email.insert(r.email.clone(), (generation, r));
+        }
+        let mut guard = self.inner.snapshot.write().expect("snapshot lock");
+        // Keep what this process committed after the read above.
+        for (email, (g, r)) in &guard.by_email {
+            if *g > generation {
+                by_email.insert(email.clone(), (*g, r.clone()));
+            }
+        }
+        *guard = Arc::new(Snapshot { generation, by_email });
+        Ok(())
+    }
+}
