@@ -36,7 +36,7 @@ use jit_domain::{Request, Rules, desired_entries};
 use jit_ppl::Policy;
 use jit_ppl::jit::DecodeOptions;
 use jit_store::{Store, StoreError};
-use jit_zero::{Policy as ZeroPolicy, PolicyProperties, ZeroClient, ZeroError};
+use jit_zero::{ChangesetStatus, Policy as ZeroPolicy, PolicyProperties, ZeroClient, ZeroError};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -154,8 +154,15 @@ enum SyncError {
 impl SyncError {
     fn failure(&self) -> SyncFailure {
         let kind = match self {
-            SyncError::Zero(e) if e.is_auth() => FailureKind::ZeroRefused,
-            SyncError::Zero(e) if e.is_transient() => FailureKind::ZeroUnavailable,
+            SyncError::Zero(
+                ZeroError::TokenRefused { .. } | ZeroError::Unauthorized { .. } | ZeroError::Forbidden { .. },
+            ) => FailureKind::ZeroRefused,
+            SyncError::Zero(
+                ZeroError::RateLimited { .. } | ZeroError::Timeout { .. } | ZeroError::Transport { .. },
+            ) => FailureKind::ZeroUnavailable,
+            SyncError::Zero(ZeroError::Status { status, .. }) if status.is_server_error() => {
+                FailureKind::ZeroUnavailable
+            }
             SyncError::Zero(_) | SyncError::Duplicates { .. } | SyncError::Unreadable { .. } => {
                 FailureKind::ZeroInconsistent
             }
@@ -374,14 +381,14 @@ impl Reconciler {
             report.generation = generation;
 
             let policy_id = match &remote {
-                Some(p) if p.properties.ppl == desired => p.id.clone(),
+                Some(p) if p.properties().ppl == desired => p.id.clone(),
                 Some(p) => {
                     let fresh = inner.zero.get_policy(&p.id).await?;
-                    if fresh.properties.ppl != p.properties.ppl {
+                    if fresh.properties().ppl != p.properties().ppl {
                         remote = Some(fresh);
                         continue;
                     }
-                    let mut props = fresh.properties;
+                    let mut props = fresh.into_properties();
                     props.ppl = desired.clone();
                     let written = inner.zero.update_policy(&p.id, &props).await?;
                     self.count_write();
@@ -399,14 +406,14 @@ impl Reconciler {
             };
             inner.store.record_sync_success(&cfg.policy_name, &policy_id, &desired, generation, now).await?;
             inner.status.send_modify(|s| s.policy_id = Some(policy_id.clone()));
-            self.check_changesets().await;
+            self.check_changesets(&policy_id).await;
             return Ok(report);
         }
         Err(SyncError::KeptChanging)
     }
 
     fn parse_remote(&self, p: &ZeroPolicy) -> Result<Policy, SyncError> {
-        Policy::parse(&p.properties.ppl).map_err(|error| SyncError::Unreadable {
+        Policy::parse(&p.properties().ppl).map_err(|error| SyncError::Unreadable {
             name: self.inner.config.policy_name.clone(),
             id: p.id.clone(),
             error,
@@ -418,11 +425,11 @@ impl Reconciler {
         let cfg = &self.inner.config;
         if let Some(id) = known_id {
             match self.inner.zero.get_policy(id).await {
-                Ok(p) if p.properties.name == cfg.policy_name && p.properties.namespace_id == cfg.namespace_id => {
+                Ok(p) if p.properties().name == cfg.policy_name && p.properties().namespace_id == cfg.namespace_id => {
                     return Ok(Some(p));
                 }
                 Ok(_) => tracing::warn!(id, "the remembered policy was renamed or moved; looking it up by name"),
-                Err(e) if e.is_not_found() => {
+                Err(ZeroError::NotFound { .. }) => {
                     tracing::warn!(id, "the policy was deleted in Zero; it will be re-created from the store")
                 }
                 Err(e) => return Err(e.into()),
@@ -434,7 +441,7 @@ impl Reconciler {
             .list_policies(&cfg.namespace_id)
             .await?
             .into_iter()
-            .filter(|p| p.properties.name == cfg.policy_name)
+            .filter(|p| p.properties().name == cfg.policy_name)
             .collect();
         match named.len() {
             0 | 1 => Ok(named.pop()),
@@ -457,7 +464,8 @@ impl Reconciler {
             explanation: String::new(),
             remediation: String::new(),
             ppl,
-            ..Default::default()
+            originator_id: None,
+            extra: Default::default(),
         }
     }
 
@@ -465,15 +473,53 @@ impl Reconciler {
         self.inner.status.send_modify(|s| s.writes += 1);
     }
 
-    /// Learns whether the cluster auto-applies changesets, and applies our
-    /// pending one if asked to. Failures here never fail the run: the policy
-    /// is saved; the status says what is missing.
-    async fn check_changesets(&self) {
+    /// Learns whether the cluster auto-applies changesets and, when it does
+    /// not and [`Config::apply_changesets`] is on, applies the pending
+    /// changesets if together they hold nothing but this policy's changes
+    /// (applying one deploys every earlier pending one too). Failures here
+    /// never fail the run: the policy is saved; the status says what is missing.
+    async fn check_changesets(&self, policy_id: &str) {
         let inner = &self.inner;
-        match inner.zero.get_cluster_settings(&inner.config.cluster_id).await {
-            Ok(settings) => inner.status.send_modify(|s| s.auto_apply = settings.auto_apply_changesets),
-            Err(e) => tracing::debug!(error = %e, "could not read cluster settings"),
+        let cluster = &inner.config.cluster_id;
+        let auto = match inner.zero.get_cluster_settings(cluster).await {
+            Ok(settings) => settings.auto_apply_changesets,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read cluster settings");
+                return;
+            }
+        };
+        inner.status.send_modify(|s| s.auto_apply = Some(auto));
+        if auto || !inner.config.apply_changesets {
+            return;
         }
+        match self.apply_own_changesets(policy_id).await {
+            Ok(true) => tracing::info!("applied the pending changeset holding the policy change"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not apply the pending changeset"),
+        }
+    }
+
+    async fn apply_own_changesets(&self, policy_id: &str) -> Result<bool, ZeroError> {
+        let zero = &self.inner.zero;
+        let cluster = &self.inner.config.cluster_id;
+        let all = zero.list_changesets(cluster, None).await?;
+        let Some(newest) = all.iter().filter(|c| c.status == ChangesetStatus::Pending).max_by_key(|c| c.created_at)
+        else {
+            return Ok(false);
+        };
+        let live = all.iter().filter(|c| c.status.is_effective()).max_by_key(|c| c.created_at).map(|c| c.id.as_str());
+        let diff = zero.compare_changesets(cluster, live, Some(&newest.id)).await?;
+        let logs: Vec<_> = diff.entities.iter().flatten().collect();
+        let only_ours = !logs.is_empty() && logs.iter().all(|l| l.entity.id == policy_id);
+        if !only_ours {
+            tracing::warn!(
+                changeset = %newest.id,
+                "a pending changeset holds changes besides this policy's; apply it in the Zero console"
+            );
+            return Ok(false);
+        }
+        zero.apply_changeset(&newest.id).await?;
+        Ok(true)
     }
 }
 

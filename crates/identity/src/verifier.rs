@@ -1,0 +1,120 @@
+//! The verification pipeline: size cap → verified-token cache → header rules
+//! → key by `kid` → signature → claim rules → cache.
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::Url;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::cache::{Lookup, TokenCache, TokenDigest};
+use crate::jwks::{JwksError, KeyCache};
+use crate::token::{Expected, RawClaims, parse_header};
+use crate::{ConfigError, Identity, VerifierConfig, VerifyError};
+
+/// Verifies `X-Pomerium-Jwt-Assertion` values. Cheap to clone (shared state);
+/// `Send + Sync`. Must be used inside a Tokio runtime (JWKS fetches).
+#[derive(Clone)]
+pub struct Verifier(Arc<Inner>);
+
+struct Inner {
+    keys: Arc<KeyCache>,
+    tokens: TokenCache,
+    expected: Expected,
+    max_token_bytes: usize,
+}
+
+impl Verifier {
+    /// Checks the configuration and builds the verifier. No network I/O:
+    /// keys are fetched on first use, or eagerly with [`Verifier::refresh_keys`].
+    pub fn new(config: VerifierConfig) -> Result<Self, ConfigError> {
+        let config = config.validated()?;
+        let client = reqwest::Client::builder()
+            .timeout(config.fetch_timeout)
+            .connect_timeout(config.fetch_timeout)
+            // The pinned URL is the only key source; a redirect would move it.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        let leeway_secs = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
+        Ok(Verifier(Arc::new(Inner {
+            keys: Arc::new(KeyCache::new(
+                config.jwks_url,
+                client,
+                config.max_jwks_bytes,
+                config.unknown_kid_cooldown,
+            )),
+            tokens: TokenCache::new(config.token_cache_capacity),
+            expected: Expected::new(config.audience, config.issuer, leeway_secs),
+            max_token_bytes: config.max_token_bytes,
+        })))
+    }
+
+    /// Verifies an assertion and returns who it vouches for. A token already
+    /// verified is answered from memory until its `exp` (+ leeway).
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, VerifyError> {
+        let inner = &*self.0;
+        if token.len() > inner.max_token_bytes {
+            return Err(VerifyError::TooLong {
+                len: token.len(),
+                max: inner.max_token_bytes,
+            });
+        }
+        // Read before the key lookup: see `KeyCache::fetch_and_store`.
+        let generation = inner.keys.generation();
+        let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
+        match inner.tokens.get(&digest, unix_now(), generation) {
+            Lookup::Hit(identity) => return Ok(identity),
+            Lookup::Expired => return Err(VerifyError::Expired),
+            Lookup::Miss => {}
+        }
+
+        let header = parse_header(token)?;
+        let key = inner.keys.key(&header.kid).await?;
+        if key.alg() != header.alg {
+            return Err(VerifyError::AlgorithmMismatch {
+                header: header.alg,
+                key: key.alg(),
+            });
+        }
+        let claims: RawClaims = key.verify(token)?;
+        // Read the clock again: the key lookup may have waited for a fetch.
+        let now = unix_now();
+        let identity = Arc::new(claims.judge(&inner.expected, now)?);
+        let valid_until = identity
+            .expires_at()
+            .unix_timestamp()
+            .saturating_add(inner.expected.leeway_secs);
+        inner
+            .tokens
+            .insert(digest, Arc::clone(&identity), valid_until, generation, now);
+        Ok(identity)
+    }
+
+    /// Fetches the JWKS now, whatever its freshness or the cooldown; for a
+    /// start-up check. Returns the number of usable keys. On failure the
+    /// previous keys stay in use.
+    pub async fn refresh_keys(&self) -> Result<usize, JwksError> {
+        self.0.keys.refresh().await
+    }
+
+    /// The pinned JWKS URL.
+    pub fn jwks_url(&self) -> &Url {
+        self.0.keys.url()
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("jwks_url", &self.0.keys.url().as_str())
+            .field("audience", &self.0.expected.audience)
+            .field("issuer", &self.0.expected.issuer_host)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,349 @@
+//! Wire models of the management API (camelCase JSON, pomerium.md §3).
+//!
+//! Every model keeps the fields it does not know in `extra`, so that a value
+//! read from the server and written back loses nothing the server added
+//! after this client was written.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// The writable part of a policy: the body of create (POST) and update (PUT,
+/// a full replace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyProperties {
+    /// Display name; not known to be unique.
+    pub name: String,
+    /// The namespace the policy lives in (in the docs' examples, the cluster id).
+    pub namespace_id: String,
+    /// Free text. Tolerated when absent (sent back as `""`).
+    #[serde(default)]
+    pub description: String,
+    /// `true` attaches the policy to every route in the cluster.
+    pub enforced: bool,
+    /// Shown to users who are denied. Tolerated when absent.
+    #[serde(default)]
+    pub explanation: String,
+    /// Shown to users who are denied. Tolerated when absent.
+    #[serde(default)]
+    pub remediation: String,
+    /// The PPL document: one rule object or an array of them. Kept as raw
+    /// JSON; interpreting it is the `jit-ppl` crate's job.
+    pub ppl: Value,
+    /// Optional provenance field of newer API versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originator_id: Option<String>,
+    /// Fields this client does not know, sent back unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A reference to a route, as listed in a policy's `routes`/`enforcedRoutes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRef {
+    /// Route id.
+    pub id: String,
+    /// Route name.
+    #[serde(default)]
+    pub name: String,
+    /// Unknown fields (e.g. `updatedAt` in newer API versions).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A stored policy: its properties plus the fields the server computes.
+///
+/// Unknown top-level fields land in the properties' `extra` and are
+/// therefore sent back by [`Policy::into_properties`]; the known computed
+/// fields (`id`, timestamps, routes) are not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// Policy id (27-character base58 in the docs' examples).
+    pub id: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last modification; the only version-like field the API offers.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Routes the policy is attached to.
+    #[serde(default)]
+    pub routes: Vec<RouteRef>,
+    /// Routes it applies to because it is enforced.
+    #[serde(default)]
+    pub enforced_routes: Vec<RouteRef>,
+    #[serde(flatten)]
+    properties: PolicyProperties,
+}
+
+impl Policy {
+    /// The writable part, e.g. to inspect `ppl`.
+    pub fn properties(&self) -> &PolicyProperties {
+        &self.properties
+    }
+
+    /// The writable part, owned: change what you need (typically `ppl`) and
+    /// pass it to `update_policy`; everything else goes back unchanged.
+    pub fn into_properties(self) -> PolicyProperties {
+        self.properties
+    }
+}
+
+/// Lifecycle of a changeset (pomerium.md §3.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangesetStatus {
+    /// Waiting for someone (or auto-apply) to apply it.
+    Pending,
+    /// Being applied.
+    Applying,
+    /// Was applied; a later changeset has been applied since.
+    Applied,
+    /// The most recently applied changeset: what the cluster runs.
+    Current,
+    /// Applying failed (see `failureMessage`).
+    Failed,
+    /// Rejected by a reviewer.
+    Rejected,
+    /// A status this client does not know.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ChangesetStatus {
+    /// The wire value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ChangesetStatus::Pending => "pending",
+            ChangesetStatus::Applying => "applying",
+            ChangesetStatus::Applied => "applied",
+            ChangesetStatus::Current => "current",
+            ChangesetStatus::Failed => "failed",
+            ChangesetStatus::Rejected => "rejected",
+            ChangesetStatus::Other(s) => s,
+        }
+    }
+
+    /// Whether the changeset's content is live on the cluster.
+    pub fn is_effective(&self) -> bool {
+        matches!(self, ChangesetStatus::Applied | ChangesetStatus::Current)
+    }
+}
+
+/// A changeset: one batch of configuration changes for a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changeset {
+    /// Changeset id.
+    pub id: String,
+    /// The cluster's namespace.
+    pub namespace_id: String,
+    /// Where it is in its lifecycle.
+    pub status: ChangesetStatus,
+    /// Why applying it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last status change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What an activity log entry did to its entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityType {
+    /// The entity was created.
+    Create,
+    /// The entity was changed.
+    Update,
+    /// The entity was deleted.
+    Delete,
+    /// An activity this client does not know.
+    #[serde(untagged)]
+    Other(String),
+}
+
+/// The entity an activity log entry is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityEntity {
+    /// Entity id (e.g. a policy id).
+    pub id: String,
+    /// Entity type, e.g. `"policy"`.
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// A snapshot of the entity, when the server includes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Map<String, Value>>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One change inside a changeset comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityLog {
+    /// Log entry id.
+    pub id: String,
+    /// What happened.
+    pub activity_type: ActivityType,
+    /// To what.
+    pub entity: ActivityEntity,
+    /// Unknown fields (`applied`, `user`, `namespace`, timestamps, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer of `compare_changesets`: the changes between two changesets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangesetComparison {
+    /// The older end, absent when comparing from the beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_changeset: Option<Changeset>,
+    /// The newer end.
+    pub end_changeset: Changeset,
+    /// The changes, grouped per entity.
+    #[serde(default)]
+    pub entities: Vec<Vec<ActivityLog>>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The part of a cluster's settings this client needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSettings {
+    /// When false, every change waits in a pending changeset until someone
+    /// applies it, so a saved policy is not yet enforced.
+    pub auto_apply_changesets: bool,
+    /// All other settings.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy_json() -> Value {
+        json!({
+            "id": "bgrXNgrJFJmMZvPsVsbZHGWxVWP",
+            "createdAt": "2024-11-05T10:00:00Z",
+            "updatedAt": "2024-11-05T10:00:01.123456Z",
+            "name": "jit-example",
+            "namespaceId": "ns1",
+            "description": "d",
+            "enforced": false,
+            "explanation": "e",
+            "remediation": "r",
+            "ppl": [{"allow": {"and": [{"email": {"is": "a@b.c"}}]}}],
+            "originatorId": "orig",
+            "routes": [{"id": "r1", "name": "route", "updatedAt": "2026-01-01T00:00:00Z"}],
+            "enforcedRoutes": [],
+            "futureField": {"nested": [1, 2.5, "x", null]},
+            "labels": ["a"]
+        })
+    }
+
+    #[test]
+    fn policy_round_trip_keeps_unknown_fields_and_drops_computed_ones() {
+        let policy: Policy = serde_json::from_value(policy_json()).unwrap();
+        assert_eq!(policy.id, "bgrXNgrJFJmMZvPsVsbZHGWxVWP");
+        assert_eq!(policy.routes[0].extra["updatedAt"], "2026-01-01T00:00:00Z");
+        assert_eq!(policy.properties().originator_id.as_deref(), Some("orig"));
+
+        let mut props = policy.into_properties();
+        props.ppl = json!({"allow": {"or": [{"accept": true}]}});
+        let sent = serde_json::to_value(&props).unwrap();
+        let mut expected = policy_json();
+        let obj = expected.as_object_mut().unwrap();
+        for computed in ["id", "createdAt", "updatedAt", "routes", "enforcedRoutes"] {
+            obj.remove(computed);
+        }
+        obj["ppl"] = json!({"allow": {"or": [{"accept": true}]}});
+        assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn policy_tolerates_missing_optional_fields() {
+        let policy: Policy = serde_json::from_value(json!({
+            "id": "p", "createdAt": "2024-11-05T10:00:00+01:00", "updatedAt": "2024-11-05T10:00:00Z",
+            "name": "n", "namespaceId": "ns", "enforced": true, "ppl": {}
+        }))
+        .unwrap();
+        assert!(policy.routes.is_empty());
+        let sent = serde_json::to_value(policy.properties()).unwrap();
+        assert_eq!(
+            sent,
+            json!({"name": "n", "namespaceId": "ns", "description": "", "enforced": true,
+                   "explanation": "", "remediation": "", "ppl": {}})
+        );
+    }
+
+    #[test]
+    fn policy_without_ppl_is_rejected() {
+        let err = serde_json::from_value::<Policy>(json!({
+            "id": "p", "createdAt": "2024-11-05T10:00:00Z", "updatedAt": "2024-11-05T10:00:00Z",
+            "name": "n", "namespaceId": "ns", "enforced": true
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("ppl"), "{err}");
+    }
+
+    #[test]
+    fn changeset_status_knows_the_documented_values_and_keeps_others() {
+        for (wire, status) in [
+            ("pending", ChangesetStatus::Pending),
+            ("applying", ChangesetStatus::Applying),
+            ("applied", ChangesetStatus::Applied),
+            ("current", ChangesetStatus::Current),
+            ("failed", ChangesetStatus::Failed),
+            ("rejected", ChangesetStatus::Rejected),
+            ("superseded", ChangesetStatus::Other("superseded".into())),
+        ] {
+            let parsed: ChangesetStatus = serde_json::from_value(json!(wire)).unwrap();
+            assert_eq!(parsed, status);
+            assert_eq!(parsed.as_str(), wire);
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), json!(wire));
+        }
+        assert!(ChangesetStatus::Current.is_effective());
+        assert!(!ChangesetStatus::Pending.is_effective());
+    }
+
+    #[test]
+    fn comparison_and_settings_parse() {
+        let cs = json!({"id": "c1", "namespaceId": "ns", "status": "current",
+                        "createdAt": "2024-11-05T10:00:00Z", "updatedAt": "2024-11-05T10:00:00Z"});
+        let cmp: ChangesetComparison = serde_json::from_value(json!({
+            "endChangeset": cs,
+            "entities": [[{"id": "l1", "activityType": "update",
+                           "entity": {"id": "p1", "type": "policy", "data": {"name": "n"}},
+                           "applied": {"changesetId": "c1", "by": {}}}]]
+        }))
+        .unwrap();
+        assert!(cmp.start_changeset.is_none());
+        let log = &cmp.entities[0][0];
+        assert_eq!(log.activity_type, ActivityType::Update);
+        assert_eq!(log.entity.entity_type, "policy");
+        assert!(log.extra.contains_key("applied"));
+
+        let settings: ClusterSettings =
+            serde_json::from_value(json!({"address": ":443", "autoApplyChangesets": false}))
+                .unwrap();
+        assert!(!settings.auto_apply_changesets);
+        assert_eq!(settings.extra["address"], ":443");
+    }
+}
