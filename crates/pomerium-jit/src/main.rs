@@ -1,6 +1,8 @@
 //! `pomerium-jit`: just-in-time access for the Pomerium identity-aware proxy.
 
+mod audit;
 mod config;
+mod demo;
 mod serve;
 
 use std::process::ExitCode;
@@ -28,6 +30,16 @@ struct Cli {
 enum Command {
     /// Run the service behind Pomerium (the default).
     Serve(ServeArgs),
+    /// Try it locally in one command: simulated Pomerium and Pomerium Zero, nothing to configure.
+    Demo(demo::DemoArgs),
+    /// Verify or export the audit trail.
+    Audit(audit::AuditArgs),
+    /// Exit 0 if the service on this machine answers /healthz (for container health checks).
+    Healthcheck {
+        /// The service's port.
+        #[arg(long, env = "PORT", default_value = "8000")]
+        port: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +47,15 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Serve(args)) => serve_cmd(args),
         None => serve_cmd(cli.serve),
+        Some(Command::Demo(args)) => {
+            init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info");
+            run(demo::run(args, serve::shutdown_on_signals()))
+        }
+        Some(Command::Audit(args)) => {
+            init_tracing_with(LogFormat::Text, "warn");
+            run(audit::run(args))
+        }
+        Some(Command::Healthcheck { port }) => run(healthcheck(port)),
     }
 }
 
@@ -79,9 +100,22 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
+async fn healthcheck(port: String) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}/healthz", port.trim().trim_start_matches(':'));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    let status = client.get(&url).send().await?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
+}
+
 fn init_tracing(format: LogFormat) {
+    init_tracing_with(format, "info");
+}
+
+/// Logs to stderr; `RUST_LOG` overrides `default`.
+fn init_tracing_with(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -1,0 +1,100 @@
+use std::time::Duration;
+
+use http::StatusCode;
+use jit_fakes::pomerium::TestUser;
+use jit_fakes::zero::RetryAfter;
+
+use crate::harness::{Env, is_granted, is_pending};
+
+async fn requested(env: &Env, app: &crate::harness::App, user: &TestUser) {
+    assert_eq!(app.post("/request-access", &env.token(user), &[]).await.0, 303);
+    env.wait_ppl("pending", |p| is_pending(p, &user.email)).await;
+}
+
+#[tokio::test]
+async fn approvals_survive_errors_rate_limits_and_dropped_connections() {
+    let env = Env::new().await;
+    let app = env.spawn(&[("APPLY_WAIT", "10s")]);
+    let admin = env.token(&TestUser::admin());
+    let users: Vec<TestUser> = (0..3).map(|i| TestUser::new(format!("f{i}"), format!("f{i}@example.com"))).collect();
+    for u in &users {
+        requested(&env, &app, u).await;
+    }
+
+    env.zero.fail_next(2, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(app.post("/admin/approve-access", &admin, &[("email", &users[0].email)]).await.0, 303);
+    assert!(is_granted(&env.ppl().unwrap(), &users[0].email));
+
+    env.zero.rate_limit_next(1, RetryAfter::Seconds(1));
+    assert_eq!(app.post("/admin/approve-access", &admin, &[("email", &users[1].email)]).await.0, 303);
+    assert!(is_granted(&env.ppl().unwrap(), &users[1].email));
+
+    env.zero.drop_next(2);
+    assert_eq!(app.post("/admin/approve-access", &admin, &[("email", &users[2].email)]).await.0, 303);
+    assert!(is_granted(&env.ppl().unwrap(), &users[2].email));
+}
+
+#[tokio::test]
+async fn id_token_revoked_mid_run() {
+    let env = Env::new().await;
+    let app = env.spawn(&[]);
+    let alice = TestUser::alice();
+    requested(&env, &app, &alice).await;
+    let exchanges = env.zero.token_exchanges();
+    env.zero.revoke_id_tokens();
+    assert_eq!(app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", &alice.email)]).await.0, 303);
+    assert!(is_granted(&env.ppl().unwrap(), &alice.email));
+    assert!(env.zero.token_exchanges() > exchanges, "a new id token was exchanged");
+}
+
+#[tokio::test]
+async fn a_decision_saved_while_zero_is_down_is_applied_later() {
+    let env = Env::new().await;
+    let app = env.spawn(&[("APPLY_WAIT", "1s"), ("SYNC_INTERVAL", "1s")]);
+    let alice = TestUser::alice();
+    requested(&env, &app, &alice).await;
+    env.zero.fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, page) = app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", &alice.email)]).await;
+    assert_eq!(status, 503);
+    assert!(page.to_lowercase().contains("saved"), "says the decision is saved: {page}");
+    assert!(!is_granted(&env.ppl().unwrap(), &alice.email));
+    env.zero.fail_next(0, StatusCode::SERVICE_UNAVAILABLE);
+    env.wait_ppl("applied once Zero answers", |p| is_granted(p, &alice.email)).await;
+}
+
+#[tokio::test]
+async fn killed_between_saving_and_applying_converges_after_restart() {
+    let env = Env::new().await;
+    let app = env.spawn(&[("APPLY_WAIT", "500ms")]);
+    let alice = TestUser::alice();
+    requested(&env, &app, &alice).await;
+    env.zero.fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", &alice.email)]).await;
+    assert_eq!(status, 503);
+    app.kill9();
+    env.zero.fail_next(0, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!is_granted(&env.ppl().unwrap(), &alice.email));
+    let _app = env.spawn(&[]);
+    env.wait_ppl("granted after restart", |p| is_granted(p, &alice.email)).await;
+}
+
+#[tokio::test]
+async fn a_refused_api_token_shows_on_admin_and_readyz() {
+    let env = Env::new().await;
+    let app = env.spawn(&[]);
+    let alice = TestUser::alice();
+    requested(&env, &app, &alice).await;
+    let (status, _) = app.get("/readyz", None).await;
+    assert_eq!(status, 200);
+
+    env.zero.revoke_api_token();
+    env.zero.revoke_id_tokens();
+    let (status, page) = app.get("/admin", Some(&env.token(&TestUser::admin()))).await;
+    assert_eq!(status, 503, "monitors see it");
+    assert!(page.contains(&alice.email), "the store's view is still shown");
+    assert!(page.contains("API_USER_TOKEN") || page.to_lowercase().contains("token"), "banner names it: {page}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, 503);
+    assert!(!body.contains(&alice.email) && !body.contains(env.zero.api_user_token()), "readyz reveals nothing");
+}

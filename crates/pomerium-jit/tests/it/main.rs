@@ -1,0 +1,9 @@
+//! The integration suite: spawns the real `pomerium-jit` binary on a random
+//! loopback port against the fake Pomerium Zero and the fake Pomerium signer,
+//! and drives it over HTTP as Pomerium and browsers would.
+
+mod harness;
+
+mod faults;
+mod flow;
+mod web;
