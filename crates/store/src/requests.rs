@@ -1,0 +1,306 @@
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use jit_domain::{AuditEvent, Email, Request, RequestId, Transition};
+use time::OffsetDateTime;
+
+use crate::audit::AuditRow;
+use crate::rows::{RequestRow, as_stored, from_millis, millis, select_requests};
+use crate::{Backend, Head, Store, StoreError, next_count};
+
+/// What a committed decision wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The moves in order, as stored (times cut to whole milliseconds).
+    /// Empty if there was nothing to do.
+    pub transitions: Vec<Transition>,
+    /// The generation after the commit; unchanged if nothing was written.
+    pub generation: u64,
+}
+
+impl Backend {
+    /// Starts a write transaction. SQLite's `IMMEDIATE` takes the write lock
+    /// at once, so two writers never both read and then collide.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// Reads the head row as the first statement of a write transaction. On
+    /// PostgreSQL the row lock queues all writers, so each one reads what
+    /// the previous one committed.
+    fn lock_head(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "SELECT audit_seq, audit_hash, generation FROM store_head WHERE id = 1"
+            }
+            Backend::Postgres => {
+                "SELECT audit_seq, audit_hash, generation FROM store_head WHERE id = 1 FOR UPDATE"
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Decides and records a move of `email`'s request in one write
+    /// transaction: loads its open request, calls `f` (the pure domain
+    /// decision), writes every transition's request in its final state,
+    /// appends every transition's audit event to the chain and bumps the
+    /// generation, then commits. If `f` refuses (`Err`), nothing is written
+    /// and its error is returned inside `Ok`.
+    pub async fn decide<F, E>(
+        &self,
+        email: &Email,
+        f: F,
+    ) -> Result<Result<Committed, E>, StoreError>
+    where
+        F: FnOnce(Option<&Request>) -> Result<Vec<Transition>, E> + Send,
+        E: Send,
+    {
+        self.commit(Some(email), |open| f(open.first())).await
+    }
+
+    /// Like [`Store::decide`], over all open requests at once: for the
+    /// expiry sweep and for adopting changes made in the Zero console.
+    pub async fn decide_all<F>(&self, f: F) -> Result<Committed, StoreError>
+    where
+        F: FnOnce(&[Request]) -> Vec<Transition> + Send,
+    {
+        let Ok(committed) = self
+            .commit(None, |open| Ok::<_, Infallible>(f(open)))
+            .await?;
+        Ok(committed)
+    }
+
+    async fn commit<F, E>(
+        &self,
+        email: Option<&Email>,
+        f: F,
+    ) -> Result<Result<Committed, E>, StoreError>
+    where
+        F: FnOnce(&[Request]) -> Result<Vec<Transition>, E> + Send,
+        E: Send,
+    {
+        let backend = self.inner.backend;
+        let _writer = self.inner.writer.lock().await;
+        // Any early return drops `tx`, which rolls it back.
+        let mut tx = self.inner.pool.begin_with(backend.begin_write()).await?;
+        let head = Head::read(&mut *tx, backend.lock_head()).await?;
+        let rows: Vec<RequestRow> = match email {
+            Some(email) => {
+                sqlx::query_as(select_requests!(
+                    "WHERE email = $1 AND status IN ('pending', 'active')"
+                ))
+                .bind(email.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query_as(select_requests!(
+                    "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
+                ))
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
+        let open = rows
+            .into_iter()
+            .map(RequestRow::into_request)
+            .collect::<Result<Vec<_>, _>>()?;
+        let decided = match f(&open) {
+            Ok(transitions) => transitions,
+            Err(refused) => {
+                tx.rollback().await?;
+                return Ok(Err(refused));
+            }
+        };
+        if decided.is_empty() {
+            tx.rollback().await?;
+            return Ok(Ok(Committed {
+                transitions: decided,
+                generation: head.generation.unsigned_abs(),
+            }));
+        }
+        let transitions = decided
+            .iter()
+            .map(as_stored_transition)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        for request in final_states(&transitions) {
+            let row = RequestRow::from(request);
+            let written = sqlx::query(UPSERT_REQUEST)
+                .bind(row.id)
+                .bind(row.email)
+                .bind(row.reason)
+                .bind(row.requested_at)
+                .bind(row.requested_by)
+                .bind(row.status)
+                .bind(row.approved_by)
+                .bind(row.approved_at)
+                .bind(row.starts_at)
+                .bind(row.expires_at)
+                .bind(row.ended_by)
+                .bind(row.ended_at)
+                .execute(&mut *tx)
+                .await?;
+            if written.rows_affected() != 1 {
+                return Err(StoreError::InvalidTransition {
+                    request_id: request.id,
+                    problem: "the stored request is final, or its email, reason, request time \
+                              or requester differ",
+                });
+            }
+        }
+
+        let (mut seq, mut hash) = (head.audit_seq, head.audit_hash);
+        for t in &transitions {
+            seq = next_count("audit_seq", seq)?;
+            let row = AuditRow::new(seq, &t.event, &hash);
+            sqlx::query(
+                "INSERT INTO audit_events (seq, at, actor, action, subject, request_id, details, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(row.seq)
+            .bind(row.at)
+            .bind(row.actor)
+            .bind(row.action)
+            .bind(row.subject)
+            .bind(row.request_id)
+            .bind(row.details)
+            .bind(&row.hash)
+            .execute(&mut *tx)
+            .await?;
+            hash = row.hash;
+        }
+
+        let generation = next_count("generation", head.generation)?;
+        sqlx::query(
+            "UPDATE store_head SET audit_seq = $1, audit_hash = $2, generation = $3 WHERE id = 1",
+        )
+        .bind(seq)
+        .bind(hash)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(Committed {
+            transitions,
+            generation: generation.unsigned_abs(),
+        }))
+    }
+
+    /// All pending and active requests, oldest first.
+    pub async fn open_requests(&self) -> Result<Vec<Request>, StoreError> {
+        let rows: Vec<RequestRow> = sqlx::query_as(select_requests!(
+            "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
+        ))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter().map(RequestRow::into_request).collect()
+    }
+
+    /// `email`'s open request, else its most recent ended one.
+    pub async fn request_for(&self, email: &Email) -> Result<Option<Request>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(select_requests!(
+            "WHERE email = $1 ORDER BY CASE WHEN status IN ('pending', 'active') THEN 0 ELSE 1 END, "
+            "requested_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        row.map(RequestRow::into_request).transpose()
+    }
+
+    /// The `limit` requests that ended most recently, newest first.
+    pub async fn recent_ended(&self, limit: usize) -> Result<Vec<Request>, StoreError> {
+        let rows: Vec<RequestRow> = sqlx::query_as(select_requests!(
+            // `ended_at` is set exactly for final requests (a CHECK says so).
+            "WHERE ended_at IS NOT NULL ORDER BY ended_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(limit_i64(limit))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter().map(RequestRow::into_request).collect()
+    }
+
+    /// The earliest expiry among active grants: when the sweep is next due.
+    pub async fn next_expiry(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let (ms,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(expires_at) FROM requests WHERE status = 'active'")
+                .fetch_one(&self.inner.pool)
+                .await?;
+        ms.map(|ms| {
+            from_millis(ms).ok_or_else(|| StoreError::Corrupt {
+                table: "requests",
+                key: "(an active request)".into(),
+                column: "expires_at",
+                value: ms.to_string(),
+                problem: "is not a representable time".into(),
+            })
+        })
+        .transpose()
+    }
+}
+
+const UPSERT_REQUEST: &str = "INSERT INTO requests (id, email, reason, requested_at, requested_by, status, \
+     approved_by, approved_at, starts_at, expires_at, ended_by, ended_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT (id) DO UPDATE SET status = excluded.status, approved_by = excluded.approved_by, \
+     approved_at = excluded.approved_at, starts_at = excluded.starts_at, \
+     expires_at = excluded.expires_at, ended_by = excluded.ended_by, ended_at = excluded.ended_at \
+     WHERE requests.status IN ('pending', 'active') AND requests.email = excluded.email \
+     AND requests.requested_at = excluded.requested_at \
+     AND requests.requested_by = excluded.requested_by \
+     AND requests.reason IS NOT DISTINCT FROM excluded.reason";
+
+/// Checks that the event belongs to the request, and cuts times to what the
+/// store keeps.
+fn as_stored_transition(t: &Transition) -> Result<Transition, StoreError> {
+    let problem = if t.event.request_id != t.request.id {
+        Some("its audit event names another request")
+    } else if t.event.subject != t.request.email {
+        Some("its audit event names another subject")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(StoreError::InvalidTransition {
+            request_id: t.request.id,
+            problem,
+        });
+    }
+    Ok(Transition {
+        request: as_stored(&t.request)?,
+        event: AuditEvent {
+            // Rounding down to a whole millisecond stays within `time`'s
+            // range, whose ends are whole seconds.
+            at: from_millis(millis(t.event.at)).unwrap_or(t.event.at),
+            ..t.event.clone()
+        },
+    })
+}
+
+/// Each request's last state, ended ones first: a request that ends and the
+/// one that replaces it may share an email, and the index allows one open.
+fn final_states(transitions: &[Transition]) -> Vec<&Request> {
+    let mut order: Vec<&Request> = Vec::new();
+    let mut index: HashMap<RequestId, usize> = HashMap::new();
+    for t in transitions {
+        match index.get(&t.request.id) {
+            Some(&i) => order[i] = &t.request,
+            None => {
+                index.insert(t.request.id, order.len());
+                order.push(&t.request);
+            }
+        }
+    }
+    order.sort_by_key(|r| r.is_open());
+    order
+}
+
+/// A `LIMIT` for SQL; anything beyond `i64::MAX` means "all".
+pub(crate) fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,311 @@
+//! How domain values are laid out in rows, and read back with every field
+//! checked: times as unix milliseconds, actors in their `Display` form.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use jit_domain::{Actor, Email, Grant, Reason, Request, RequestId, State, Status};
+use time::OffsetDateTime;
+
+use crate::StoreError;
+
+/// The column list of [`RequestRow`], for `SELECT`s.
+macro_rules! select_requests {
+    ($($tail:literal)*) => {
+        concat!(
+            "SELECT id, email, reason, requested_at, requested_by, status, approved_by, \
+             approved_at, starts_at, expires_at, ended_by, ended_at FROM requests ",
+            $($tail),*
+        )
+    };
+}
+pub(crate) use select_requests;
+
+/// A time as stored: whole milliseconds since the epoch, rounded down.
+pub(crate) fn millis(t: OffsetDateTime) -> i64 {
+    // |nanos| < 2^69 in `time`'s range, so the quotient fits an i64.
+    (t.unix_timestamp_nanos().div_euclid(1_000_000)) as i64
+}
+
+pub(crate) fn from_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// One row of `requests`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct RequestRow {
+    pub id: String,
+    pub email: String,
+    pub reason: Option<String>,
+    pub requested_at: i64,
+    pub requested_by: String,
+    pub status: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
+    pub starts_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub ended_by: Option<String>,
+    pub ended_at: Option<i64>,
+}
+
+impl From<&Request> for RequestRow {
+    fn from(r: &Request) -> Self {
+        let grant = r.state.grant();
+        let ended_by = match &r.state {
+            State::Revoked { by, .. }
+            | State::Rejected { by, .. }
+            | State::Cancelled { by, .. } => Some(by.to_string()),
+            State::Pending | State::Active(_) | State::Expired(_) => None,
+        };
+        RequestRow {
+            id: r.id.to_string(),
+            email: r.email.to_string(),
+            reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
+            requested_at: millis(r.requested_at),
+            requested_by: r.requested_by.to_string(),
+            status: r.state.status().as_str().to_owned(),
+            approved_by: grant.map(|g| g.approved_by.to_string()),
+            approved_at: grant.map(|g| millis(g.approved_at)),
+            starts_at: grant.and_then(|g| g.starts_at).map(millis),
+            expires_at: grant.map(|g| millis(g.expires_at)),
+            ended_by,
+            ended_at: r.state.ended_at().map(millis),
+        }
+    }
+}
+
+impl RequestRow {
+    pub fn into_request(self) -> Result<Request, StoreError> {
+        let bad =
+            |column: &'static str, value: &dyn Display, problem: String| StoreError::Corrupt {
+                table: "requests",
+                key: self.id.clone(),
+                column,
+                value: value.to_string().chars().take(200).collect(),
+                problem,
+            };
+        let text = |column: &'static str, v: &Option<String>| -> Result<String, StoreError> {
+            v.clone().ok_or_else(|| {
+                bad(
+                    column,
+                    &"NULL",
+                    format!("must be set for a {} request", self.status),
+                )
+            })
+        };
+        let when = |column: &'static str, v: Option<i64>| -> Result<OffsetDateTime, StoreError> {
+            let ms = v.ok_or_else(|| {
+                bad(
+                    column,
+                    &"NULL",
+                    format!("must be set for a {} request", self.status),
+                )
+            })?;
+            from_millis(ms).ok_or_else(|| bad(column, &ms, "is not a representable time".into()))
+        };
+        let parsed = |column: &'static str, v: &str, r: Result<Actor, String>| {
+            r.map_err(|e| bad(column, &v, e))
+        };
+        let actor = |column: &'static str, v: &Option<String>| -> Result<Actor, StoreError> {
+            let s = text(column, v)?;
+            parsed(column, &s, Actor::from_str(&s))
+        };
+        let grant = || -> Result<Grant, StoreError> {
+            Ok(Grant {
+                approved_by: actor("approved_by", &self.approved_by)?,
+                approved_at: when("approved_at", self.approved_at)?,
+                starts_at: self
+                    .starts_at
+                    .map(|s| when("starts_at", Some(s)))
+                    .transpose()?,
+                expires_at: when("expires_at", self.expires_at)?,
+            })
+        };
+        let ended = || -> Result<(Actor, OffsetDateTime), StoreError> {
+            Ok((
+                actor("ended_by", &self.ended_by)?,
+                when("ended_at", self.ended_at)?,
+            ))
+        };
+        let status = Status::from_str(&self.status).map_err(|e| bad("status", &self.status, e))?;
+        let state = match status {
+            Status::Pending => State::Pending,
+            Status::Active => State::Active(grant()?),
+            Status::Expired => State::Expired(grant()?),
+            Status::Revoked => {
+                let (by, at) = ended()?;
+                State::Revoked {
+                    grant: grant()?,
+                    by,
+                    at,
+                }
+            }
+            Status::Rejected => {
+                let (by, at) = ended()?;
+                State::Rejected { by, at }
+            }
+            Status::Cancelled => {
+                let (by, at) = ended()?;
+                State::Cancelled { by, at }
+            }
+        };
+        Ok(Request {
+            id: RequestId::from_str(&self.id).map_err(|e| bad("id", &self.id, e.to_string()))?,
+            email: Email::parse(&self.email)
+                .map_err(|e| bad("email", &self.email, e.to_string()))?,
+            reason: match &self.reason {
+                None => None,
+                Some(r) => Reason::parse(r).map_err(|e| bad("reason", r, e.to_string()))?,
+            },
+            requested_at: when("requested_at", Some(self.requested_at))?,
+            requested_by: parsed(
+                "requested_by",
+                &self.requested_by,
+                Actor::from_str(&self.requested_by),
+            )?,
+            state,
+        })
+    }
+}
+
+/// `r` exactly as the store will hold it (times cut to milliseconds), so
+/// what a write returns equals what a later read yields.
+pub(crate) fn as_stored(r: &Request) -> Result<Request, StoreError> {
+    RequestRow::from(r).into_request()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn time_in_range() -> impl Strategy<Value = OffsetDateTime> {
+        // Years 1..=9999, any nanosecond.
+        (-62_135_596_800i64..253_402_300_799, 0u32..1_000_000_000).prop_map(|(s, n)| {
+            OffsetDateTime::from_unix_timestamp(s).unwrap() + time::Duration::nanoseconds(n.into())
+        })
+    }
+
+    fn actor() -> impl Strategy<Value = Actor> {
+        prop_oneof![
+            Just(Actor::System),
+            Just(Actor::Zero),
+            "[a-z]{1,8}@[a-z]{1,8}\\.test".prop_map(|e| Actor::User(Email::parse(&e).unwrap())),
+        ]
+    }
+
+    fn grant() -> impl Strategy<Value = Grant> {
+        (
+            actor(),
+            time_in_range(),
+            proptest::option::of(time_in_range()),
+            time_in_range(),
+        )
+            .prop_map(|(approved_by, approved_at, starts_at, expires_at)| Grant {
+                approved_by,
+                approved_at,
+                starts_at,
+                expires_at,
+            })
+    }
+
+    fn state() -> impl Strategy<Value = State> {
+        prop_oneof![
+            Just(State::Pending),
+            grant().prop_map(State::Active),
+            grant().prop_map(State::Expired),
+            (grant(), actor(), time_in_range()).prop_map(|(grant, by, at)| State::Revoked {
+                grant,
+                by,
+                at
+            }),
+            (actor(), time_in_range()).prop_map(|(by, at)| State::Rejected { by, at }),
+            (actor(), time_in_range()).prop_map(|(by, at)| State::Cancelled { by, at }),
+        ]
+    }
+
+    fn truncated(t: OffsetDateTime) -> OffsetDateTime {
+        t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn millis_round_trip_truncates(t in time_in_range()) {
+            prop_assert_eq!(from_millis(millis(t)), Some(truncated(t)));
+        }
+
+        #[test]
+        fn requests_round_trip(
+            state in state(),
+            requested_at in time_in_range(),
+            by in actor(),
+            reason in proptest::option::of("[ -~]{1,40}"),
+        ) {
+            let r = Request {
+                id: RequestId::new(),
+                email: Email::parse("someone@x.test").unwrap(),
+                reason: reason.and_then(|s| Reason::parse(&s).unwrap()),
+                requested_at,
+                requested_by: by,
+                state,
+            };
+            let back = as_stored(&r).unwrap();
+            prop_assert_eq!(back.requested_at, truncated(r.requested_at));
+            prop_assert_eq!(back.state.status(), r.state.status());
+            prop_assert_eq!(as_stored(&back).unwrap(), back.clone());
+            prop_assert_eq!((back.id, back.email, back.reason, back.requested_by), (r.id, r.email, r.reason, r.requested_by));
+        }
+    }
+
+    #[test]
+    fn whole_millisecond_times_round_trip_exactly() {
+        let at = datetime!(2026-11-28 12:00:00.123 UTC);
+        let r = Request {
+            id: RequestId::new(),
+            email: Email::parse("a@x.test").unwrap(),
+            reason: None,
+            requested_at: at,
+            requested_by: Actor::Zero,
+            state: State::Rejected {
+                by: Actor::System,
+                at,
+            },
+        };
+        assert_eq!(as_stored(&r).unwrap(), r);
+    }
+
+    #[test]
+    fn corrupt_rows_name_the_column() {
+        let r = Request {
+            id: RequestId::new(),
+            email: Email::parse("a@x.test").unwrap(),
+            reason: None,
+            requested_at: datetime!(2026-11-28 12:00 UTC),
+            requested_by: Actor::System,
+            state: State::Pending,
+        };
+        let mut row = RequestRow::from(&r);
+        row.status = "active".into();
+        match row.clone().into_request() {
+            Err(StoreError::Corrupt {
+                column: "approved_by",
+                value,
+                ..
+            }) => assert_eq!(value, "NULL"),
+            other => panic!("{other:?}"),
+        }
+        row.status = "pending".into();
+        row.requested_by = "root".into();
+        match row.into_request() {
+            Err(StoreError::Corrupt {
+                column: "requested_by",
+                value,
+                ..
+            }) => assert_eq!(value, "root"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1091 @@
+//! One suite, run against both backends: every test below is an
+//! `async fn(TestDb)` listed in `on_both_backends!`, which makes a SQLite
+//! test (a fresh temp file) and a PostgreSQL test (a fresh database on the
+//! server at `TEST_DATABASE_URL`, dropped afterwards) of it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jit_domain::{
+    Action, Actor, DomainError, Email, GrantDuration, Reason, Request, RequestId, Rules, State,
+    Status, Transition,
+};
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Connection};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::*;
+
+mod harness {
+    use super::*;
+
+    /// A fresh, empty database for one test.
+    pub struct TestDb {
+        pub backend: Backend,
+        pub url: String,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl TestDb {
+        pub async fn store(&self) -> Store {
+            Store::connect(&self.url)
+                .await
+                .expect("connect to the test database")
+        }
+    }
+
+    pub async fn with_sqlite<F, Fut>(test: F)
+    where
+        F: FnOnce(TestDb) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("jit.db").display());
+        test(TestDb {
+            backend: Backend::Sqlite,
+            url,
+            _dir: Some(dir),
+        })
+        .await;
+    }
+
+    /// The server for the PostgreSQL half, or `None` (with a note) to skip
+    /// it; in CI a missing server is a failure, not a skip.
+    fn server_url() -> Option<String> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "CI is set but TEST_DATABASE_URL is not: the PostgreSQL store tests must run"
+                )
+            }
+            _ => {
+                eprintln!("note: TEST_DATABASE_URL is not set; skipping the PostgreSQL half");
+                None
+            }
+        }
+    }
+
+    /// `server` with its database name replaced by `name`.
+    pub fn database_url(server: &str, name: &str) -> String {
+        let mut url = url::Url::parse(server).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        url.to_string()
+    }
+
+    pub async fn with_postgres<F, Fut>(test: F)
+    where
+        F: FnOnce(TestDb) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Some(server) = server_url() else { return };
+        let name = format!("jit_store_test_{:016x}", rand::random::<u64>());
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let db = TestDb {
+            backend: Backend::Postgres,
+            url: database_url(&server, &name),
+            _dir: None,
+        };
+        // A panicking test still gets its database dropped.
+        let outcome = tokio::spawn(test(db)).await;
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test database");
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+use harness::{TestDb, with_postgres, with_sqlite};
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::with_sqlite(super::$test).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::with_postgres(super::$test).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    whole_flow_round_trips_every_field,
+    times_are_kept_to_the_millisecond,
+    refused_decisions_write_nothing,
+    concurrent_requests_for_one_email_yield_one,
+    concurrent_requests_for_many_emails_all_land,
+    two_replicas_race_without_lost_updates,
+    decide_all_sweeps_lapsed_grants,
+    invalid_transitions_write_nothing,
+    a_failed_audit_append_writes_nothing,
+    audit_events_cannot_be_updated_or_deleted,
+    tampering_is_named_by_seq,
+    one_open_request_per_email_even_via_raw_sql,
+    audit_query_filters_and_pages,
+    sync_state_round_trips_and_only_moves_forward,
+    leases_are_exclusive_renewable_and_expire,
+    migrations_are_idempotent_and_safe_to_race,
+    debug_and_errors_hide_the_password,
+);
+
+// ---------------------------------------------------------------- helpers
+
+const T0: OffsetDateTime = datetime!(2026-11-28 12:00:00.123 UTC);
+
+fn email(s: &str) -> Email {
+    Email::parse(s).expect("test email")
+}
+
+fn admin() -> Email {
+    email("admin@x.test")
+}
+
+fn minutes(m: i64) -> time::Duration {
+    time::Duration::minutes(m)
+}
+
+async fn request(
+    store: &Store,
+    who: &Email,
+    now: OffsetDateTime,
+) -> Result<Committed, DomainError> {
+    let rules = Rules::default();
+    store
+        .decide(who, |open| rules.request(open, who, None, now))
+        .await
+        .expect("store works")
+}
+
+async fn approve(store: &Store, who: &Email, minutes: u32, now: OffsetDateTime) -> Committed {
+    let rules = Rules::default();
+    let d = GrantDuration::from_minutes(minutes).unwrap();
+    store
+        .decide(who, |open| rules.approve(open, who, &admin(), Some(d), now))
+        .await
+        .expect("store works")
+        .expect("approval allowed")
+}
+
+async fn all_audit(store: &Store) -> Vec<AuditRecord> {
+    store.audit(AuditQuery::latest(usize::MAX)).await.unwrap()
+}
+
+async fn raw(store: &Store, sql: &str) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(sql.to_owned()))
+        .execute(&store.inner.pool)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from)
+}
+
+// ---------------------------------------------------------------- the suite
+
+async fn whole_flow_round_trips_every_field(db: TestDb) {
+    let store = db.store().await;
+    let rules = Rules::default();
+    let alice = email("alice@x.test");
+    assert_eq!(store.generation().await.unwrap(), 0);
+    assert_eq!(store.request_for(&alice).await.unwrap(), None);
+
+    let reason = Reason::parse("deploy the <hotfix> \"now\"\nplease").unwrap();
+    let requested = store
+        .decide(&alice, |open| {
+            rules.request(open, &alice, reason.clone(), T0)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(requested.generation, 1);
+    let pending = requested.transitions[0].request.clone();
+    assert_eq!(pending.requested_at, T0);
+    assert_eq!(pending.reason, reason);
+    assert_eq!(pending.requested_by, Actor::User(alice.clone()));
+    assert_eq!(
+        store.request_for(&alice).await.unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(store.open_requests().await.unwrap(), vec![pending.clone()]);
+    assert_eq!(store.next_expiry().await.unwrap(), None);
+
+    let t1 = datetime!(2026-11-28 12:01:00.456 UTC);
+    let approved = approve(&store, &alice, 60, t1).await;
+    assert_eq!(approved.generation, 2);
+    let active = approved.transitions[0].request.clone();
+    let grant = active.state.grant().unwrap().clone();
+    assert_eq!(grant.approved_by, Actor::User(admin()));
+    assert_eq!(grant.approved_at, t1);
+    assert_eq!(grant.expires_at, datetime!(2026-11-28 13:01:00 UTC));
+    assert_eq!(active.id, pending.id);
+    assert_eq!(
+        store.request_for(&alice).await.unwrap(),
+        Some(active.clone())
+    );
+    assert_eq!(store.next_expiry().await.unwrap(), Some(grant.expires_at));
+
+    let t2 = datetime!(2026-11-28 12:05:00.789 UTC);
+    let revoked = store
+        .decide(&alice, |open| rules.revoke(open, &alice, &admin(), t2))
+        .await
+        .unwrap()
+        .unwrap();
+    let ended = revoked.transitions[0].request.clone();
+    assert_eq!(
+        ended.state,
+        State::Revoked {
+            grant,
+            by: Actor::User(admin()),
+            at: t2
+        }
+    );
+    assert_eq!(
+        store.request_for(&alice).await.unwrap(),
+        Some(ended.clone())
+    );
+    assert_eq!(store.open_requests().await.unwrap(), vec![]);
+    assert_eq!(store.recent_ended(10).await.unwrap(), vec![ended]);
+    assert_eq!(store.next_expiry().await.unwrap(), None);
+    assert_eq!(store.generation().await.unwrap(), 3);
+
+    let audit = all_audit(&store).await;
+    let events: Vec<_> = [&requested, &approved, &revoked]
+        .iter()
+        .rev()
+        .map(|c| c.transitions[0].event.clone())
+        .collect();
+    assert_eq!(
+        audit.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
+        events
+    );
+    assert_eq!(audit.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 2, 1]);
+    assert_eq!(audit[2].event.details["reason"], reason.unwrap().as_str());
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.verified, report.head_seq), (3, 3));
+    assert_eq!(report.head_hash, audit[0].hash);
+}
+
+async fn times_are_kept_to_the_millisecond(db: TestDb) {
+    let store = db.store().await;
+    let alice = email("alice@x.test");
+    let precise = datetime!(2026-11-28 12:00:00.123456789 UTC);
+    let committed = request(&store, &alice, precise).await.unwrap();
+    let stored = committed.transitions[0].clone();
+    assert_eq!(
+        stored.request.requested_at,
+        datetime!(2026-11-28 12:00:00.123 UTC)
+    );
+    assert_eq!(stored.event.at, datetime!(2026-11-28 12:00:00.123 UTC));
+    // What the write returned is exactly what reads yield.
+    assert_eq!(
+        store.request_for(&alice).await.unwrap(),
+        Some(stored.request)
+    );
+    assert_eq!(all_audit(&store).await[0].event, stored.event);
+}
+
+async fn refused_decisions_write_nothing(db: TestDb) {
+    let store = db.store().await;
+    let rules = Rules::default();
+    let alice = email("alice@x.test");
+    let refused = store
+        .decide(&alice, |open| {
+            rules.approve(open, &alice, &admin(), None, T0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        Err(DomainError::NoOpenRequest {
+            email: alice.clone()
+        })
+    );
+    assert_eq!(store.generation().await.unwrap(), 0);
+    assert!(all_audit(&store).await.is_empty());
+    assert_eq!(store.request_for(&alice).await.unwrap(), None);
+
+    request(&store, &alice, T0).await.unwrap();
+    let again = request(&store, &alice, T0 + minutes(1)).await;
+    assert!(
+        matches!(again, Err(DomainError::AlreadyPending { .. })),
+        "{again:?}"
+    );
+    let self_approval = store
+        .decide(&alice, |open| rules.approve(open, &alice, &alice, None, T0))
+        .await
+        .unwrap();
+    assert_eq!(self_approval, Err(DomainError::SelfApproval));
+
+    // A decision with nothing to do commits nothing either.
+    let nothing = store
+        .decide_all(|open| {
+            open.iter()
+                .flat_map(|r| rules.expire(Some(r), T0))
+                .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        nothing,
+        Committed {
+            transitions: vec![],
+            generation: 1
+        }
+    );
+    assert_eq!(store.generation().await.unwrap(), 1);
+    assert_eq!(all_audit(&store).await.len(), 1);
+}
+
+async fn concurrent_requests_for_one_email_yield_one(db: TestDb) {
+    let store = db.store().await;
+    let alice = email("alice@x.test");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move { request(&store, &alice, T0 + minutes(i)).await })
+        })
+        .collect();
+    let (mut landed, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(c) => {
+                landed += 1;
+                assert_eq!(c.generation, 1);
+            }
+            Err(DomainError::AlreadyPending { .. }) => refused += 1,
+            Err(other) => panic!("unexpected refusal: {other}"),
+        }
+    }
+    assert_eq!((landed, refused), (1, 19));
+    assert_eq!(store.open_requests().await.unwrap().len(), 1);
+    assert_eq!(all_audit(&store).await.len(), 1);
+    assert_eq!(store.generation().await.unwrap(), 1);
+    assert!(store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+async fn concurrent_requests_for_many_emails_all_land(db: TestDb) {
+    let store = db.store().await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { request(&store, &email(&format!("user{i}@x.test")), T0).await },
+            )
+        })
+        .collect();
+    let mut generations = Vec::new();
+    for t in tasks {
+        generations.push(t.await.unwrap().expect("every request lands").generation);
+    }
+    generations.sort_unstable();
+    assert_eq!(generations, (1..=50).collect::<Vec<u64>>());
+    let audit = all_audit(&store).await;
+    assert_eq!(
+        audit.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=50).rev().collect::<Vec<u64>>()
+    );
+    assert_eq!(store.open_requests().await.unwrap().len(), 50);
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.verified, 50);
+}
+
+/// Two `Store`s on one database, as two replicas would be, toggle the same
+/// emails between "requested" and "rejected". A lost update would show as
+/// two requests or two rejections in a row for one email.
+async fn two_replicas_race_without_lost_updates(db: TestDb) {
+    let replicas = [db.store().await, db.store().await];
+    let emails: Arc<Vec<Email>> =
+        Arc::new((0..4).map(|i| email(&format!("user{i}@x.test"))).collect());
+    let mut tasks = Vec::new();
+    for (r, store) in replicas.iter().enumerate() {
+        for task in 0..6 {
+            let (store, emails) = (store.clone(), emails.clone());
+            tasks.push(tokio::spawn(async move {
+                let rules = Rules::default();
+                let mut commits = 0u64;
+                for round in 0..4 {
+                    for e in emails.iter() {
+                        let now = T0 + minutes(round);
+                        let by = email(&format!("admin{r}{task}@x.test"));
+                        let c = store
+                            .decide(e, |open| match open {
+                                Some(_) => rules.revoke(open, e, &by, now),
+                                None => rules.request(open, e, None, now),
+                            })
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        assert_eq!(c.transitions.len(), 1);
+                        commits += 1;
+                    }
+                }
+                commits
+            }));
+        }
+    }
+    let mut commits = 0;
+    for t in tasks {
+        commits += t.await.unwrap();
+    }
+    assert_eq!(commits, 2 * 6 * 4 * 4);
+    for store in &replicas {
+        assert_eq!(store.generation().await.unwrap(), commits);
+    }
+    let report = replicas[1].verify_audit_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.verified, commits);
+
+    let mut audit = all_audit(&replicas[0]).await;
+    audit.reverse();
+    let mut last: HashMap<Email, (Action, RequestId)> = HashMap::new();
+    for rec in &audit {
+        let e = &rec.event;
+        match (last.get(&e.subject), e.action) {
+            (None | Some((Action::Rejected, _)), Action::Requested) => {}
+            (Some((Action::Requested, id)), Action::Rejected) => assert_eq!(*id, e.request_id),
+            (prev, now) => panic!("seq {}: {now:?} after {prev:?} for {}", rec.seq, e.subject),
+        }
+        last.insert(e.subject.clone(), (e.action, e.request_id));
+    }
+    let open = replicas[0].open_requests().await.unwrap();
+    for (subject, (action, id)) in last {
+        let is_open = open.iter().any(|r| r.email == subject && r.id == id);
+        assert_eq!(is_open, action == Action::Requested, "{subject}");
+    }
+}
+
+async fn decide_all_sweeps_lapsed_grants(db: TestDb) {
+    let store = db.store().await;
+    let (alice, bob) = (email("alice@x.test"), email("bob@x.test"));
+    for who in [&alice, &bob] {
+        request(&store, who, T0).await.unwrap();
+    }
+    let a = approve(&store, &alice, 60, T0).await.transitions[0]
+        .request
+        .clone();
+    let b = approve(&store, &bob, 120, T0).await.transitions[0]
+        .request
+        .clone();
+    let (a_exp, b_exp) = (
+        a.state.grant().unwrap().expires_at,
+        b.state.grant().unwrap().expires_at,
+    );
+    assert_eq!(store.next_expiry().await.unwrap(), Some(a_exp));
+
+    let rules = Rules::default();
+    let sweep = |now: OffsetDateTime| {
+        let rules = rules.clone();
+        move |open: &[Request]| {
+            open.iter()
+                .flat_map(|r| rules.expire(Some(r), now))
+                .collect()
+        }
+    };
+    let swept = store.decide_all(sweep(T0 + minutes(90))).await.unwrap();
+    assert_eq!(swept.generation, 5);
+    assert_eq!(swept.transitions.len(), 1);
+    assert_eq!(swept.transitions[0].event.action, Action::Expired);
+    assert_eq!(swept.transitions[0].event.actor, Actor::System);
+    assert_eq!(
+        store.request_for(&alice).await.unwrap().unwrap().state,
+        State::Expired(a.state.grant().unwrap().clone())
+    );
+    assert_eq!(store.next_expiry().await.unwrap(), Some(b_exp));
+    assert_eq!(store.open_requests().await.unwrap(), vec![b]);
+
+    let again = store.decide_all(sweep(T0 + minutes(90))).await.unwrap();
+    assert_eq!(
+        again,
+        Committed {
+            transitions: vec![],
+            generation: 5
+        }
+    );
+
+    // Asking again after the grant lapsed: the expiry and the new request
+    // land together, the ended request written first.
+    let ts = request(&store, &bob, T0 + minutes(121))
+        .await
+        .unwrap()
+        .transitions;
+    assert_eq!(
+        ts.iter().map(|t| t.event.action).collect::<Vec<_>>(),
+        [Action::Expired, Action::Requested]
+    );
+    assert_eq!(
+        store
+            .request_for(&bob)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .status(),
+        Status::Pending
+    );
+    assert!(store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+async fn invalid_transitions_write_nothing(db: TestDb) {
+    let store = db.store().await;
+    let rules = Rules::default();
+    let alice = email("alice@x.test");
+    let pending = request(&store, &alice, T0).await.unwrap().transitions[0].clone();
+
+    let mut stray = rules
+        .approve(Some(&pending.request), &alice, &admin(), None, T0)
+        .unwrap();
+    stray[0].event.request_id = RequestId::new();
+    let err = store
+        .decide(&alice, |_| Ok::<_, DomainError>(stray))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err}");
+
+    let ended = store
+        .decide(&alice, |open| rules.revoke(open, &alice, &admin(), T0))
+        .await
+        .unwrap()
+        .unwrap()
+        .transitions[0]
+        .request
+        .clone();
+    // Reopening a final request is refused by the write itself.
+    let reopen = Transition {
+        request: Request {
+            state: State::Pending,
+            ..ended.clone()
+        },
+        event: pending.event.clone(),
+    };
+    let err = store
+        .decide(&alice, |_| Ok::<_, DomainError>(vec![reopen]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err}");
+
+    assert_eq!(store.generation().await.unwrap(), 2);
+    assert_eq!(all_audit(&store).await.len(), 2);
+    assert_eq!(store.request_for(&alice).await.unwrap(), Some(ended));
+}
+
+/// Fail closed: when the audit event cannot be appended, the state change
+/// does not happen either.
+async fn a_failed_audit_append_writes_nothing(db: TestDb) {
+    let store = db.store().await;
+    let (alice, bob) = (email("alice@x.test"), email("bob@x.test"));
+    let first = request(&store, &alice, T0).await.unwrap();
+    // Occupy the next sequence number behind the store's back.
+    raw(
+        &store,
+        &format!(
+            "INSERT INTO audit_events (seq, at, actor, action, subject, request_id, details, hash) \
+             VALUES (2, 0, 'system', 'requested', 'alice@x.test', '{}', '{{}}', 'x')",
+            first.transitions[0].request.id
+        ),
+    )
+    .await
+    .unwrap();
+    let err = store
+        .decide(&bob, |open| Rules::default().request(open, &bob, None, T0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    assert_eq!(store.request_for(&bob).await.unwrap(), None);
+    assert_eq!(store.generation().await.unwrap(), 1);
+}
+
+async fn audit_events_cannot_be_updated_or_deleted(db: TestDb) {
+    let store = db.store().await;
+    request(&store, &email("alice@x.test"), T0).await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET actor = 'system'",
+        "UPDATE audit_events SET hash = hash",
+        "DELETE FROM audit_events",
+        "DELETE FROM audit_events WHERE seq = 1",
+    ] {
+        let err = raw(&store, sql).await.unwrap_err();
+        assert!(matches!(err, StoreError::Refused { .. }), "{sql}: {err}");
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+    if db.backend == Backend::Postgres {
+        let err = raw(&store, "TRUNCATE audit_events").await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+    assert_eq!(all_audit(&store).await.len(), 1);
+    assert!(store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+async fn tampering_is_named_by_seq(db: TestDb) {
+    let store = db.store().await;
+    for i in 0..4 {
+        request(&store, &email(&format!("user{i}@x.test")), T0)
+            .await
+            .unwrap();
+    }
+    let drops: &[&str] = match db.backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+        ],
+        Backend::Postgres => &["DROP TRIGGER audit_events_no_update_or_delete ON audit_events"],
+    };
+    for sql in drops {
+        raw(&store, sql).await.unwrap();
+    }
+    let first_break = |report: ChainReport| report.first_break.expect("a break");
+
+    raw(&store, "DELETE FROM audit_events WHERE seq = 4")
+        .await
+        .unwrap();
+    let b = first_break(store.verify_audit_chain().await.unwrap());
+    assert_eq!(
+        b,
+        ChainBreak {
+            seq: 4,
+            problem: ChainProblem::Missing
+        }
+    );
+
+    raw(
+        &store,
+        "UPDATE audit_events SET details = '{\"reason\":\"forged\"}' WHERE seq = 3",
+    )
+    .await
+    .unwrap();
+    let report = store.verify_audit_chain().await.unwrap();
+    assert_eq!(report.verified, 2);
+    assert_eq!(
+        first_break(report),
+        ChainBreak {
+            seq: 3,
+            problem: ChainProblem::Altered
+        }
+    );
+
+    raw(&store, "UPDATE audit_events SET at = at + 1 WHERE seq = 2")
+        .await
+        .unwrap();
+    let b = first_break(store.verify_audit_chain().await.unwrap());
+    assert_eq!(
+        b,
+        ChainBreak {
+            seq: 2,
+            problem: ChainProblem::Altered
+        }
+    );
+    assert_eq!(
+        b.to_string(),
+        "audit event 2 was altered: its hash does not match its contents"
+    );
+
+    raw(&store, "DELETE FROM audit_events WHERE seq = 1")
+        .await
+        .unwrap();
+    let b = first_break(store.verify_audit_chain().await.unwrap());
+    assert_eq!(
+        b,
+        ChainBreak {
+            seq: 1,
+            problem: ChainProblem::Missing
+        }
+    );
+}
+
+async fn one_open_request_per_email_even_via_raw_sql(db: TestDb) {
+    let store = db.store().await;
+    request(&store, &email("alice@x.test"), T0).await.unwrap();
+    let insert = |status: &str, extra_cols: &str, extra_vals: &str| {
+        format!(
+            "INSERT INTO requests (id, email, requested_at, requested_by, status{extra_cols}) \
+             VALUES ('{}', 'alice@x.test', 0, 'zero', '{status}'{extra_vals})",
+            RequestId::new()
+        )
+    };
+    let err = raw(&store, &insert("pending", "", "")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    let err = raw(
+        &store,
+        &insert(
+            "active",
+            ", approved_by, approved_at, expires_at",
+            ", 'zero', 0, 1",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+    // The index is partial: ended requests may pile up.
+    for _ in 0..2 {
+        raw(
+            &store,
+            &insert("rejected", ", ended_by, ended_at", ", 'zero', 1"),
+        )
+        .await
+        .unwrap();
+    }
+    // And the CHECKs refuse half-written states.
+    for (status, cols, vals) in [
+        ("active", "", ""),
+        ("rejected", ", ended_at", ", 1"),
+        ("pending", ", ended_at", ", 1"),
+        ("unknown", "", ""),
+    ] {
+        let err = raw(
+            &store,
+            &insert(status, cols, vals).replace("alice@", "bob@"),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Refused { .. }),
+            "{status}{cols}: {err}"
+        );
+    }
+    assert_eq!(store.open_requests().await.unwrap().len(), 1);
+}
+
+async fn audit_query_filters_and_pages(db: TestDb) {
+    let store = db.store().await;
+    let (alice, bob) = (email("alice@x.test"), email("bob@x.test"));
+    request(&store, &alice, T0).await.unwrap();
+    request(&store, &bob, T0).await.unwrap();
+    approve(&store, &alice, 30, T0).await;
+    approve(&store, &bob, 30, T0).await;
+
+    let only_alice = store
+        .audit(AuditQuery {
+            subject: Some(alice.clone()),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_alice.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 1]);
+    assert!(only_alice.iter().all(|r| r.event.subject == alice));
+
+    let page = store
+        .audit(AuditQuery {
+            subject: None,
+            before: Some(4),
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 2]);
+    let page = store
+        .audit(AuditQuery {
+            subject: Some(bob),
+            before: Some(2),
+            limit: 5,
+        })
+        .await
+        .unwrap();
+    assert!(page.is_empty());
+    assert_eq!(store.audit(AuditQuery::latest(1)).await.unwrap()[0].seq, 4);
+    assert!(store.audit(AuditQuery::latest(0)).await.unwrap().is_empty());
+}
+
+async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
+    let store = db.store().await;
+    let name = "jit-example";
+    let fresh = store.sync_state(name).await.unwrap();
+    assert_eq!(
+        fresh,
+        SyncState {
+            policy_name: name.into(),
+            ..SyncState::default()
+        }
+    );
+
+    let ppl = json!([{ "allow": { "or": [{ "email": { "is": "a@x.test" } }] }, "z": 1, "a": [true, null, 1.5] }]);
+    let t1 = datetime!(2026-11-28 12:00:00.001 UTC);
+    store
+        .record_sync_success(name, "pol-1", &ppl, 5, t1)
+        .await
+        .unwrap();
+    let s = store.sync_state(name).await.unwrap();
+    let expected = SyncState {
+        policy_name: name.into(),
+        policy_id: Some("pol-1".into()),
+        base_ppl: Some(ppl.clone()),
+        applied_generation: 5,
+        last_attempt_at: Some(t1),
+        last_success_at: Some(t1),
+        last_error: None,
+    };
+    assert_eq!(s, expected);
+    // Key order survives too.
+    assert_eq!(s.base_ppl.unwrap().to_string(), ppl.to_string());
+
+    let t2 = t1 + minutes(1);
+    store
+        .record_sync_failure(name, "zero said 503 'unavailable'", t2)
+        .await
+        .unwrap();
+    let s = store.sync_state(name).await.unwrap();
+    assert_eq!(
+        s,
+        SyncState {
+            last_attempt_at: Some(t2),
+            last_error: Some("zero said 503 'unavailable'".into()),
+            ..expected.clone()
+        }
+    );
+
+    let older = json!({ "allow": {} });
+    let t3 = t2 + minutes(1);
+    store
+        .record_sync_success(name, "pol-2", &older, 3, t3)
+        .await
+        .unwrap();
+    let s = store.sync_state(name).await.unwrap();
+    assert_eq!(
+        s.applied_generation, 5,
+        "the applied generation never goes back"
+    );
+    assert_eq!(
+        (s.policy_id.as_deref(), s.base_ppl, s.last_error),
+        (Some("pol-2"), Some(older), None)
+    );
+    store
+        .record_sync_success(name, "pol-2", &ppl, 7, t3)
+        .await
+        .unwrap();
+    assert_eq!(store.sync_state(name).await.unwrap().applied_generation, 7);
+
+    let err = store
+        .record_sync_success(name, "pol-2", &ppl, u64::MAX, t3)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+
+    // A failure before any success creates the row with nothing applied.
+    store
+        .record_sync_failure("other", "no token", t1)
+        .await
+        .unwrap();
+    let other = store.sync_state("other").await.unwrap();
+    assert_eq!(
+        (
+            other.applied_generation,
+            other.base_ppl,
+            other.last_error.as_deref()
+        ),
+        (0, None, Some("no token"))
+    );
+    assert_eq!(store.sync_state(name).await.unwrap().applied_generation, 7);
+}
+
+async fn leases_are_exclusive_renewable_and_expire(db: TestDb) {
+    let store = db.store().await;
+    let ttl = Duration::from_secs(30);
+    let at = |s: i64| T0 + time::Duration::seconds(s);
+    let lease = "reconcile:jit-example";
+    assert!(store.try_lease(lease, "a", ttl, at(0)).await.unwrap());
+    assert!(!store.try_lease(lease, "b", ttl, at(1)).await.unwrap());
+    assert!(
+        store.try_lease(lease, "a", ttl, at(10)).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store.try_lease(lease, "b", ttl, at(35)).await.unwrap(),
+        "the renewal counts"
+    );
+    assert!(
+        store.try_lease(lease, "b", ttl, at(40)).await.unwrap(),
+        "expired at 40"
+    );
+    assert!(!store.try_lease(lease, "a", ttl, at(41)).await.unwrap());
+    store.release_lease(lease, "a").await.unwrap();
+    assert!(
+        !store.try_lease(lease, "a", ttl, at(42)).await.unwrap(),
+        "only the holder releases"
+    );
+    store.release_lease(lease, "b").await.unwrap();
+    assert!(store.try_lease(lease, "a", ttl, at(43)).await.unwrap());
+    assert!(
+        store.try_lease("another", "b", ttl, at(43)).await.unwrap(),
+        "leases are independent"
+    );
+
+    // Many would-be holders on two replicas at once: exactly one wins.
+    let replicas = [store.clone(), db.store().await];
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = replicas[i % 2].clone();
+            tokio::spawn(async move {
+                store
+                    .try_lease("race", &format!("h{i}"), ttl, T0)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn migrations_are_idempotent_and_safe_to_race(db: TestDb) {
+    // Replicas starting together on a brand-new database.
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { Store::connect(&url).await })
+        })
+        .collect();
+    let mut replicas = Vec::new();
+    for s in starts {
+        replicas.push(s.await.unwrap().expect("every replica starts"));
+    }
+    let (a, b) = (replicas[0].clone(), replicas[1].clone());
+    request(&a, &email("alice@x.test"), T0).await.unwrap();
+    b.close().await;
+    a.close().await;
+
+    let again = db.store().await;
+    assert_eq!(again.generation().await.unwrap(), 1);
+    assert_eq!(again.open_requests().await.unwrap().len(), 1);
+    let (applied,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&again.inner.pool)
+        .await
+        .unwrap();
+    let known = match db.backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS.iter().count(),
+        Backend::Postgres => POSTGRES_MIGRATIONS.iter().count(),
+    };
+    assert_eq!(usize::try_from(applied).unwrap(), known);
+    assert!(again.verify_audit_chain().await.unwrap().is_intact());
+    again.ping().await.unwrap();
+}
+
+async fn debug_and_errors_hide_the_password(db: TestDb) {
+    let store = db.store().await;
+    let shown = format!("{store:?}");
+    assert!(shown.contains(db.backend.as_str()), "{shown}");
+    if db.backend == Backend::Postgres {
+        // The test server trusts local users, so any password is accepted.
+        let mut url = url::Url::parse(&db.url).unwrap();
+        url.set_password(Some("S3cretPw")).unwrap();
+        let with_pw = Store::connect(url.as_str()).await.unwrap();
+        let shown = format!("{with_pw:?}");
+        assert!(
+            !shown.contains("S3cretPw") && shown.contains("***"),
+            "{shown}"
+        );
+        // An error names the server but not the password.
+        url.set_port(Some(1)).unwrap();
+        let err = Store::connect(url.as_str()).await.unwrap_err();
+        for text in [err.to_string(), format!("{err:?}")] {
+            assert!(!text.contains("S3cretPw"), "{text}");
+        }
+        assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------- one backend only
+
+#[tokio::test]
+async fn sqlite_creates_missing_directories_and_syncs_fully() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("does/not/exist/yet/jit.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.is_file());
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(&store.inner.pool)
+        .await
+        .unwrap();
+    let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(&store.inner.pool)
+        .await
+        .unwrap();
+    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+        .fetch_one(&store.inner.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), sync, fk),
+        ("wal", 2, 1),
+        "WAL, synchronous=FULL, foreign keys"
+    );
+    assert!(format!("{store:?}").contains("jit.db"));
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works_for_tests() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    request(&store, &email("alice@x.test"), T0).await.unwrap();
+    assert_eq!(store.open_requests().await.unwrap().len(), 1);
+    assert!(store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn unsupported_schemes_are_named() {
+    for (url, scheme) in [
+        ("mysql://root:pw@db/jit", "mysql"),
+        ("file:///tmp/x.db", "file"),
+    ] {
+        let err = Store::connect(url).await.unwrap_err();
+        match &err {
+            StoreError::UnsupportedScheme { scheme: s } => assert_eq!(s, scheme),
+            other => panic!("{url}: {other}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("sqlite://") && text.contains("postgres://"),
+            "{text}"
+        );
+        assert!(!text.contains("pw"), "{text}");
+    }
+}
+
+/// Not a correctness test: prints what one durable decision costs.
+/// `cargo test -p jit-store --release -- --ignored --nocapture commit_cost`
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn commit_cost() {
+    async fn measure(store: &Store, label: &str) {
+        const N: u32 = 500;
+        let started = std::time::Instant::now();
+        for i in 0..N {
+            request(store, &email(&format!("user{i}@x.test")), T0)
+                .await
+                .unwrap();
+        }
+        let per = started.elapsed() / N;
+        println!(
+            "{label}: {per:?} per decide ({:.0}/s)",
+            1.0 / per.as_secs_f64()
+        );
+    }
+    with_sqlite(|db| async move { measure(&db.store().await, "sqlite (WAL, FULL)").await }).await;
+    with_postgres(|db| async move { measure(&db.store().await, "postgres").await }).await;
+}
