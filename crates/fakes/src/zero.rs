@@ -274,6 +274,11 @@ impl FakeZero {
 
     // ---- faults ----
 
+    /// Zero recovers: every pending fault is dropped (latency stays).
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     fn add_fault(&self, n: u32, kind: FaultKind, target: FaultTarget) {
         if n > 0 {
             self.shared.lock().faults.push(Fault {

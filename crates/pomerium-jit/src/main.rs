@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         None => serve_cmd(cli.serve),
         Some(Command::Demo(args)) => {
             init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info");
-            run(demo::run(args, serve::shutdown_on_signals()))
+            run(async move { demo::run(args, serve::shutdown_on_signals()).await })
         }
         Some(Command::Audit(args)) => {
             init_tracing_with(LogFormat::Text, "warn");

@@ -53,8 +53,13 @@ pub async fn serve(settings: Settings, listener: TcpListener, demo: bool, shutdo
     let app = router(WebConfig { verifier, service, demo });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     shutdown.cancel();
-    for t in tasks {
-        let _ = t.await;
+    let stopped = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(5), stopped).await.is_err() {
+        tracing::warn!("background tasks did not stop within 5 s; exiting anyway (the next start converges)");
     }
     tracing::info!("pomerium-jit stopped");
     Ok(())

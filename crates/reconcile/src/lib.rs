@@ -60,7 +60,8 @@ pub struct Config {
     pub decode: DecodeOptions,
     /// This replica's name for the writer lease.
     pub holder: String,
-    /// How long the writer lease lasts without renewal.
+    /// How long the writer lease lasts without renewal; renewed every third
+    /// of it during a run, so a crashed writer blocks others this long at most.
     pub lease_ttl: Duration,
 }
 
@@ -75,7 +76,7 @@ impl Config {
             apply_changesets: false,
             decode: DecodeOptions::default(),
             holder: format!("pomerium-jit-{}-{}", std::process::id(), rand::random::<u32>()),
-            lease_ttl: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -149,6 +150,8 @@ enum SyncError {
     KeptChanging,
     #[error("another replica is updating the policy")]
     Busy,
+    #[error("the writer lease could not be renewed (database unreachable or taken over); the run was stopped")]
+    LostLease,
 }
 
 impl SyncError {
@@ -167,7 +170,7 @@ impl SyncError {
                 FailureKind::ZeroInconsistent
             }
             SyncError::KeptChanging => FailureKind::ZeroUnavailable,
-            SyncError::Store(_) => FailureKind::Store,
+            SyncError::Store(_) | SyncError::LostLease => FailureKind::Store,
             SyncError::Busy => FailureKind::Busy,
         };
         SyncFailure { kind, message: self.to_string() }
@@ -264,7 +267,16 @@ impl Reconciler {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         loop {
-            let delay = match self.sync_now().await {
+            // A run cut short by shutdown is safe: every step is idempotent
+            // and the next start converges. Only the lease is handed back.
+            let result = tokio::select! {
+                r = self.sync_now() => r,
+                _ = shutdown.cancelled() => {
+                    let _ = self.inner.store.release_lease(&self.lease_name(), &self.inner.config.holder).await;
+                    return;
+                }
+            };
+            let delay = match result {
                 Ok(_) => {
                     failures = 0;
                     self.until_next_due().await
@@ -285,6 +297,10 @@ impl Reconciler {
         }
     }
 
+    fn lease_name(&self) -> String {
+        format!("reconcile:{}", self.inner.config.policy_name)
+    }
+
     async fn until_next_due(&self) -> Duration {
         let interval = self.inner.config.interval;
         match self.inner.store.next_expiry().await {
@@ -300,11 +316,25 @@ impl Reconciler {
         let inner = &self.inner;
         let now = OffsetDateTime::now_utc();
         inner.status.send_modify(|s| s.last_attempt_at = Some(now));
-        let lease = format!("reconcile:{}", inner.config.policy_name);
+        let lease = self.lease_name();
         if !inner.store.try_lease(&lease, &inner.config.holder, inner.config.lease_ttl, now).await? {
             return Err(SyncError::Busy);
         }
-        let result = self.converge().await;
+        // Renew the lease while the run lasts, so that a short TTL both
+        // covers slow runs and frees the lease soon after a crash.
+        let renew = async {
+            loop {
+                tokio::time::sleep(inner.config.lease_ttl / 3).await;
+                let now = OffsetDateTime::now_utc();
+                if !matches!(inner.store.try_lease(&lease, &inner.config.holder, inner.config.lease_ttl, now).await, Ok(true)) {
+                    return SyncError::LostLease;
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = self.converge() => r,
+            e = renew => Err(e),
+        };
         if let Err(e) = inner.store.release_lease(&lease, &inner.config.holder).await {
             tracing::warn!(error = %e, "could not release the reconciler lease; it will expire");
         }

@@ -206,7 +206,22 @@ impl Service {
     /// failure in [`AdminView::fresh`].
     pub async fn admin_view(&self, admin: &Caller) -> Result<AdminView, ServiceError> {
         self.require_admin(admin)?;
-        let fresh = self.inner.reconciler.sync_now().await.map(|_| ());
+        // Another replica writing right now is as fresh as it gets.
+        // The run goes on in the background if Zero is slow; the page waits
+        // at most `apply_wait` and then shows the store's view.
+        let reconciler = self.inner.reconciler.clone();
+        let run = tokio::spawn(async move { reconciler.sync_now().await });
+        let fresh = match tokio::time::timeout(self.inner.settings.apply_wait, run).await {
+            Ok(Ok(Err(f))) if f.kind != jit_reconcile::FailureKind::Busy => Err(f),
+            Ok(_) => Ok(()),
+            Err(_) => Err(SyncFailure {
+                kind: jit_reconcile::FailureKind::ZeroUnavailable,
+                message: format!(
+                    "Pomerium Zero did not answer within {} s; showing what the database knows",
+                    self.inner.settings.apply_wait.as_secs()
+                ),
+            }),
+        };
         self.reload().await?;
         let open = self.inner.store.open_requests().await?;
         let (mut pending, mut active): (Vec<_>, Vec<_>) =

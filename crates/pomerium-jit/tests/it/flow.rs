@@ -59,7 +59,7 @@ async fn the_whole_flow() {
     }
 
     // SIGTERM: graceful, status 0.
-    assert!(app.terminate().success());
+    assert!(app.terminate().await.success());
 }
 
 #[tokio::test]

@@ -66,7 +66,7 @@ impl Env {
 
     /// Waits until `check` holds for the policy's PPL.
     pub async fn wait_ppl(&self, what: &str, check: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(ppl) = self.ppl()
                 && check(&ppl)
@@ -157,7 +157,7 @@ impl App {
     }
 
     /// SIGTERM, then the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -166,7 +166,7 @@ impl App {
                 return status;
             }
             assert!(Instant::now() < deadline, "did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -193,4 +193,50 @@ pub fn is_pending(ppl: &Value, email: &str) -> bool {
 
 pub fn is_granted(ppl: &Value, email: &str) -> bool {
     rule_for(ppl, email).is_some_and(|r| r["allow"]["and"][1]["date"]["before"].is_string())
+}
+
+/// A fresh PostgreSQL database on `TEST_DATABASE_URL`, dropped on drop.
+/// Without the variable: `None` (the test is skipped with a note), but a
+/// failure under CI, which must not skip.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Option<PgDatabase> {
+        use sqlx::Connection;
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(std::env::var_os("CI").is_none(), "TEST_DATABASE_URL must be set in CI");
+            eprintln!("skipping: set TEST_DATABASE_URL to run the PostgreSQL replica test");
+            return None;
+        };
+        let name = format!("jit_it_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("TEST_DATABASE_URL has no database part"),
+        };
+        Some(PgDatabase { admin_url, name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop from a fresh runtime: this may run while the test's runtime shuts down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
 }

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod browser;
 mod faults;
 mod flow;
 mod web;

@@ -1,0 +1,112 @@
+//! A small read-only JSON API for scripts: `GET /api/v1/me` and, for admins,
+//! `GET /api/v1/requests`. Errors are `application/problem+json`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jit_domain::{Request, State as RequestState};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::auth::SignedIn;
+use crate::sync::SyncJson;
+use crate::when::rfc3339;
+use crate::{AppState, WebError};
+
+/// One request as the API shows it; times in RFC 3339 UTC, actors as
+/// `user:<email>`, `system` or `zero`.
+#[derive(Debug, Serialize)]
+struct RequestJson {
+    id: String,
+    email: String,
+    status: &'static str,
+    reason: Option<String>,
+    requested_at: String,
+    requested_by: String,
+    approved_by: Option<String>,
+    approved_at: Option<String>,
+    starts_at: Option<String>,
+    expires_at: Option<String>,
+    ended_by: Option<String>,
+    ended_at: Option<String>,
+}
+
+impl RequestJson {
+    fn of(r: &Request) -> RequestJson {
+        let grant = r.state.grant();
+        let ended_by = match &r.state {
+            RequestState::Revoked { by, .. }
+            | RequestState::Rejected { by, .. }
+            | RequestState::Cancelled { by, .. } => Some(by.to_string()),
+            RequestState::Pending | RequestState::Active(_) | RequestState::Expired(_) => None,
+        };
+        RequestJson {
+            id: r.id.to_string(),
+            email: r.email.to_string(),
+            status: r.state.status().as_str(),
+            reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
+            requested_at: rfc3339(r.requested_at),
+            requested_by: r.requested_by.to_string(),
+            approved_by: grant.map(|g| g.approved_by.to_string()),
+            approved_at: grant.map(|g| rfc3339(g.approved_at)),
+            starts_at: grant.and_then(|g| g.starts_at).map(rfc3339),
+            expires_at: grant.map(|g| rfc3339(g.expires_at)),
+            ended_by,
+            ended_at: r.state.ended_at().map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Me {
+    email: String,
+    groups: Vec<String>,
+    admin: bool,
+    /// Whether Pomerium lets the caller through now, by the app's records.
+    has_access: bool,
+    request: Option<RequestJson>,
+}
+
+pub(crate) async fn me(State(app): State<AppState>, SignedIn(caller): SignedIn) -> Json<Me> {
+    let request = app.service.status_of(&caller.email);
+    Json(Me {
+        has_access: request
+            .as_ref()
+            .is_some_and(|r| r.grants_access_at(OffsetDateTime::now_utc())),
+        admin: app.service.is_admin(&caller),
+        request: request.as_ref().map(RequestJson::of),
+        email: caller.email.to_string(),
+        groups: caller.groups,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct Requests {
+    pending: Vec<RequestJson>,
+    active: Vec<RequestJson>,
+    ended: Vec<RequestJson>,
+    sync: SyncJson,
+}
+
+/// Like `/admin`: the store's view, with status 503 when the sync made for
+/// it failed.
+pub(crate) async fn requests(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+) -> Result<Response, WebError> {
+    let view = app.service.admin_view(&admin).await?;
+    let status = if view.fresh.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let all = |rs: &[Request]| rs.iter().map(RequestJson::of).collect();
+    let body = Requests {
+        pending: all(&view.pending),
+        active: all(&view.active),
+        ended: all(&view.ended),
+        sync: SyncJson::of(&view.sync, None),
+    };
+    Ok((status, Json(body)).into_response())
+}

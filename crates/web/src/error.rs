@@ -1,0 +1,564 @@
+//! One error type for the whole edge, shown as an HTML page or as
+//! `application/problem+json` (RFC 9457), whichever the client reads.
+//!
+//! A [`WebError`] turns into a bare response carrying a [`Problem`]: the
+//! status and a public text, with the internals logged (in the request's
+//! span, so with its request id) and left behind. The [`render`] middleware,
+//! which sees the request, then draws the problem in the client's format.
+//! Responses made by layers (cross-site refusal, timeout, body limit) are
+//! drawn the same way, so every failure looks alike.
+
+use askama::Template;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use jit_domain::{DomainError, EmailError};
+use jit_identity::VerifyError;
+use jit_reconcile::SyncFailure;
+use jit_service::ServiceError;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tower_http::csrf::ProtectionError;
+
+use crate::AppState;
+use crate::pages::Chrome;
+use crate::sync::{failure_code, failure_text};
+use crate::when::When;
+
+/// Why the caller's identity could not be established.
+#[derive(Debug, thiserror::Error)]
+pub enum Unverified {
+    #[error("no X-Pomerium-Jwt-Assertion header")]
+    Missing,
+    #[error("more than one X-Pomerium-Jwt-Assertion header")]
+    Repeated,
+    #[error("the X-Pomerium-Jwt-Assertion header is not visible ASCII")]
+    NotText,
+    #[error(transparent)]
+    Token(#[from] VerifyError),
+    #[error("the assertion's email claim is not a usable address: {0}")]
+    Email(EmailError),
+}
+
+impl Unverified {
+    /// A short public reason; never the token, never the email.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unverified::Missing => "no identity assertion was sent",
+            Unverified::Repeated => "more than one identity assertion was sent",
+            Unverified::NotText => "malformed token",
+            Unverified::Token(e) => e.reason(),
+            Unverified::Email(_) => "the email in the token is not a valid address",
+        }
+    }
+}
+
+/// Everything that can go wrong at the edge. Each maps to one status and a
+/// public text; internal detail goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("your Pomerium sign-in could not be verified: {0}")]
+    Unverified(#[from] Unverified),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// A field of a form or query that does not parse into its domain type.
+    #[error("the field `{field}` is invalid: {message}")]
+    Field {
+        field: &'static str,
+        message: String,
+    },
+    /// A form or query string that cannot be read at all.
+    #[error("the {what} could not be read: {message}")]
+    Unreadable { what: &'static str, message: String },
+    /// Durable, but not in Pomerium Zero's policy yet.
+    #[error("the decision is saved but not applied yet")]
+    NotApplied(Option<SyncFailure>),
+    #[error("cross-site request refused")]
+    CrossSite,
+    #[error("no such page")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body too large")]
+    TooLarge,
+    #[error("forms must be sent as application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    #[error("the request took too long")]
+    Timeout,
+    /// A failure status from somewhere below with no more to say.
+    #[error("the request failed with status {0}")]
+    Status(StatusCode),
+}
+
+impl WebError {
+    pub(crate) fn field(field: &'static str, error: impl std::fmt::Display) -> WebError {
+        WebError::Field {
+            field,
+            message: error.to_string(),
+        }
+    }
+
+    /// The public face of the error.
+    pub(crate) fn problem(&self) -> Problem {
+        use StatusCode as S;
+        let p = Problem::new;
+        match self {
+            WebError::Unverified(u) => {
+                let unavailable = matches!(u, Unverified::Token(e) if e.is_unavailable());
+                let (status, hint) = if unavailable {
+                    (
+                        S::SERVICE_UNAVAILABLE,
+                        "Pomerium's signing keys could not be loaded, so no sign-in can be checked right now. \
+                         Try again in a minute; if it persists, tell an admin (check JWKS_ENDPOINT).",
+                    )
+                } else {
+                    (
+                        S::FORBIDDEN,
+                        "Reload this page through its Pomerium address, and sign in again if asked. If you \
+                         opened the app directly rather than through Pomerium, use the Pomerium address.",
+                    )
+                };
+                p(status, "unverified", "Sign-in not verified")
+                    .detail(format!("Your Pomerium sign-in could not be verified: {}.", u.reason()))
+                    .hint(hint)
+            }
+            WebError::Service(ServiceError::NotAdmin) => p(S::FORBIDDEN, "not-admin", "Admins only")
+                .detail("This page and its actions are for admins only.")
+                .hint(
+                    "To become an admin, ask an existing admin to add your email to ADMIN_EMAILS, or one \
+                     of your groups to ADMIN_GROUPS, in this app's configuration.",
+                )
+                .back("/"),
+            WebError::Service(ServiceError::Domain(e)) => domain_problem(e),
+            WebError::Service(ServiceError::Store(_)) => {
+                p(S::INTERNAL_SERVER_ERROR, "store", "Database unavailable")
+                    .detail("The database could not complete the request, so nothing was changed.")
+                    .hint("Try again in a moment. If it keeps failing, tell an admin.")
+            }
+            WebError::Field { field, message } => p(S::BAD_REQUEST, "invalid-field", "Invalid input")
+                .detail(format!("The field `{field}` is invalid: {message}."))
+                .hint("Go back, correct it and try again."),
+            WebError::Unreadable { what, message } => p(S::BAD_REQUEST, "unreadable", "Invalid input")
+                .detail(format!("The {what} could not be read: {message}."))
+                .hint("Go back and submit the form from the page again."),
+            WebError::NotApplied(failure) => {
+                let why = match failure {
+                    Some(f) => format!(
+                        "Pomerium Zero has not applied it yet ({}): {}",
+                        failure_code(f.kind),
+                        failure_text(f.kind)
+                    ),
+                    None => "Pomerium Zero did not confirm it in time.".to_owned(),
+                };
+                p(S::SERVICE_UNAVAILABLE, "not-applied", "Saved, not applied yet")
+                    .detail(format!("Your decision is SAVED. {why}"))
+                    .hint(
+                        "It will be applied as soon as Pomerium Zero answers; there is no need to submit it \
+                         again. Until then Pomerium still enforces the previous policy.",
+                    )
+            }
+            WebError::CrossSite => p(S::FORBIDDEN, "cross-site", "Cross-site request refused")
+                .detail("This change was sent from another site, so it was refused and nothing was changed.")
+                .hint("Make changes from this app's own pages."),
+            WebError::NotFound => p(S::NOT_FOUND, "not-found", "Page not found")
+                .detail("There is no page at this address."),
+            WebError::MethodNotAllowed => p(S::METHOD_NOT_ALLOWED, "method-not-allowed", "Not allowed")
+                .detail("This address does not accept that kind of request.")
+                .hint("Use the buttons on the app's pages."),
+            WebError::TooLarge => p(S::PAYLOAD_TOO_LARGE, "too-large", "Too much data")
+                .detail(format!("The request is larger than the {} KiB limit.", crate::BODY_LIMIT / 1024)),
+            WebError::UnsupportedMediaType => {
+                p(S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported form encoding")
+                    .detail("Forms must be sent as application/x-www-form-urlencoded.")
+            }
+            WebError::Timeout => p(S::SERVICE_UNAVAILABLE, "timeout", "Took too long")
+                .detail("The server took too long to answer.")
+                .hint("If you made a change it may have been saved; reload the page to see where things stand."),
+            WebError::Status(status) => p(*status, "failed", "Something went wrong")
+                    .detail("The request could not be completed.")
+                .hint("Try again. If it keeps failing, tell an admin and quote the reference below."),
+        }
+    }
+
+    /// Logs what the page does not show. Refused sign-ins are logged too
+    /// (failed access attempts), without token or email.
+    fn log(&self, status: StatusCode) {
+        match self {
+            WebError::Unverified(u) => {
+                tracing::info!(reason = u.reason(), detail = %u, "assertion refused");
+            }
+            WebError::Service(ServiceError::NotAdmin) => {
+                tracing::info!("admin action refused: not an admin")
+            }
+            WebError::Service(ServiceError::Store(e)) => {
+                tracing::error!(error = %e, "store failed")
+            }
+            WebError::NotApplied(failure) => tracing::warn!(
+                failure = failure.as_ref().map(|f| failure_code(f.kind)),
+                "decision saved but not applied within the wait"
+            ),
+            WebError::CrossSite => tracing::info!("cross-site request refused"),
+            _ if status.is_server_error() => tracing::warn!(error = %self, "request failed"),
+            _ => tracing::debug!(error = %self, "request refused"),
+        }
+    }
+}
+
+fn domain_problem(e: &DomainError) -> Problem {
+    use StatusCode as S;
+    let now = OffsetDateTime::now_utc();
+    match e {
+        DomainError::NoOpenRequest { email } => {
+            Problem::new(S::NOT_FOUND, "no-open-request", "Nothing to change")
+                .detail(format!(
+                    "There is no pending request or active access for {email}."
+                ))
+                .hint("Someone may have acted on it already; the list is up to date on reload.")
+        }
+        DomainError::AlreadyPending { email, since } => {
+            let since = When::new(*since, now);
+            Problem::new(S::CONFLICT, "already-pending", "Already requested").detail(format!(
+                "{email} already has a pending request (since {}, {}).",
+                since.rel, since.abs
+            ))
+        }
+        DomainError::AlreadyActive { email, until } => {
+            let until = When::new(*until, now);
+            Problem::new(S::CONFLICT, "already-active", "Access already granted").detail(format!(
+                "{email} already has access until {} ({}).",
+                until.abs, until.rel
+            ))
+        }
+        DomainError::SelfApproval => Problem::new(
+            S::FORBIDDEN,
+            "self-approval",
+            "Cannot approve your own request",
+        )
+        .detail("You cannot approve your own request.")
+        .hint("Ask another admin to approve it."),
+        DomainError::Duration(d) => Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
+            .detail(format!("The field `duration` is invalid: {d}."))
+            .hint("Choose one of the offered durations."),
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        self.log(problem.status);
+        problem.into_response()
+    }
+}
+
+/// The public face of a failure: what the page or problem document says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub status: StatusCode,
+    /// Stable identifier, the tail of the problem `type`.
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// What to do about it.
+    pub hint: Option<&'static str>,
+    /// Where "back" leads when the section's own page would fail the same way.
+    pub back: Option<&'static str>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &'static str, title: &'static str) -> Problem {
+        Problem {
+            status,
+            code,
+            title,
+            detail: String::new(),
+            hint: None,
+            back: None,
+        }
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Problem {
+        self.detail = detail.into();
+        self
+    }
+
+    fn hint(mut self, hint: &'static str) -> Problem {
+        self.hint = Some(hint);
+        self
+    }
+
+    fn back(mut self, back: &'static str) -> Problem {
+        self.back = Some(back);
+        self
+    }
+}
+
+/// A bare response that [`render`] will draw.
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// What the client reads, known from the request before it is handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reader {
+    json: bool,
+    /// Where "back" leads: the admin page for admin routes, else home.
+    back: &'static str,
+    request_id: Option<String>,
+}
+
+impl Reader {
+    fn of(request: &Request) -> Reader {
+        let path = request.uri().path();
+        Reader {
+            json: path.starts_with("/api/") || prefers_json(request.headers()),
+            back: if path == "/admin" || path.starts_with("/admin/") {
+                "/admin"
+            } else {
+                "/"
+            },
+            request_id: request
+                .headers()
+                .get(crate::layers::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// True when `Accept` names a JSON type and not HTML: browsers always list
+/// `text/html`, API clients ask for JSON.
+fn prefers_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let accept = accept.to_ascii_lowercase();
+    accept.contains("json") && !accept.contains("text/html")
+}
+
+/// Draws every failure, whoever produced it, as the client prefers.
+pub(crate) async fn render(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let reader = Reader::of(&request);
+    let mut response = next.run(request).await;
+    let problem = if let Some(problem) = response.extensions_mut().remove::<Problem>() {
+        problem
+    } else if response.extensions().get::<ProtectionError>().is_some() {
+        let error = WebError::CrossSite;
+        error.log(StatusCode::FORBIDDEN);
+        error.problem()
+    } else if is_bare_failure(&response) {
+        let error = bare_failure(response.status());
+        error.log(response.status());
+        error.problem()
+    } else {
+        return response;
+    };
+    draw(&problem, &reader, state.demo)
+}
+
+/// A failure from a layer or a library, with no page of its own.
+fn is_bare_failure(response: &Response) -> bool {
+    let status = response.status();
+    let drawn = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html") || ct.contains("json"));
+    (status.is_client_error() || status.is_server_error()) && !drawn
+}
+
+fn bare_failure(status: StatusCode) -> WebError {
+    match status {
+        StatusCode::NOT_FOUND => WebError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => WebError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => WebError::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => WebError::UnsupportedMediaType,
+        // The timeout layer answers 503 with an empty body.
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => WebError::Timeout,
+        other => WebError::Status(other),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemJson<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    problem: &'a Problem,
+    back: &'static str,
+    request_id: Option<&'a str>,
+}
+
+fn draw(problem: &Problem, reader: &Reader, demo: bool) -> Response {
+    let request_id = reader.request_id.as_deref();
+    if reader.json {
+        let body = ProblemJson {
+            r#type: format!("urn:pomerium-jit:problem:{}", problem.code),
+            title: problem.title,
+            status: problem.status.as_u16(),
+            detail: &problem.detail,
+            hint: problem.hint,
+            request_id,
+        };
+        let mut response = (problem.status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        return response;
+    }
+    let page = ErrorPage {
+        chrome: Chrome::anonymous(demo),
+        problem,
+        back: problem.back.unwrap_or(reader.back),
+        request_id,
+    };
+    match page.render() {
+        Ok(html) => (problem.status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "error page failed to render");
+            (problem.status, problem.detail.clone()).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn request(path: &str, accept: Option<&str>) -> Request {
+        let mut b = Request::builder().uri(path);
+        if let Some(a) = accept {
+            b = b.header(header::ACCEPT, a);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn json_for_api_paths_and_json_clients_html_for_browsers() {
+        assert!(Reader::of(&request("/api/v1/me", None)).json);
+        assert!(Reader::of(&request("/", Some("application/json"))).json);
+        assert!(Reader::of(&request("/", Some("application/problem+json"))).json);
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(!Reader::of(&request("/", Some(browser))).json);
+        assert!(!Reader::of(&request("/", Some("*/*"))).json);
+        assert!(!Reader::of(&request("/", None)).json);
+    }
+
+    #[test]
+    fn back_leads_to_the_section() {
+        assert_eq!(
+            Reader::of(&request("/admin/approve-access", None)).back,
+            "/admin"
+        );
+        assert_eq!(Reader::of(&request("/admin", None)).back, "/admin");
+        assert_eq!(Reader::of(&request("/administrator", None)).back, "/");
+        assert_eq!(Reader::of(&request("/request-access", None)).back, "/");
+    }
+
+    #[test]
+    fn statuses_follow_the_mapping() {
+        let email = jit_domain::Email::parse("a@b.c").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let cases: Vec<(WebError, u16)> = vec![
+            (Unverified::Missing.into(), 403),
+            (Unverified::Token(VerifyError::Expired).into(), 403),
+            (Unverified::Token(VerifyError::KeysUnavailable).into(), 503),
+            (ServiceError::NotAdmin.into(), 403),
+            (
+                ServiceError::Domain(DomainError::NoOpenRequest {
+                    email: email.clone(),
+                })
+                .into(),
+                404,
+            ),
+            (
+                ServiceError::Domain(DomainError::AlreadyPending {
+                    email: email.clone(),
+                    since: now,
+                })
+                .into(),
+                409,
+            ),
+            (
+                ServiceError::Domain(DomainError::AlreadyActive {
+                    email: email.clone(),
+                    until: now,
+                })
+                .into(),
+                409,
+            ),
+            (ServiceError::Domain(DomainError::SelfApproval).into(), 403),
+            (
+                ServiceError::Domain(DomainError::Duration(jit_domain::DurationError::TooShort))
+                    .into(),
+                400,
+            ),
+            (WebError::field("email", "bad"), 400),
+            (WebError::NotApplied(None), 503),
+            (WebError::CrossSite, 403),
+            (WebError::NotFound, 404),
+            (WebError::TooLarge, 413),
+            (WebError::Timeout, 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.problem().status.as_u16(), status, "{error:?}");
+            assert!(
+                !error.problem().detail.is_empty(),
+                "{error:?} explains itself"
+            );
+        }
+    }
+
+    #[test]
+    fn the_public_reason_names_the_failure_but_not_the_token() {
+        let p = WebError::from(Unverified::Token(VerifyError::Expired)).problem();
+        assert_eq!(
+            p.detail,
+            "Your Pomerium sign-in could not be verified: token expired."
+        );
+        assert!(p.hint.unwrap().contains("through its Pomerium address"));
+    }
+
+    #[test]
+    fn not_applied_says_saved_and_names_the_failure() {
+        let failure = SyncFailure {
+            kind: jit_reconcile::FailureKind::ZeroRefused,
+            message: "secret detail".into(),
+        };
+        let p = WebError::NotApplied(Some(failure)).problem();
+        assert!(
+            p.detail.contains("SAVED") && p.detail.contains("zero_refused"),
+            "{}",
+            p.detail
+        );
+        assert!(
+            !p.detail.contains("secret detail"),
+            "internal text stays in the log"
+        );
+    }
+}

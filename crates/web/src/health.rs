@@ -1,0 +1,58 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store answers
+//! and the last sync with Pomerium Zero succeeded). Neither needs an
+//! assertion, so neither reveals an email, an id or an error text.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::sync::SyncJson;
+
+/// How long `/readyz` waits for the database.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Readiness {
+    store: &'static str,
+    sync: SyncJson,
+}
+
+/// Reading the reconciler's record both checks that the store answers and
+/// tells how the last sync (by any replica) went.
+pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let policy = &app.service.reconciler().config().policy_name;
+    let recorded =
+        match tokio::time::timeout(STORE_TIMEOUT, app.service.store().sync_state(policy)).await {
+            Ok(Ok(state)) => Some(state),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the store does not answer");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the store did not answer within {STORE_TIMEOUT:?}");
+                None
+            }
+        };
+    let sync = SyncJson::of(&app.service.sync_status(), recorded.as_ref());
+    let store_ok = recorded.is_some();
+    let status = if store_ok && sync.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            store: if store_ok { "ok" } else { "error" },
+            sync,
+        }),
+    )
+}

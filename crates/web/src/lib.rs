@@ -1,0 +1,119 @@
+//! The web edge of pomerium-jit: the pages people use, a small JSON API and
+//! the health checks, in front of [`jit_service::Service`].
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `GET /` | anyone signed in | your status; request, withdraw, give up |
+//! | `POST /request-access`, `POST /cancel-request` | anyone signed in | 303 back to `/` |
+//! | `GET /admin` | admins | pending, active and ended; 503 (page still shown) when Zero is out of reach |
+//! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | admins | 303 back to `/admin` |
+//! | `GET /admin/audit` | admins | the audit trail, paged, with the chain check |
+//! | `GET /api/v1/me`, `GET /api/v1/requests` | signed in / admins | the same as JSON |
+//! | `GET /healthz`, `GET /readyz`, `GET /assets/*` | anyone | no assertion needed |
+//!
+//! Identity comes only from a verified `X-Pomerium-Jwt-Assertion` (the
+//! `SignedIn` extractor); admin rights are checked here as well as
+//! by Pomerium's route policy, since the assertion carries no path. Every
+//! failure is one [`WebError`], shown as an HTML page or, for `/api/` and
+//! clients asking for JSON, as `application/problem+json`.
+//!
+//! Around every route (outermost first): the assertion header is marked
+//! sensitive, a request id is set, the request is traced (method, path,
+//! status, latency; never headers, queries or emails), security headers are
+//! added, errors are rendered, a timeout, cross-site POSTs are refused
+//! (Fetch Metadata with the `Origin`/`Host` fallback), and bodies are capped.
+
+mod api;
+mod assets;
+mod auth;
+mod error;
+mod health;
+mod input;
+mod layers;
+mod notice;
+mod pages;
+mod sync;
+mod when;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use jit_identity::Verifier;
+use jit_service::Service;
+
+pub use error::{Unverified, WebError};
+
+/// Everything the web edge needs.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Checks `X-Pomerium-Jwt-Assertion`.
+    pub verifier: Verifier,
+    /// The use cases behind the pages.
+    pub service: Service,
+    /// Shows a banner on every page saying Pomerium and Zero are simulated.
+    pub demo: bool,
+}
+
+/// What every handler can reach; cheap to clone (the service and verifier
+/// share their state).
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    verifier: Verifier,
+    service: Service,
+    demo: bool,
+}
+
+/// The largest request body accepted: forms here are an email, a duration
+/// and a reason of at most 500 characters.
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
+
+/// Builds the whole app, with every layer inside.
+pub fn router(config: WebConfig) -> Router {
+    let timeout = request_timeout(config.service.settings().apply_wait);
+    let state = AppState {
+        verifier: config.verifier,
+        service: config.service,
+        demo: config.demo,
+    };
+    let routes = Router::new()
+        .route("/", get(pages::index::page))
+        .route("/request-access", post(pages::index::request_access))
+        .route("/cancel-request", post(pages::index::cancel_request))
+        .route("/admin", get(pages::admin::page))
+        .route("/admin/approve-access", post(pages::admin::approve))
+        .route("/admin/revoke-access", post(pages::admin::end))
+        .route("/admin/reject-access", post(pages::admin::end))
+        .route("/admin/audit", get(pages::audit::page))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/requests", get(api::requests))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/assets/{file}", get(assets::serve))
+        .fallback(|| async { WebError::NotFound })
+        .method_not_allowed_fallback(|| async { WebError::MethodNotAllowed });
+    layers::wrap(routes, state, timeout)
+}
+
+/// Long enough for a change to wait its full `apply_wait` for Pomerium Zero
+/// and still answer, short enough that a stuck request is cut off.
+fn request_timeout(apply_wait: Duration) -> Duration {
+    (apply_wait + Duration::from_secs(25)).max(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_outlasts_the_apply_wait() {
+        assert_eq!(
+            request_timeout(Duration::from_secs(5)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            request_timeout(Duration::from_secs(60)),
+            Duration::from_secs(85)
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! `GET /admin` and the admin actions. The service checks admin rights on
+//! every call (`ServiceError::NotAdmin` → 403), whatever Pomerium's route
+//! policy let through.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use jit_domain::{Email, GrantDuration, Request, Rules, State as RequestState, Status};
+use jit_reconcile::SyncStatus;
+use jit_service::AdminView;
+use time::OffsetDateTime;
+
+use super::{Chrome, actor_label, require_applied};
+use crate::auth::SignedIn;
+use crate::input::{Approval, Form, Params, Subject};
+use crate::notice::{Notice, NoticeQuery, Shown};
+use crate::sync::{failure_code, failure_text};
+use crate::when::When;
+use crate::{AppState, WebError};
+
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "admin.html")]
+pub(crate) struct AdminPage {
+    chrome: Chrome,
+    notice: Option<Shown>,
+    sync: SyncPanel,
+    pending: Vec<PendingRow>,
+    active: Vec<ActiveRow>,
+    ended: Vec<EndedRow>,
+    durations: Vec<Choice>,
+}
+
+#[derive(Debug)]
+struct PendingRow {
+    email: String,
+    requested: When,
+    reason: Option<String>,
+    /// The viewer's own request, which they may not approve.
+    own: bool,
+}
+
+#[derive(Debug)]
+struct ActiveRow {
+    email: String,
+    approved_by: String,
+    until: When,
+    /// A start in the future, from a console edit.
+    from: Option<When>,
+    /// Past its expiry but not swept yet; Pomerium already denies it.
+    lapsed: bool,
+}
+
+#[derive(Debug)]
+struct EndedRow {
+    email: String,
+    status: &'static str,
+    /// Nobody for an expiry.
+    by: Option<String>,
+    when: When,
+}
+
+/// One option of the approval's duration list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Debug)]
+struct SyncPanel {
+    last_success: Option<When>,
+    /// The failure of the sync made for this page.
+    failure: Option<Banner>,
+    /// The cluster does not apply changesets on its own.
+    auto_apply_off: bool,
+}
+
+#[derive(Debug)]
+struct Banner {
+    code: &'static str,
+    text: &'static str,
+    /// The reconciler's own words, written for operators.
+    message: String,
+}
+
+impl SyncPanel {
+    fn of(
+        status: &SyncStatus,
+        fresh: &Result<(), jit_reconcile::SyncFailure>,
+        now: OffsetDateTime,
+    ) -> SyncPanel {
+        SyncPanel {
+            last_success: status.last_success_at.map(|at| When::new(at, now)),
+            failure: fresh.as_ref().err().map(|f| Banner {
+                code: failure_code(f.kind),
+                text: failure_text(f.kind),
+                message: f.message.clone(),
+            }),
+            auto_apply_off: status.auto_apply == Some(false),
+        }
+    }
+}
+
+/// Always renders the store's view; when the sync made for this page failed
+/// the banner says why and the status is 503, so monitors notice.
+pub(crate) async fn page(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    Params(NoticeQuery(notice)): Params<NoticeQuery>,
+) -> Result<Response, WebError> {
+    let view = app.service.admin_view(&admin).await?;
+    let now = OffsetDateTime::now_utc();
+    let status = if view.fresh.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let chrome = Chrome::signed_in(&app, &admin, "admin");
+    let page = AdminPage::new(
+        chrome,
+        notice,
+        &view,
+        &admin.email,
+        &app.service.settings().rules,
+        now,
+    );
+    Ok((status, page).into_response())
+}
+
+impl AdminPage {
+    fn new(
+        chrome: Chrome,
+        notice: Option<Shown>,
+        view: &AdminView,
+        me: &Email,
+        rules: &Rules,
+        now: OffsetDateTime,
+    ) -> AdminPage {
+        let when = |at| When::new(at, now);
+        let pending = view
+            .pending
+            .iter()
+            .map(|r| PendingRow {
+                email: r.email.to_string(),
+                requested: when(r.requested_at),
+                reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
+                own: &r.email == me && !rules.allow_self_approval,
+            })
+            .collect();
+        let active = view
+            .active
+            .iter()
+            .filter_map(|r| {
+                let g = r.state.grant()?;
+                Some(ActiveRow {
+                    email: r.email.to_string(),
+                    approved_by: actor_label(&g.approved_by, me),
+                    until: when(g.expires_at),
+                    from: g.starts_at.filter(|s| *s > now).map(when),
+                    lapsed: g.expires_at <= now,
+                })
+            })
+            .collect();
+        let ended = view
+            .ended
+            .iter()
+            .filter_map(|r| ended_row(r, me, now))
+            .collect();
+        AdminPage {
+            chrome,
+            notice,
+            sync: SyncPanel::of(&view.sync, &view.fresh, now),
+            pending,
+            active,
+            ended,
+            durations: choices(rules),
+        }
+    }
+}
+
+fn ended_row(r: &Request, me: &Email, now: OffsetDateTime) -> Option<EndedRow> {
+    let by = match &r.state {
+        RequestState::Expired(_) => None,
+        RequestState::Revoked { by, .. }
+        | RequestState::Rejected { by, .. }
+        | RequestState::Cancelled { by, .. } => Some(actor_label(by, me)),
+        RequestState::Pending | RequestState::Active(_) => return None,
+    };
+    Some(EndedRow {
+        email: r.email.to_string(),
+        status: r.state.status().as_str(),
+        by,
+        when: When::new(r.state.ended_at()?, now),
+    })
+}
+
+/// Usual lengths up to the configured maximum, plus the default and the
+/// maximum themselves; the default is preselected.
+fn choices(rules: &Rules) -> Vec<Choice> {
+    let mut all: Vec<GrantDuration> = [15, 60, 4 * 60, 8 * 60, 24 * 60]
+        .into_iter()
+        .filter_map(|m| GrantDuration::from_minutes(m).ok())
+        .chain([rules.default_duration, rules.max_duration])
+        .filter(|d| *d <= rules.max_duration)
+        .collect();
+    all.sort();
+    all.dedup();
+    all.into_iter()
+        .map(|d| Choice {
+            value: d.to_string(),
+            label: label(d),
+            selected: d == rules.default_duration,
+        })
+        .collect()
+}
+
+fn label(d: GrantDuration) -> String {
+    let m = d.whole_minutes();
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match m {
+        _ if m % (24 * 60) == 0 => plural(m / (24 * 60), "day"),
+        _ if m % 60 == 0 => plural(m / 60, "hour"),
+        _ if m < 60 => plural(m, "minute"),
+        _ => format!("{} h {} min", m / 60, m % 60),
+    }
+}
+
+pub(crate) async fn approve(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    Form(Approval { email, duration }): Form<Approval>,
+) -> Result<Redirect, WebError> {
+    let outcome = app.service.approve(&admin, &email, duration).await?;
+    require_applied(&outcome)?;
+    Ok(Redirect::to(
+        &Notice::Approved.location("/admin", Some(&email)),
+    ))
+}
+
+/// `revoke-access` and `reject-access`: ends whatever is open for the email,
+/// a pending request (rejected) or access (revoked), like the original's
+/// `revoke-access`. The confirmation says which it was.
+pub(crate) async fn end(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    Form(Subject { email }): Form<Subject>,
+) -> Result<Redirect, WebError> {
+    let outcome = app.service.revoke(&admin, &email).await?;
+    require_applied(&outcome)?;
+    let notice = if outcome.request.state.status() == Status::Rejected {
+        Notice::Rejected
+    } else {
+        Notice::Revoked
+    };
+    Ok(Redirect::to(&notice.location("/admin", Some(&email))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minutes(m: u32) -> GrantDuration {
+        GrantDuration::from_minutes(m).unwrap()
+    }
+
+    #[test]
+    fn durations_are_bounded_by_the_maximum_and_preselect_the_default() {
+        let rules = Rules::default();
+        let values: Vec<_> = choices(&rules)
+            .into_iter()
+            .map(|c| (c.value, c.label, c.selected))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("15m".into(), "15 minutes".into(), false),
+                ("1h".into(), "1 hour".into(), true),
+                ("4h".into(), "4 hours".into(), false),
+                ("8h".into(), "8 hours".into(), false),
+                ("1d".into(), "1 day".into(), false),
+            ]
+        );
+        let short = Rules {
+            default_duration: minutes(2),
+            max_duration: minutes(90),
+            ..Rules::default()
+        };
+        let values: Vec<_> = choices(&short).into_iter().map(|c| c.label).collect();
+        assert_eq!(values, ["2 minutes", "15 minutes", "1 hour", "1 h 30 min"]);
+    }
+}

@@ -1,0 +1,197 @@
+//! `GET /admin/audit`: the audit trail, newest first, a page at a time
+//! (`?before=<seq>`), optionally about one person (`?email=`), with the
+//! result of walking the hash chain.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use jit_domain::Email;
+use jit_service::ServiceError;
+use jit_store::{AuditQuery, AuditRecord, ChainReport};
+use time::OffsetDateTime;
+
+use super::Chrome;
+use crate::auth::SignedIn;
+use crate::input::{Input, Params, optional_email};
+use crate::when::When;
+use crate::{AppState, WebError};
+
+/// Events per page.
+const PAGE: usize = 50;
+
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "audit.html")]
+pub(crate) struct AuditPage {
+    chrome: Chrome,
+    filter: Option<String>,
+    chain: Chain,
+    rows: Vec<Row>,
+    /// Links to the next older page and back to the newest, when useful.
+    older: Option<String>,
+    newest: Option<String>,
+}
+
+#[derive(Debug)]
+enum Chain {
+    Intact { verified: u64 },
+    Broken { problem: String },
+}
+
+#[derive(Debug)]
+struct Row {
+    seq: u64,
+    when: When,
+    actor: String,
+    action: &'static str,
+    subject: String,
+    details: Vec<(String, String)>,
+    request_id: String,
+}
+
+/// `?email=` and `?before=`.
+#[derive(Debug)]
+pub(crate) struct AuditParams {
+    email: Option<Email>,
+    before: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RawAuditParams {
+    email: Option<String>,
+    before: Option<String>,
+}
+
+impl Input for AuditParams {
+    type Raw = RawAuditParams;
+    fn parse(raw: RawAuditParams) -> Result<Self, WebError> {
+        let before = raw
+            .before
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| {
+                b.trim()
+                    .parse::<u64>()
+                    .map_err(|_| WebError::field("before", "it must be an event number"))
+            })
+            .transpose()?;
+        Ok(AuditParams {
+            email: optional_email("email", raw.email)?,
+            before,
+        })
+    }
+}
+
+pub(crate) async fn page(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    Params(params): Params<AuditParams>,
+) -> Result<AuditPage, WebError> {
+    if !app.service.is_admin(&admin) {
+        return Err(ServiceError::NotAdmin.into());
+    }
+    let store = app.service.store();
+    let query = AuditQuery {
+        subject: params.email.clone(),
+        before: params.before,
+        limit: PAGE + 1,
+    };
+    let mut records = store.audit(query).await.map_err(ServiceError::from)?;
+    let report = store
+        .verify_audit_chain()
+        .await
+        .map_err(ServiceError::from)?;
+    let more = records.len() > PAGE;
+    records.truncate(PAGE);
+    let now = OffsetDateTime::now_utc();
+    let link = |before: Option<u64>| {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(e) = &params.email {
+            pairs.push(("email", e.to_string()));
+        }
+        if let Some(b) = before {
+            pairs.push(("before", b.to_string()));
+        }
+        let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+        if query.is_empty() {
+            "/admin/audit".to_owned()
+        } else {
+            format!("/admin/audit?{query}")
+        }
+    };
+    Ok(AuditPage {
+        chrome: Chrome::signed_in(&app, &admin, "audit"),
+        filter: params.email.as_ref().map(Email::to_string),
+        chain: Chain::of(&report),
+        older: records
+            .last()
+            .filter(|_| more)
+            .map(|last| link(Some(last.seq))),
+        newest: params.before.map(|_| link(None)),
+        rows: records.iter().map(|r| Row::of(r, now)).collect(),
+    })
+}
+
+impl Chain {
+    fn of(report: &ChainReport) -> Chain {
+        match &report.first_break {
+            None => Chain::Intact {
+                verified: report.verified,
+            },
+            Some(b) => Chain::Broken {
+                problem: b.to_string(),
+            },
+        }
+    }
+}
+
+impl Row {
+    fn of(record: &AuditRecord, now: OffsetDateTime) -> Row {
+        let e = &record.event;
+        let details = match &e.details {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect(),
+            serde_json::Value::Null => Vec::new(),
+            other => vec![("details".to_owned(), other.to_string())],
+        };
+        Row {
+            seq: record.seq,
+            when: When::new(e.at, now),
+            actor: e.actor.label(),
+            action: e.action.as_str(),
+            subject: e.subject.to_string(),
+            details,
+            request_id: e.request_id.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_name_the_wrong_field() {
+        let parse = |q: &str| AuditParams::parse(serde_urlencoded::from_str(q).unwrap());
+        assert!(matches!(
+            parse("before=abc"),
+            Err(WebError::Field {
+                field: "before",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("email=nope"),
+            Err(WebError::Field { field: "email", .. })
+        ));
+        let p = parse("email=&before=").unwrap();
+        assert!(p.email.is_none() && p.before.is_none());
+        let p = parse("email=a%40b.c&before=7").unwrap();
+        assert_eq!((p.email.unwrap().as_str(), p.before), ("a@b.c", Some(7)));
+    }
+}

@@ -1,0 +1,173 @@
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use jit_fakes::pomerium::TestUser;
+
+use crate::harness::{App, HOST, Options};
+
+#[tokio::test]
+async fn errors_are_problem_json_for_json_clients() {
+    let app = App::start().await;
+    let request = Request::get("/")
+        .header(header::HOST, HOST)
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let a = app.send(request).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.header("content-type"), "application/problem+json");
+    let p = a.json();
+    assert_eq!(p["type"], "urn:pomerium-jit:problem:unverified");
+    assert_eq!(p["title"], "Sign-in not verified");
+    assert_eq!(p["status"], 403);
+    assert_eq!(
+        p["detail"],
+        "Your Pomerium sign-in could not be verified: no identity assertion was sent."
+    );
+
+    let a = app.get("/api/v1/nope", Some(&TestUser::alice())).await;
+    assert_eq!(
+        (a.status, a.json()["status"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(404))
+    );
+    let a = app.get("/api/v1/requests", Some(&TestUser::bob())).await;
+    assert_eq!(a.json()["type"], "urn:pomerium-jit:problem:not-admin");
+
+    let mut request = Request::post("/admin/approve-access")
+        .header(header::HOST, HOST)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-pomerium-jwt-assertion", app.token(&TestUser::admin()))
+        .body(Body::from("email=nobody%40example.com"))
+        .unwrap();
+    let a = app.send(request).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.json()["type"], "urn:pomerium-jit:problem:no-open-request");
+    request = Request::post("/request-access")
+        .header(header::HOST, HOST)
+        .header(header::ACCEPT, "application/json")
+        .header("sec-fetch-site", "cross-site")
+        .header("x-pomerium-jwt-assertion", app.token(&TestUser::alice()))
+        .body(Body::empty())
+        .unwrap();
+    let a = app.send(request).await;
+    assert_eq!(
+        (a.status, a.json()["type"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("urn:pomerium-jit:problem:cross-site")
+        )
+    );
+}
+
+#[tokio::test]
+async fn me_and_requests() {
+    let app = App::start().await;
+    let alice = TestUser::alice();
+    let me = app.get("/api/v1/me", Some(&alice)).await.json();
+    assert_eq!(
+        (
+            me["email"].as_str(),
+            me["admin"].as_bool(),
+            me["has_access"].as_bool()
+        ),
+        (Some("alice@example.com"), Some(false), Some(false))
+    );
+    assert!(me["request"].is_null());
+    app.post("/request-access", &alice, &[("reason", "why not")])
+        .await;
+    app.approve(&alice).await;
+    let me = app.get("/api/v1/me", Some(&alice)).await.json();
+    assert_eq!(me["has_access"], true);
+    assert_eq!(me["request"]["status"], "active");
+    assert_eq!(me["request"]["approved_by"], "user:carol@example.com");
+    assert_eq!(me["request"]["reason"], "why not");
+
+    let a = app.get("/api/v1/requests", Some(&TestUser::admin())).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let all = a.json();
+    assert_eq!(all["active"][0]["email"], "alice@example.com");
+    assert_eq!(all["pending"].as_array().map(Vec::len), Some(0));
+    assert_eq!(all["sync"]["ok"], true);
+}
+
+#[tokio::test]
+async fn a_refused_api_token_shows_on_admin_and_readyz() {
+    let app = App::start().await;
+    let alice = TestUser::alice();
+    app.request(&alice).await;
+    // Right away: the store's record is written before the reconciler's memory.
+    let a = app.get("/readyz", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json()["store"], "ok");
+    assert_eq!(a.json()["sync"]["ok"], true);
+
+    app.zero.revoke_api_token();
+    app.zero.revoke_id_tokens();
+    let page = app.get("/admin", Some(&TestUser::admin())).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "monitors see it"
+    );
+    assert!(
+        page.body
+            .contains("Pomerium Zero is out of reach (zero_refused)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("API_USER_TOKEN"));
+    assert!(
+        page.body.contains("alice@example.com"),
+        "the store's view is still shown"
+    );
+
+    let a = app.get("/readyz", None).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = a.json();
+    assert_eq!(r["store"], "ok");
+    assert_eq!(r["sync"]["ok"], false);
+    assert_eq!(r["sync"]["failure"], "zero_refused");
+    assert!(r["sync"]["last_success_at"].is_string());
+    assert!(
+        !a.body.contains("alice") && !a.body.contains(app.zero.api_user_token()),
+        "readyz reveals nothing"
+    );
+    assert_eq!(
+        app.get("/api/v1/requests", Some(&TestUser::admin()))
+            .await
+            .status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn a_decision_saved_while_zero_is_down_says_so() {
+    let app = App::with(Options {
+        apply_wait: Duration::from_millis(500),
+        ..Options::default()
+    })
+    .await;
+    let alice = TestUser::alice();
+    app.request(&alice).await;
+    app.zero
+        .fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
+    let a = app
+        .post(
+            "/admin/approve-access",
+            &TestUser::admin(),
+            &[("email", &alice.email)],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(a.body.contains("Your decision is SAVED."), "{}", a.body);
+    assert!(a.body.contains(r#"href="/admin""#), "links back");
+    let status = app
+        .service
+        .status_of(&crate::harness::email(&alice.email))
+        .unwrap()
+        .state
+        .status();
+    assert_eq!(status, jit_domain::Status::Active, "durable");
+}

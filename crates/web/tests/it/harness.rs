@@ -1,0 +1,222 @@
+//! A real app in-process: SQLite in a temporary directory, the fake Pomerium
+//! Zero behind the real client, the reconciler running, the real verifier
+//! against the fake signer's JWKS, and the router driven with `oneshot`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use jit_domain::{Email, Rules};
+use jit_fakes::pomerium::{Alg, JwksServer, Signer, TestUser};
+use jit_fakes::zero::{FakeZero, FakeZeroConfig};
+use jit_identity::{Verifier, VerifierConfig};
+use jit_reconcile::Reconciler;
+use jit_service::{Admins, Service, Settings};
+use jit_store::Store;
+use jit_web::{WebConfig, router};
+use jit_zero::{ZeroClient, ZeroConfig};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// The host users reach the app on; the assertion's `aud` and `iss`.
+pub const HOST: &str = "jit.example.com";
+
+pub struct Options {
+    pub admins: Admins,
+    pub apply_wait: Duration,
+    pub demo: bool,
+    pub rules: Rules,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            admins: Admins::new([email(&TestUser::admin().email)], []),
+            apply_wait: Duration::from_secs(5),
+            demo: false,
+            rules: Rules::default(),
+        }
+    }
+}
+
+pub struct App {
+    pub router: Router,
+    pub service: Service,
+    pub zero: FakeZero,
+    pub signer: Signer,
+    _jwks: JwksServer,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+pub fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+/// What came back.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl App {
+    pub async fn start() -> App {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(options: Options) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("jit.db").display()))
+            .await
+            .unwrap();
+        let zero = FakeZero::start(FakeZeroConfig::default()).await.unwrap();
+        let mut zero_config = ZeroConfig::new(
+            SecretString::from(zero.api_user_token().to_owned()),
+            zero.organization_id(),
+        );
+        zero_config.base_url = zero.base_url().parse().unwrap();
+        zero_config.retry.base_delay = Duration::from_millis(20);
+        let client = ZeroClient::new(zero_config).unwrap();
+        let mut rc = jit_reconcile::Config::new("jit-example", zero.cluster_id());
+        rc.namespace_id = zero.namespace_id().to_owned();
+        rc.interval = Duration::from_secs(1);
+        let reconciler = Reconciler::new(rc, store.clone(), client, options.rules.clone());
+        let settings = Settings {
+            rules: options.rules,
+            admins: options.admins,
+            apply_wait: options.apply_wait,
+            ..Default::default()
+        };
+        let service = Service::new(store, reconciler.clone(), settings)
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(reconciler.run(shutdown.child_token()));
+
+        let signer = Signer::new(Alg::Es256).unwrap();
+        let jwks = JwksServer::start(signer.clone()).await.unwrap();
+        let verifier = Verifier::new(
+            VerifierConfig::new(&jwks.url())
+                .unwrap()
+                .with_audience(HOST)
+                .with_issuer(HOST),
+        )
+        .unwrap();
+        let router = router(WebConfig {
+            verifier,
+            service: service.clone(),
+            demo: options.demo,
+        });
+        App {
+            router,
+            service,
+            zero,
+            signer,
+            _jwks: jwks,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    pub fn token(&self, user: &TestUser) -> String {
+        self.signer.mint(HOST, user)
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// A page as a browser loads it.
+    pub async fn get(&self, path: &str, user: Option<&TestUser>) -> Answer {
+        let mut b = Request::get(path)
+            .header(header::HOST, HOST)
+            .header(header::ACCEPT, "text/html,*/*;q=0.8");
+        if let Some(u) = user {
+            b = b.header("x-pomerium-jwt-assertion", self.token(u));
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    /// A form POST as the app's own pages send it from a modern browser.
+    pub async fn post(&self, path: &str, user: &TestUser, form: &[(&str, &str)]) -> Answer {
+        self.post_with(path, user, form, &[("sec-fetch-site", "same-origin")])
+            .await
+    }
+
+    pub async fn post_with(
+        &self,
+        path: &str,
+        user: &TestUser,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::HOST, HOST)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-pomerium-jwt-assertion", self.token(user));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Requests access as `user` and checks the 303.
+    pub async fn request(&self, user: &TestUser) {
+        let a = self.post("/request-access", user, &[]).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    }
+
+    /// Approves `user` as the admin and checks the 303.
+    pub async fn approve(&self, user: &TestUser) {
+        let a = self
+            .post(
+                "/admin/approve-access",
+                &TestUser::admin(),
+                &[("email", &user.email)],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

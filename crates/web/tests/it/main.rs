@@ -1,0 +1,10 @@
+//! The web edge driven as Pomerium and browsers drive it, against a real
+//! store, reconciler and verifier and the fake Pomerium Zero.
+
+mod harness;
+
+mod admin;
+mod api;
+mod identity;
+mod index;
+mod security;
