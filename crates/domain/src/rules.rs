@@ -172,7 +172,9 @@ impl Rules {
             starts_at: None,
             // Whole seconds: the policy's RFC 3339 dates carry no fraction, so the
             // store and the policy agree exactly.
-            expires_at: (now + duration.as_duration()).replace_nanosecond(0).unwrap_or(now),
+            expires_at: (now + duration.as_duration())
+                .replace_nanosecond(0)
+                .unwrap_or(now),
         };
         let details =
             json!({ "expires_at": rfc3339(grant.expires_at), "duration": duration.to_string() });

@@ -22,7 +22,9 @@ const SECONDS: &str = "10s";
 
 #[tokio::main]
 async fn main() {
-    let zero = FakeZero::start(FakeZeroConfig::default()).await.expect("fake zero");
+    let zero = FakeZero::start(FakeZeroConfig::default())
+        .await
+        .expect("fake zero");
     let signer = Signer::new(Alg::Es256).expect("signer");
     let jwks = JwksServer::start(signer.clone()).await.expect("jwks");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -36,7 +38,10 @@ async fn main() {
         .env("API_BASE_URL", zero.base_url())
         .env("PORT", port.to_string())
         .env("BIND_ADDRESS", "127.0.0.1")
-        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("jit.db").display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("jit.db").display()),
+        )
         .env("ADMIN_EMAILS", TestUser::admin().email)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -44,7 +49,10 @@ async fn main() {
         .spawn()
         .expect("spawn the release binary (build it first: cargo build --release)");
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     wait_healthy(&http, &base).await;
     let host = jwks.host();
     let user = signer.mint(&host, &TestUser::alice());
@@ -60,11 +68,15 @@ async fn main() {
     let r_index = oha(&format!("{base}/"), Some(&user), 64);
     println!("hello-world c=64: {r_hello}");
     println!("GET / c=64:       {r_index}");
-    println!("GET / vs hello-world: {:.0}%", 100.0 * r_index.rps / r_hello.rps);
+    println!(
+        "GET / vs hello-world: {:.0}%",
+        100.0 * r_index.rps / r_hello.rps
+    );
 
     // 1,000 entries: 500 pending, 500 granted.
-    let users: Vec<TestUser> =
-        (0..1000).map(|i| TestUser::new(format!("load{i}"), format!("load{i}@example.com"))).collect();
+    let users: Vec<TestUser> = (0..1000)
+        .map(|i| TestUser::new(format!("load{i}"), format!("load{i}@example.com")))
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for chunk in users.chunks(50) {
@@ -79,23 +91,47 @@ async fn main() {
     for t in tasks {
         t.await.unwrap();
     }
-    println!("1,000 requests filed in {:.1} s", started.elapsed().as_secs_f64());
-    approve_burst(&http, &base, &admin(), &users[..500], &zero, "500 approvals (seeding)").await;
+    println!(
+        "1,000 requests filed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    approve_burst(
+        &http,
+        &base,
+        &admin(),
+        &users[..500],
+        &zero,
+        "500 approvals (seeding)",
+    )
+    .await;
 
     let r_admin = oha(&format!("{base}/admin"), Some(&admin()), 16);
     println!("GET /admin, 1,000 entries, c=16: {r_admin}");
 
     // The burst the issue asks about: 100 concurrent approvals.
-    let more: Vec<TestUser> =
-        (0..100).map(|i| TestUser::new(format!("burst{i}"), format!("burst{i}@example.com"))).collect();
+    let more: Vec<TestUser> = (0..100)
+        .map(|i| TestUser::new(format!("burst{i}"), format!("burst{i}@example.com")))
+        .collect();
     for u in &more {
         post(&http, &base, "/request-access", &signer.mint(&host, u), &[]).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    approve_burst(&http, &base, &admin(), &more, &zero, "burst of 100 approvals").await;
+    approve_burst(
+        &http,
+        &base,
+        &admin(),
+        &more,
+        &zero,
+        "burst of 100 approvals",
+    )
+    .await;
 
     let (rss, hwm) = rss_kib(&app);
-    println!("RSS now: {:.1} MB, peak: {:.1} MB", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    println!(
+        "RSS now: {:.1} MB, peak: {:.1} MB",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
     let _ = app.kill();
     let _ = app.wait();
 }
@@ -113,8 +149,22 @@ async fn approve_burst(
     let tasks: Vec<_> = users
         .iter()
         .map(|u| {
-            let (http, base, admin, email) = (http.clone(), base.to_owned(), admin.to_owned(), u.email.clone());
-            tokio::spawn(async move { post(&http, &base, "/admin/approve-access", &admin, &[("email", &email)]).await })
+            let (http, base, admin, email) = (
+                http.clone(),
+                base.to_owned(),
+                admin.to_owned(),
+                u.email.clone(),
+            );
+            tokio::spawn(async move {
+                post(
+                    &http,
+                    &base,
+                    "/admin/approve-access",
+                    &admin,
+                    &[("email", &email)],
+                )
+                .await
+            })
         })
         .collect();
     let mut ok = 0;
@@ -131,7 +181,13 @@ async fn approve_burst(
     );
 }
 
-async fn post(http: &reqwest::Client, base: &str, path: &str, token: &str, form: &[(&str, &str)]) -> u16 {
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    form: &[(&str, &str)],
+) -> u16 {
     http.post(format!("{base}{path}"))
         .header("X-Pomerium-Jwt-Assertion", token)
         .header("Sec-Fetch-Site", "same-origin")
@@ -151,17 +207,35 @@ struct Load {
 
 impl std::fmt::Display for Load {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, success {:.1}%", self.rps, self.p50_ms, self.p99_ms, self.ok * 100.0)
+        write!(
+            f,
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, success {:.1}%",
+            self.rps,
+            self.p50_ms,
+            self.p99_ms,
+            self.ok * 100.0
+        )
     }
 }
 
 fn oha(url: &str, token: Option<&str>, concurrency: u32) -> Load {
     let mut cmd = Command::new("oha");
-    cmd.args(["-z", SECONDS, "-c", &concurrency.to_string(), "--no-tui", "--output-format", "json"]);
+    cmd.args([
+        "-z",
+        SECONDS,
+        "-c",
+        &concurrency.to_string(),
+        "--no-tui",
+        "--output-format",
+        "json",
+    ]);
     if let Some(t) = token {
         cmd.args(["-H", &format!("X-Pomerium-Jwt-Assertion: {t}")]);
     }
-    let out = cmd.arg(url).output().expect("oha on PATH (cargo install oha)");
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("oha on PATH (cargo install oha)");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oha JSON");
     Load {
         rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
@@ -180,12 +254,21 @@ async fn hello_world() -> std::net::SocketAddr {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_healthy(http: &reqwest::Client, base: &str) {
     for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -195,7 +278,8 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 
 /// (VmRSS, VmHWM) in KiB.
 fn rss_kib(child: &Child) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()

@@ -36,25 +36,44 @@ enum AuditCommand {
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
-    let url = args.database_url.unwrap_or_else(|| crate::config::default_database_url(&args.data_dir));
+    let url = args
+        .database_url
+        .unwrap_or_else(|| crate::config::default_database_url(&args.data_dir));
     let store = Store::connect(&url).await.context("opening the database")?;
     match args.command {
         AuditCommand::Verify => {
             let report = store.verify_audit_chain().await?;
             match report.first_break {
                 None => {
-                    println!("audit trail intact: {} events, head {} ({})", report.verified, report.head_seq, report.head_hash);
+                    println!(
+                        "audit trail intact: {} events, head {} ({})",
+                        report.verified, report.head_seq, report.head_hash
+                    );
                     Ok(())
                 }
-                Some(b) => bail!("audit trail broken at event {}: {:?}; {} events before it verified", b.seq, b.problem, report.verified),
+                Some(b) => bail!(
+                    "audit trail broken at event {}: {:?}; {} events before it verified",
+                    b.seq,
+                    b.problem,
+                    report.verified
+                ),
             }
         }
         AuditCommand::Export { email } => {
-            let subject = email.map(|e| Email::parse(&e)).transpose().context("--email")?;
+            let subject = email
+                .map(|e| Email::parse(&e))
+                .transpose()
+                .context("--email")?;
             let mut events = Vec::new();
             let mut before = None;
             loop {
-                let page = store.audit(AuditQuery { subject: subject.clone(), before, limit: 1000 }).await?;
+                let page = store
+                    .audit(AuditQuery {
+                        subject: subject.clone(),
+                        before,
+                        limit: 1000,
+                    })
+                    .await?;
                 let Some(last) = page.last() else { break };
                 before = Some(last.seq);
                 events.extend(page);

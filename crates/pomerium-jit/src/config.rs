@@ -124,22 +124,44 @@ pub enum LogFormat {
 
 impl ServeArgs {
     pub fn log_format(&self) -> LogFormat {
-        if self.log_format.eq_ignore_ascii_case("json") { LogFormat::Json } else { LogFormat::Text }
+        if self.log_format.eq_ignore_ascii_case("json") {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        }
     }
 
     /// Parses every setting; on failure, one line per problem.
     pub fn settings(&self) -> Result<Settings, Vec<String>> {
         let mut problems = Vec::new();
         let p = &mut problems;
-        let token = check(p, secret(&self.api_user_token, &self.api_user_token_file, "API_USER_TOKEN")).flatten();
+        let token = check(
+            p,
+            secret(
+                &self.api_user_token,
+                &self.api_user_token_file,
+                "API_USER_TOKEN",
+            ),
+        )
+        .flatten();
         let token = need(
             p,
             "API_USER_TOKEN",
             token,
             "a Pomerium Zero API user token (console → Account → API Tokens), or API_USER_TOKEN_FILE",
         );
-        let org = need(p, "ORGANIZATION_ID", nonempty(&self.organization_id), "your Pomerium Zero organization id");
-        let cluster = need(p, "CLUSTER_ID", nonempty(&self.cluster_id), "the id of the Pomerium Zero cluster");
+        let org = need(
+            p,
+            "ORGANIZATION_ID",
+            nonempty(&self.organization_id),
+            "your Pomerium Zero organization id",
+        );
+        let cluster = need(
+            p,
+            "CLUSTER_ID",
+            nonempty(&self.cluster_id),
+            "the id of the Pomerium Zero cluster",
+        );
         let jwks = need(
             p,
             "JWKS_ENDPOINT",
@@ -149,7 +171,10 @@ impl ServeArgs {
         let listen = check(p, parse_listen(&self.bind_address, &self.port));
         let leeway = check(p, duration("JWT_LEEWAY", &self.jwt_leeway));
         let verifier = jwks.and_then(|jwks| {
-            let v = check(p, VerifierConfig::new(&jwks).map_err(|e| format!("JWKS_ENDPOINT: {e}")))?;
+            let v = check(
+                p,
+                VerifierConfig::new(&jwks).map_err(|e| format!("JWKS_ENDPOINT: {e}")),
+            )?;
             let v = match nonempty(&self.expected_jwt_audience) {
                 Some(a) => v.with_audience(a),
                 None => v,
@@ -160,13 +185,26 @@ impl ServeArgs {
             };
             Some(v.with_leeway(leeway?))
         });
-        let base = check(p, self.api_base_url.parse::<jit_zero::ApiBaseUrl>().map_err(|e| format!("API_BASE_URL: {e}")));
-        let database_url = check(p, secret(&self.database_url, &self.database_url_file, "DATABASE_URL"))
-            .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir)));
+        let base = check(
+            p,
+            self.api_base_url
+                .parse::<jit_zero::ApiBaseUrl>()
+                .map_err(|e| format!("API_BASE_URL: {e}")),
+        );
+        let database_url = check(
+            p,
+            secret(&self.database_url, &self.database_url_file, "DATABASE_URL"),
+        )
+        .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir)));
 
         let admin_emails: Vec<Email> = list(&self.admin_emails)
             .iter()
-            .filter_map(|raw| check(p, Email::parse(raw).map_err(|e| format!("ADMIN_EMAILS: `{raw}`: {e}"))))
+            .filter_map(|raw| {
+                check(
+                    p,
+                    Email::parse(raw).map_err(|e| format!("ADMIN_EMAILS: `{raw}`: {e}")),
+                )
+            })
             .collect();
         let admins = Admins::new(admin_emails, list(&self.admin_groups));
 
@@ -183,7 +221,8 @@ impl ServeArgs {
                 rules.default_duration, rules.max_duration
             ));
         }
-        rules.allow_self_approval = check(p, boolean("ALLOW_SELF_APPROVAL", &self.allow_self_approval)).unwrap_or(false);
+        rules.allow_self_approval =
+            check(p, boolean("ALLOW_SELF_APPROVAL", &self.allow_self_approval)).unwrap_or(false);
 
         let sync_interval = check(p, duration("SYNC_INTERVAL", &self.sync_interval));
         if sync_interval.is_some_and(|d| d < Duration::from_secs(1)) {
@@ -198,18 +237,39 @@ impl ServeArgs {
                 time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
             )
             .map_err(|_| {
-                format!("PPL_NAIVE_DATE_OFFSET: `{}` is not an offset like +00:00 or -05:00", self.ppl_naive_date_offset)
+                format!(
+                    "PPL_NAIVE_DATE_OFFSET: `{}` is not an offset like +00:00 or -05:00",
+                    self.ppl_naive_date_offset
+                )
             }),
         );
-        if !["text", "json"].iter().any(|f| self.log_format.eq_ignore_ascii_case(f)) {
-            p.push(format!("LOG_FORMAT: `{}` is not text or json", self.log_format));
+        if !["text", "json"]
+            .iter()
+            .any(|f| self.log_format.eq_ignore_ascii_case(f))
+        {
+            p.push(format!(
+                "LOG_FORMAT: `{}` is not text or json",
+                self.log_format
+            ));
         }
         let policy_name = self.policy_name.trim().to_owned();
         if policy_name.is_empty() {
             p.push("POLICY_NAME is empty".into());
         }
 
-        match (listen, verifier, token, org, cluster, base, database_url, sync_interval, apply_wait, apply_changesets, naive_offset) {
+        match (
+            listen,
+            verifier,
+            token,
+            org,
+            cluster,
+            base,
+            database_url,
+            sync_interval,
+            apply_wait,
+            apply_changesets,
+            naive_offset,
+        ) {
             (
                 Some(listen),
                 Some(verifier),
@@ -252,7 +312,12 @@ fn check<T>(problems: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
     r.map_err(|e| problems.push(e)).ok()
 }
 
-fn need(problems: &mut Vec<String>, name: &str, value: Option<String>, what: &str) -> Option<String> {
+fn need(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<String>,
+    what: &str,
+) -> Option<String> {
     if value.is_none() {
         problems.push(format!("{name} is not set: {what}"));
     }
@@ -260,7 +325,10 @@ fn need(problems: &mut Vec<String>, name: &str, value: Option<String>, what: &st
 }
 
 fn nonempty(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn list(v: &Option<String>) -> Vec<String> {
@@ -274,7 +342,11 @@ fn list(v: &Option<String>) -> Vec<String> {
 }
 
 /// A secret from its variable or from the file its `_FILE` variable names (not both).
-fn secret(value: &Option<String>, file: &Option<PathBuf>, name: &str) -> Result<Option<String>, String> {
+fn secret(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> Result<Option<String>, String> {
     match (nonempty(value), file) {
         (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
         (Some(v), None) => Ok(Some(v)),
@@ -290,10 +362,9 @@ pub fn default_database_url(data_dir: &Path) -> String {
 }
 
 fn parse_listen(bind: &str, port: &str) -> Result<SocketAddr, String> {
-    let ip: IpAddr = bind
-        .trim()
-        .parse()
-        .map_err(|_| format!("BIND_ADDRESS: `{bind}` is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"))?;
+    let ip: IpAddr = bind.trim().parse().map_err(|_| {
+        format!("BIND_ADDRESS: `{bind}` is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)")
+    })?;
     // The Go original's PORT may be written ":8000".
     let port: u16 = port
         .trim()
@@ -304,7 +375,8 @@ fn parse_listen(bind: &str, port: &str) -> Result<SocketAddr, String> {
 }
 
 fn duration(name: &str, v: &str) -> Result<Duration, String> {
-    humantime::parse_duration(v.trim()).map_err(|e| format!("{name}: `{v}` is not a duration like 30s or 5m ({e})"))
+    humantime::parse_duration(v.trim())
+        .map_err(|e| format!("{name}: `{v}` is not a duration like 30s or 5m ({e})"))
 }
 
 fn grant(name: &str, v: &str) -> Result<GrantDuration, String> {
@@ -341,7 +413,14 @@ mod tests {
         // Clear the environment's say in this test by passing flags only.
         let problems = parse(&["--port", "x", "--grant-duration", "zz"]).unwrap_err();
         let text = problems.join("\n");
-        for needle in ["API_USER_TOKEN", "ORGANIZATION_ID", "CLUSTER_ID", "JWKS_ENDPOINT", "PORT", "GRANT_DURATION"] {
+        for needle in [
+            "API_USER_TOKEN",
+            "ORGANIZATION_ID",
+            "CLUSTER_ID",
+            "JWKS_ENDPOINT",
+            "PORT",
+            "GRANT_DURATION",
+        ] {
             assert!(text.contains(needle), "missing {needle} in {text}");
         }
     }

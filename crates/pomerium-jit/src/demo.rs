@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use askama::Template;
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use clap::Args;
 use jit_domain::{Email, GrantDuration, Rules};
 use jit_fakes::pomerium::{Alg, JwksServer, Signer, TestUser};
@@ -66,22 +66,46 @@ struct Person {
 }
 
 const PEOPLE: [Person; 3] = [
-    Person { key: "alice", name: "Alice", email: "alice@example.com", admin: false },
-    Person { key: "bob", name: "Bob", email: "bob@example.com", admin: false },
-    Person { key: "carol", name: "Carol", email: "carol@example.com", admin: true },
+    Person {
+        key: "alice",
+        name: "Alice",
+        email: "alice@example.com",
+        admin: false,
+    },
+    Person {
+        key: "bob",
+        name: "Bob",
+        email: "bob@example.com",
+        admin: false,
+    },
+    Person {
+        key: "carol",
+        name: "Carol",
+        email: "carol@example.com",
+        admin: true,
+    },
 ];
 
 pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     if !args.bind.is_loopback() {
-        bail!("the demo only listens on loopback addresses (127.0.0.1 or ::1), not {}", args.bind);
+        bail!(
+            "the demo only listens on loopback addresses (127.0.0.1 or ::1), not {}",
+            args.bind
+        );
     }
     let proxy_listener = TcpListener::bind(SocketAddr::new(args.bind, args.port))
         .await
         .with_context(|| format!("port {} is taken; choose another with --port", args.port))?;
 
-    let zero = Arc::new(FakeZero::start(FakeZeroConfig::default()).await.context("starting the fake Pomerium Zero")?);
+    let zero = Arc::new(
+        FakeZero::start(FakeZeroConfig::default())
+            .await
+            .context("starting the fake Pomerium Zero")?,
+    );
     let signer = Signer::new(Alg::Es256).context("generating the demo signing key")?;
-    let jwks = JwksServer::start(signer.clone()).await.context("starting the JWKS endpoint")?;
+    let jwks = JwksServer::start(signer.clone())
+        .await
+        .context("starting the JWKS endpoint")?;
 
     let (data_dir, _temp) = match args.data_dir {
         Some(dir) => (dir, None),
@@ -91,17 +115,24 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     let admin = PEOPLE.iter().find(|p| p.admin).expect("an admin");
-    let mut zero_config = ZeroConfig::new(SecretString::from(zero.api_user_token().to_owned()), zero.organization_id());
+    let mut zero_config = ZeroConfig::new(
+        SecretString::from(zero.api_user_token().to_owned()),
+        zero.organization_id(),
+    );
     zero_config.base_url = zero.base_url().parse().context("fake Zero URL")?;
     let rules = Rules {
         default_duration: args.grant_duration,
-        max_duration: args.grant_duration.max(GrantDuration::from_minutes(60).expect("nonzero")),
+        max_duration: args
+            .grant_duration
+            .max(GrantDuration::from_minutes(60).expect("nonzero")),
         allow_self_approval: false,
     };
     let settings = Settings {
         listen: SocketAddr::new(args.bind, 0),
         // The assertion's audience is the host the browser uses: loopback.
-        verifier: VerifierConfig::new(&jwks.url())?.with_audience(host_of(args.bind)).with_issuer(host_of(args.bind)),
+        verifier: VerifierConfig::new(&jwks.url())?
+            .with_audience(host_of(args.bind))
+            .with_issuer(host_of(args.bind)),
         zero: zero_config,
         cluster_id: zero.cluster_id().to_owned(),
         namespace_id: zero.namespace_id().to_owned(),
@@ -116,7 +147,12 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     };
     let app_listener = TcpListener::bind(settings.listen).await?;
     let app_addr = app_listener.local_addr()?;
-    let app = tokio::spawn(crate::serve::serve(settings, app_listener, true, shutdown.child_token()));
+    let app = tokio::spawn(crate::serve::serve(
+        settings,
+        app_listener,
+        true,
+        shutdown.child_token(),
+    ));
 
     let state = Arc::new(Proxy {
         app: format!("http://{app_addr}"),
@@ -124,7 +160,9 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         signer,
         zero: zero.clone(),
         sessions: Mutex::default(),
-        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
     });
     let url = format!("http://{}", proxy_listener.local_addr()?);
     println!(
@@ -139,7 +177,9 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         data_dir.display()
     );
     let router = proxy_router(state);
-    axum::serve(proxy_listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    axum::serve(proxy_listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
     shutdown.cancel();
     app.await.context("the app task")??;
     drop(jwks);
@@ -205,14 +245,27 @@ struct RedirectQuery {
 /// Only local paths, so the sign-in page cannot bounce users elsewhere.
 fn local_path(p: Option<&str>) -> String {
     match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") => p.to_owned(),
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") => {
+            p.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
 
-async fn sign_in_page(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<RedirectQuery>) -> Response {
+async fn sign_in_page(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<RedirectQuery>,
+) -> Response {
     let who = session(&s, &headers).map(|u| u.email);
-    page(StatusCode::OK, SignInPage { who, people: &PEOPLE, redirect: local_path(q.redirect.as_deref()) })
+    page(
+        StatusCode::OK,
+        SignInPage {
+            who,
+            people: &PEOPLE,
+            redirect: local_path(q.redirect.as_deref()),
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -227,21 +280,43 @@ async fn sign_in(State(s): State<Shared>, Form(f): Form<SignInForm>) -> Response
         (Some(key), _) => match PEOPLE.iter().find(|p| p.key == key) {
             Some(p) => {
                 let u = TestUser::new(format!("demo-{}", p.key), p.email).with_name(p.name);
-                if p.admin { u.with_groups(["admins"]) } else { u }
+                if p.admin {
+                    u.with_groups(["admins"])
+                } else {
+                    u
+                }
             }
-            None => return denied(None, "Unknown demo identity.".into(), StatusCode::BAD_REQUEST),
+            None => {
+                return denied(
+                    None,
+                    "Unknown demo identity.".into(),
+                    StatusCode::BAD_REQUEST,
+                );
+            }
         },
         (None, Some(email)) => match Email::parse(email) {
             Ok(e) => TestUser::new(format!("demo-{}", e.as_str()), e.as_str()),
-            Err(e) => return denied(None, format!("That email cannot be used: {e}."), StatusCode::BAD_REQUEST),
+            Err(e) => {
+                return denied(
+                    None,
+                    format!("That email cannot be used: {e}."),
+                    StatusCode::BAD_REQUEST,
+                );
+            }
         },
         (None, None) => return denied(None, "Choose an identity.".into(), StatusCode::BAD_REQUEST),
     };
     let id = format!("{:032x}", rand::random::<u128>());
-    s.sessions.lock().expect("sessions").insert(id.clone(), user);
+    s.sessions
+        .lock()
+        .expect("sessions")
+        .insert(id.clone(), user);
     let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax");
     let mut resp = Redirect::to(&local_path(f.redirect.as_deref())).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("cookie"));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("cookie"),
+    );
     resp
 }
 
@@ -251,7 +326,10 @@ async fn sign_out(State(s): State<Shared>, headers: HeaderMap) -> Response {
     }
     let mut resp = Redirect::to("/.pomerium/sign_in").into_response();
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&clear).expect("cookie"));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&clear).expect("cookie"),
+    );
     resp
 }
 
@@ -261,7 +339,10 @@ async fn protected(State(s): State<Shared>, req: Request) -> Response {
     let Some(user) = session(&s, req.headers()) else {
         return to_sign_in(req.uri().path());
     };
-    let ppl = s.zero.effective_policy_by_name(POLICY_NAME).map(|p| p["ppl"].clone());
+    let ppl = s
+        .zero
+        .effective_policy_by_name(POLICY_NAME)
+        .map(|p| p["ppl"].clone());
     let subject = Subject {
         user: user.id.clone(),
         email: user.email.clone(),
@@ -269,15 +350,36 @@ async fn protected(State(s): State<Shared>, req: Request) -> Response {
         claims: Default::default(),
     };
     let (allowed, reason) = match ppl.as_ref().map(Policy::parse) {
-        None => (false, format!("denied: there is no {POLICY_NAME} policy yet")),
+        None => (
+            false,
+            format!("denied: there is no {POLICY_NAME} policy yet"),
+        ),
         Some(Err(e)) => (false, format!("denied: the policy cannot be read: {e}")),
         Some(Ok(policy)) => {
-            let e = evaluate(&policy, &subject, OffsetDateTime::now_utc(), &DecodeOptions::default());
+            let e = evaluate(
+                &policy,
+                &subject,
+                OffsetDateTime::now_utc(),
+                &DecodeOptions::default(),
+            );
             (e.decision == Decision::Allow, e.reason)
         }
     };
-    let status = if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
-    page(status, ProtectedPage { who: Some(user.email.clone()), email: user.email, allowed, reason, policy_name: POLICY_NAME })
+    let status = if allowed {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    page(
+        status,
+        ProtectedPage {
+            who: Some(user.email.clone()),
+            email: user.email,
+            allowed,
+            reason,
+            policy_name: POLICY_NAME,
+        },
+    )
 }
 
 /// Everything else goes to the app, as Pomerium would send it: with a fresh
@@ -288,22 +390,39 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
     let public = path.starts_with("/assets/") || path == "/healthz" || path == "/readyz";
     let user = session(&s, req.headers());
     if user.is_none() && !public {
-        return if req.method() == Method::GET { to_sign_in(&path) } else { StatusCode::UNAUTHORIZED.into_response() };
+        return if req.method() == Method::GET {
+            to_sign_in(&path)
+        } else {
+            StatusCode::UNAUTHORIZED.into_response()
+        };
     }
     if (path == "/admin" || path.starts_with("/admin/"))
-        && !user.as_ref().is_some_and(|u| PEOPLE.iter().any(|p| p.admin && p.email == u.email))
+        && !user
+            .as_ref()
+            .is_some_and(|u| PEOPLE.iter().any(|p| p.admin && p.email == u.email))
     {
         let who = user.map(|u| u.email);
-        return denied(who, "The /admin route's policy allows admins only. Sign in as Carol to try it.".into(), StatusCode::FORBIDDEN);
+        return denied(
+            who,
+            "The /admin route's policy allows admins only. Sign in as Carol to try it.".into(),
+            StatusCode::FORBIDDEN,
+        );
     }
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, 64 * 1024).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let target = format!("{}{}", s.app, parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
+    let target = format!(
+        "{}{}",
+        s.app,
+        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    );
     let mut out = s.http.request(parts.method.clone(), target);
     for (name, value) in &parts.headers {
-        if !is_hop_by_hop(name.as_str()) && name != "x-pomerium-jwt-assertion" && name != header::COOKIE {
+        if !is_hop_by_hop(name.as_str())
+            && name != "x-pomerium-jwt-assertion"
+            && name != header::COOKIE
+        {
             out = out.header(name, value);
         }
     }
@@ -319,7 +438,9 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
                 }
             }
             let bytes: Bytes = resp.bytes().await.unwrap_or_default();
-            builder.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+            builder
+                .body(Body::from(bytes))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
@@ -328,16 +449,28 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
-        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "host"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "host"
             | "content-length"
     )
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == SESSION_COOKIE).then(|| v.to_owned())
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == SESSION_COOKIE).then(|| v.to_owned())
+        })
 }
 
 fn session(s: &Proxy, headers: &HeaderMap) -> Option<TestUser> {
@@ -366,7 +499,10 @@ fn page(status: StatusCode, t: impl Template) -> Response {
                 ),
             );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             resp
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

@@ -83,7 +83,10 @@ fn serve_cmd(args: ServeArgs) -> ExitCode {
 }
 
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -101,8 +104,13 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
 }
 
 async fn healthcheck(port: String) -> anyhow::Result<()> {
-    let url = format!("http://127.0.0.1:{}/healthz", port.trim().trim_start_matches(':'));
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    let url = format!(
+        "http://127.0.0.1:{}/healthz",
+        port.trim().trim_start_matches(':')
+    );
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
     let status = client.get(&url).send().await?.status();
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     Ok(())
@@ -116,7 +124,9 @@ fn init_tracing(format: LogFormat) {
 fn init_tracing_with(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

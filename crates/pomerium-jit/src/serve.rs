@@ -15,10 +15,18 @@ use crate::config::Settings;
 
 /// Runs the service on `listener` until `shutdown` is cancelled, then drains
 /// in-flight requests and stops the background tasks.
-pub async fn serve(settings: Settings, listener: TcpListener, demo: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url).await.context("opening the database (DATABASE_URL)")?;
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    demo: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .context("opening the database (DATABASE_URL)")?;
     let zero = ZeroClient::new(settings.zero).context("configuring the Pomerium Zero client")?;
-    let verifier = Verifier::new(settings.verifier).context("configuring the assertion verifier (JWKS_ENDPOINT)")?;
+    let verifier = Verifier::new(settings.verifier)
+        .context("configuring the assertion verifier (JWKS_ENDPOINT)")?;
 
     let mut rc = jit_reconcile::Config::new(settings.policy_name, settings.cluster_id);
     rc.namespace_id = settings.namespace_id;
@@ -50,16 +58,27 @@ pub async fn serve(settings: Settings, listener: TcpListener, demo: bool, shutdo
         tokio::spawn(reconciler.run(shutdown.child_token())),
         tokio::spawn(service.clone().watch_store(shutdown.child_token())),
     ];
-    let app = router(WebConfig { verifier, service, demo });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    let app = router(WebConfig {
+        verifier,
+        service,
+        demo,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
     shutdown.cancel();
     let stopped = async {
         for t in tasks {
             let _ = t.await;
         }
     };
-    if tokio::time::timeout(std::time::Duration::from_secs(5), stopped).await.is_err() {
-        tracing::warn!("background tasks did not stop within 5 s; exiting anyway (the next start converges)");
+    if tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "background tasks did not stop within 5 s; exiting anyway (the next start converges)"
+        );
     }
     tracing::info!("pomerium-jit stopped");
     Ok(())
@@ -73,8 +92,9 @@ pub fn shutdown_on_signals() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

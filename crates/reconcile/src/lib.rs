@@ -75,7 +75,11 @@ impl Config {
             interval: Duration::from_secs(30),
             apply_changesets: false,
             decode: DecodeOptions::default(),
-            holder: format!("pomerium-jit-{}-{}", std::process::id(), rand::random::<u32>()),
+            holder: format!(
+                "pomerium-jit-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             lease_ttl: Duration::from_secs(15),
         }
     }
@@ -143,14 +147,26 @@ enum SyncError {
         "there are {} policies named `{name}` in namespace {namespace} ({}); delete or rename all but one in the Zero console",
         ids.len(), ids.join(", ")
     )]
-    Duplicates { name: String, namespace: String, ids: Vec<String> },
-    #[error("the PPL of policy `{name}` ({id}) cannot be read, so it is left untouched: {error}; fix it in the Zero console")]
-    Unreadable { name: String, id: String, error: jit_ppl::ParseError },
+    Duplicates {
+        name: String,
+        namespace: String,
+        ids: Vec<String>,
+    },
+    #[error(
+        "the PPL of policy `{name}` ({id}) cannot be read, so it is left untouched: {error}; fix it in the Zero console"
+    )]
+    Unreadable {
+        name: String,
+        id: String,
+        error: jit_ppl::ParseError,
+    },
     #[error("the policy kept changing while being written; will try again")]
     KeptChanging,
     #[error("another replica is updating the policy")]
     Busy,
-    #[error("the writer lease could not be renewed (database unreachable or taken over); the run was stopped")]
+    #[error(
+        "the writer lease could not be renewed (database unreachable or taken over); the run was stopped"
+    )]
     LostLease,
 }
 
@@ -158,10 +174,14 @@ impl SyncError {
     fn failure(&self) -> SyncFailure {
         let kind = match self {
             SyncError::Zero(
-                ZeroError::TokenRefused { .. } | ZeroError::Unauthorized { .. } | ZeroError::Forbidden { .. },
+                ZeroError::TokenRefused { .. }
+                | ZeroError::Unauthorized { .. }
+                | ZeroError::Forbidden { .. },
             ) => FailureKind::ZeroRefused,
             SyncError::Zero(
-                ZeroError::RateLimited { .. } | ZeroError::Timeout { .. } | ZeroError::Transport { .. },
+                ZeroError::RateLimited { .. }
+                | ZeroError::Timeout { .. }
+                | ZeroError::Transport { .. },
             ) => FailureKind::ZeroUnavailable,
             SyncError::Zero(ZeroError::Status { status, .. }) if status.is_server_error() => {
                 FailureKind::ZeroUnavailable
@@ -173,7 +193,10 @@ impl SyncError {
             SyncError::Store(_) | SyncError::LostLease => FailureKind::Store,
             SyncError::Busy => FailureKind::Busy,
         };
-        SyncFailure { kind, message: self.to_string() }
+        SyncFailure {
+            kind,
+            message: self.to_string(),
+        }
     }
 }
 
@@ -185,7 +208,9 @@ pub struct Reconciler {
 
 impl std::fmt::Debug for Reconciler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reconciler").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Reconciler")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,7 +233,15 @@ impl Reconciler {
     pub fn new(config: Config, store: Store, zero: ZeroClient, rules: Rules) -> Self {
         let (status, _) = watch::channel(SyncStatus::default());
         Self {
-            inner: Arc::new(Inner { config, store, zero, rules, wake: Notify::new(), last_run: Mutex::new(None), status }),
+            inner: Arc::new(Inner {
+                config,
+                store,
+                zero,
+                rules,
+                wake: Notify::new(),
+                last_run: Mutex::new(None),
+                status,
+            }),
         }
     }
 
@@ -250,7 +283,11 @@ impl Reconciler {
             if rx.borrow_and_update().applied_generation >= generation {
                 return true;
             }
-            let other_replica = self.inner.store.sync_state(&self.inner.config.policy_name).await;
+            let other_replica = self
+                .inner
+                .store
+                .sync_state(&self.inner.config.policy_name)
+                .await;
             if other_replica.is_ok_and(|s| s.applied_generation >= generation) {
                 return true;
             }
@@ -306,7 +343,9 @@ impl Reconciler {
         match self.inner.store.next_expiry().await {
             Ok(Some(at)) => {
                 let wait = at - OffsetDateTime::now_utc() + time::Duration::SECOND;
-                Duration::try_from(wait).unwrap_or(Duration::ZERO).min(interval)
+                Duration::try_from(wait)
+                    .unwrap_or(Duration::ZERO)
+                    .min(interval)
             }
             _ => interval,
         }
@@ -317,7 +356,11 @@ impl Reconciler {
         let now = OffsetDateTime::now_utc();
         inner.status.send_modify(|s| s.last_attempt_at = Some(now));
         let lease = self.lease_name();
-        if !inner.store.try_lease(&lease, &inner.config.holder, inner.config.lease_ttl, now).await? {
+        if !inner
+            .store
+            .try_lease(&lease, &inner.config.holder, inner.config.lease_ttl, now)
+            .await?
+        {
             return Err(SyncError::Busy);
         }
         // Renew the lease while the run lasts, so that a short TTL both
@@ -326,7 +369,13 @@ impl Reconciler {
             loop {
                 tokio::time::sleep(inner.config.lease_ttl / 3).await;
                 let now = OffsetDateTime::now_utc();
-                if !matches!(inner.store.try_lease(&lease, &inner.config.holder, inner.config.lease_ttl, now).await, Ok(true)) {
+                if !matches!(
+                    inner
+                        .store
+                        .try_lease(&lease, &inner.config.holder, inner.config.lease_ttl, now)
+                        .await,
+                    Ok(true)
+                ) {
                     return SyncError::LostLease;
                 }
             }
@@ -335,7 +384,11 @@ impl Reconciler {
             r = self.converge() => r,
             e = renew => Err(e),
         };
-        if let Err(e) = inner.store.release_lease(&lease, &inner.config.holder).await {
+        if let Err(e) = inner
+            .store
+            .release_lease(&lease, &inner.config.holder)
+            .await
+        {
             tracing::warn!(error = %e, "could not release the reconciler lease; it will expire");
         }
         let name = &inner.config.policy_name;
@@ -350,7 +403,11 @@ impl Reconciler {
             }
             Err(e) => {
                 let failure = e.failure();
-                if let Err(store_err) = inner.store.record_sync_failure(name, &failure.message, now).await {
+                if let Err(store_err) = inner
+                    .store
+                    .record_sync_failure(name, &failure.message, now)
+                    .await
+                {
                     tracing::warn!(error = %store_err, "could not record the sync failure");
                 }
                 inner.status.send_modify(|s| s.last_error = Some(failure));
@@ -368,7 +425,11 @@ impl Reconciler {
         let now = OffsetDateTime::now_utc();
         let swept = inner
             .store
-            .decide_all(|open: &[Request]| open.iter().flat_map(|r| rules.expire(Some(r), now)).collect())
+            .decide_all(|open: &[Request]| {
+                open.iter()
+                    .flat_map(|r| rules.expire(Some(r), now))
+                    .collect()
+            })
             .await?;
         report.expired = swept.transitions.len();
 
@@ -402,7 +463,10 @@ impl Reconciler {
                 .await?;
             report.adopted += adopted.transitions.len();
             if report.adopted > 0 {
-                tracing::info!(changes = adopted.transitions.len(), "adopted changes made in Pomerium Zero");
+                tracing::info!(
+                    changes = adopted.transitions.len(),
+                    "adopted changes made in Pomerium Zero"
+                );
             }
 
             let generation = adopted.generation;
@@ -426,7 +490,10 @@ impl Reconciler {
                     written.id
                 }
                 None => {
-                    let created = inner.zero.create_policy(&self.new_policy(desired.clone())).await?;
+                    let created = inner
+                        .zero
+                        .create_policy(&self.new_policy(desired.clone()))
+                        .await?;
                     self.count_write();
                     report.wrote = true;
                     // A person or an old replica may have created one at the same time.
@@ -434,8 +501,13 @@ impl Reconciler {
                     created.id
                 }
             };
-            inner.store.record_sync_success(&cfg.policy_name, &policy_id, &desired, generation, now).await?;
-            inner.status.send_modify(|s| s.policy_id = Some(policy_id.clone()));
+            inner
+                .store
+                .record_sync_success(&cfg.policy_name, &policy_id, &desired, generation, now)
+                .await?;
+            inner
+                .status
+                .send_modify(|s| s.policy_id = Some(policy_id.clone()));
             self.check_changesets(&policy_id).await;
             return Ok(report);
         }
@@ -455,12 +527,21 @@ impl Reconciler {
         let cfg = &self.inner.config;
         if let Some(id) = known_id {
             match self.inner.zero.get_policy(id).await {
-                Ok(p) if p.properties().name == cfg.policy_name && p.properties().namespace_id == cfg.namespace_id => {
+                Ok(p)
+                    if p.properties().name == cfg.policy_name
+                        && p.properties().namespace_id == cfg.namespace_id =>
+                {
                     return Ok(Some(p));
                 }
-                Ok(_) => tracing::warn!(id, "the remembered policy was renamed or moved; looking it up by name"),
+                Ok(_) => tracing::warn!(
+                    id,
+                    "the remembered policy was renamed or moved; looking it up by name"
+                ),
                 Err(ZeroError::NotFound { .. }) => {
-                    tracing::warn!(id, "the policy was deleted in Zero; it will be re-created from the store")
+                    tracing::warn!(
+                        id,
+                        "the policy was deleted in Zero; it will be re-created from the store"
+                    )
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -533,12 +614,21 @@ impl Reconciler {
         let zero = &self.inner.zero;
         let cluster = &self.inner.config.cluster_id;
         let all = zero.list_changesets(cluster, None).await?;
-        let Some(newest) = all.iter().filter(|c| c.status == ChangesetStatus::Pending).max_by_key(|c| c.created_at)
+        let Some(newest) = all
+            .iter()
+            .filter(|c| c.status == ChangesetStatus::Pending)
+            .max_by_key(|c| c.created_at)
         else {
             return Ok(false);
         };
-        let live = all.iter().filter(|c| c.status.is_effective()).max_by_key(|c| c.created_at).map(|c| c.id.as_str());
-        let diff = zero.compare_changesets(cluster, live, Some(&newest.id)).await?;
+        let live = all
+            .iter()
+            .filter(|c| c.status.is_effective())
+            .max_by_key(|c| c.created_at)
+            .map(|c| c.id.as_str());
+        let diff = zero
+            .compare_changesets(cluster, live, Some(&newest.id))
+            .await?;
         let logs: Vec<_> = diff.entities.iter().flatten().collect();
         let only_ours = !logs.is_empty() && logs.iter().all(|l| l.entity.id == policy_id);
         if !only_ours {
@@ -555,6 +645,8 @@ impl Reconciler {
 
 /// Exponential backoff with full jitter, from 1 s up to `cap`.
 fn backoff(failures: u32, cap: Duration) -> Duration {
-    let exp = Duration::from_secs(1).saturating_mul(1u32 << failures.min(10)).min(cap.max(Duration::from_secs(1)));
+    let exp = Duration::from_secs(1)
+        .saturating_mul(1u32 << failures.min(10))
+        .min(cap.max(Duration::from_secs(1)));
     exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }

@@ -49,7 +49,11 @@ impl Observed {
         for email in &ambiguous {
             entries.remove(email);
         }
-        Self { foreign, entries, ambiguous }
+        Self {
+            foreign,
+            entries,
+            ambiguous,
+        }
     }
 }
 
@@ -78,16 +82,20 @@ pub fn outside_changes(
 /// The policy to write: the remote's foreign rules first, verbatim, then one
 /// canonical JIT rule per desired entry.
 pub fn render(foreign: &[Rule], desired: &[(Email, RemoteEntry)]) -> Policy {
-    let rules: Vec<JitRule> = desired.iter().filter_map(|(e, entry)| to_jit(e, entry)).collect();
+    let rules: Vec<JitRule> = desired
+        .iter()
+        .filter_map(|(e, entry)| to_jit(e, entry))
+        .collect();
     Policy::from_parts(foreign.iter().cloned(), rules.iter())
 }
 
 fn from_jit(rule: &JitRule) -> RemoteEntry {
     match rule {
         JitRule::Pending { .. } => RemoteEntry::Pending,
-        JitRule::Grant { after, before, .. } => {
-            RemoteEntry::Grant { starts_at: after.map(PplTime::get), expires_at: before.get() }
-        }
+        JitRule::Grant { after, before, .. } => RemoteEntry::Grant {
+            starts_at: after.map(PplTime::get),
+            expires_at: before.get(),
+        },
     }
 }
 
@@ -95,7 +103,10 @@ fn to_jit(email: &Email, entry: &RemoteEntry) -> Option<JitRule> {
     let email = jit_ppl::jit::Email::new(email.as_str()).ok()?;
     Some(match entry {
         RemoteEntry::Pending => JitRule::Pending { email },
-        RemoteEntry::Grant { starts_at, expires_at } => JitRule::Grant {
+        RemoteEntry::Grant {
+            starts_at,
+            expires_at,
+        } => JitRule::Grant {
             email,
             // Rounded towards less access if a time ever carries a fraction.
             after: match starts_at {

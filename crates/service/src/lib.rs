@@ -38,8 +38,14 @@ pub struct Admins {
 }
 
 impl Admins {
-    pub fn new(emails: impl IntoIterator<Item = Email>, groups: impl IntoIterator<Item = String>) -> Self {
-        Self { emails: emails.into_iter().collect(), groups: groups.into_iter().collect() }
+    pub fn new(
+        emails: impl IntoIterator<Item = Email>,
+        groups: impl IntoIterator<Item = String>,
+    ) -> Self {
+        Self {
+            emails: emails.into_iter().collect(),
+            groups: groups.into_iter().collect(),
+        }
     }
 
     /// True when no admin list is configured (everyone is an admin).
@@ -48,7 +54,9 @@ impl Admins {
     }
 
     pub fn allows(&self, caller: &Caller) -> bool {
-        self.is_open() || self.emails.contains(&caller.email) || caller.groups.iter().any(|g| self.groups.contains(g))
+        self.is_open()
+            || self.emails.contains(&caller.email)
+            || caller.groups.iter().any(|g| self.groups.contains(g))
     }
 }
 
@@ -73,7 +81,9 @@ pub struct Outcome {
 pub enum ServiceError {
     #[error(transparent)]
     Domain(#[from] DomainError),
-    #[error("only admins can do this; ask an admin to add your email to ADMIN_EMAILS or one of your groups to ADMIN_GROUPS")]
+    #[error(
+        "only admins can do this; ask an admin to add your email to ADMIN_EMAILS or one of your groups to ADMIN_GROUPS"
+    )]
     NotAdmin,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -102,7 +112,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { rules: Rules::default(), admins: Admins::default(), apply_wait: Duration::from_secs(5), recent_ended: 200 }
+        Self {
+            rules: Rules::default(),
+            admins: Admins::default(),
+            apply_wait: Duration::from_secs(5),
+            recent_ended: 200,
+        }
     }
 }
 
@@ -113,7 +128,9 @@ pub struct Service {
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("settings", &self.inner.settings).finish_non_exhaustive()
+        f.debug_struct("Service")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,9 +151,18 @@ struct Snapshot {
 
 impl Service {
     /// Builds the service and loads the snapshot.
-    pub async fn new(store: Store, reconciler: Reconciler, settings: Settings) -> Result<Self, StoreError> {
+    pub async fn new(
+        store: Store,
+        reconciler: Reconciler,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
         let service = Self {
-            inner: Arc::new(Inner { store, reconciler, settings, snapshot: RwLock::new(Arc::default()) }),
+            inner: Arc::new(Inner {
+                store,
+                reconciler,
+                settings,
+                snapshot: RwLock::new(Arc::default()),
+            }),
         };
         service.reload().await?;
         Ok(service)
@@ -168,17 +194,25 @@ impl Service {
         snap.by_email.get(email).map(|(_, r)| r.clone())
     }
 
-    pub async fn request_access(&self, caller: &Caller, reason: Option<Reason>) -> Result<Outcome, ServiceError> {
+    pub async fn request_access(
+        &self,
+        caller: &Caller,
+        reason: Option<Reason>,
+    ) -> Result<Outcome, ServiceError> {
         let rules = &self.inner.settings.rules;
         let now = OffsetDateTime::now_utc();
-        self.decide(&caller.email, |open| rules.request(open, &caller.email, reason, now)).await
+        self.decide(&caller.email, |open| {
+            rules.request(open, &caller.email, reason, now)
+        })
+        .await
     }
 
     /// The caller withdraws their pending request or gives up their access.
     pub async fn cancel(&self, caller: &Caller) -> Result<Outcome, ServiceError> {
         let rules = &self.inner.settings.rules;
         let now = OffsetDateTime::now_utc();
-        self.decide(&caller.email, |open| rules.cancel(open, &caller.email, now)).await
+        self.decide(&caller.email, |open| rules.cancel(open, &caller.email, now))
+            .await
     }
 
     pub async fn approve(
@@ -190,7 +224,10 @@ impl Service {
         self.require_admin(admin)?;
         let rules = &self.inner.settings.rules;
         let now = OffsetDateTime::now_utc();
-        self.decide(email, |open| rules.approve(open, email, &admin.email, duration, now)).await
+        self.decide(email, |open| {
+            rules.approve(open, email, &admin.email, duration, now)
+        })
+        .await
     }
 
     /// Rejects a pending request or revokes active access.
@@ -198,7 +235,8 @@ impl Service {
         self.require_admin(admin)?;
         let rules = &self.inner.settings.rules;
         let now = OffsetDateTime::now_utc();
-        self.decide(email, |open| rules.revoke(open, email, &admin.email, now)).await
+        self.decide(email, |open| rules.revoke(open, email, &admin.email, now))
+            .await
     }
 
     /// Syncs with Zero first (sharing a run with concurrent page loads), then
@@ -224,12 +262,23 @@ impl Service {
         };
         self.reload().await?;
         let open = self.inner.store.open_requests().await?;
-        let (mut pending, mut active): (Vec<_>, Vec<_>) =
-            open.into_iter().partition(|r| r.state.status() == jit_domain::Status::Pending);
+        let (mut pending, mut active): (Vec<_>, Vec<_>) = open
+            .into_iter()
+            .partition(|r| r.state.status() == jit_domain::Status::Pending);
         pending.sort_by_key(|r| r.requested_at);
         active.sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
-        let ended = self.inner.store.recent_ended(self.inner.settings.recent_ended).await?;
-        Ok(AdminView { pending, active, ended, sync: self.inner.reconciler.status(), fresh })
+        let ended = self
+            .inner
+            .store
+            .recent_ended(self.inner.settings.recent_ended)
+            .await?;
+        Ok(AdminView {
+            pending,
+            active,
+            ended,
+            sync: self.inner.reconciler.status(),
+            fresh,
+        })
     }
 
     /// Keeps the snapshot current with changes made elsewhere; returns on shutdown.
@@ -241,7 +290,12 @@ impl Service {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let current = self.inner.snapshot.read().expect("snapshot lock").generation;
+            let current = self
+                .inner
+                .snapshot
+                .read()
+                .expect("snapshot lock")
+                .generation;
             match self.inner.store.generation().await {
                 Ok(g) if g != current => {
                     if let Err(e) = self.reload().await {
@@ -255,7 +309,11 @@ impl Service {
     }
 
     fn require_admin(&self, caller: &Caller) -> Result<(), ServiceError> {
-        if self.is_admin(caller) { Ok(()) } else { Err(ServiceError::NotAdmin) }
+        if self.is_admin(caller) {
+            Ok(())
+        } else {
+            Err(ServiceError::NotAdmin)
+        }
     }
 
     /// The one path of every change: decide and commit, update the snapshot,
@@ -266,14 +324,28 @@ impl Service {
         f: impl FnOnce(Option<&Request>) -> Result<Vec<Transition>, DomainError> + Send,
     ) -> Result<Outcome, ServiceError> {
         let committed = self.inner.store.decide(email, f).await??;
-        self.remember(committed.generation, committed.transitions.iter().map(|t| &t.request));
+        self.remember(
+            committed.generation,
+            committed.transitions.iter().map(|t| &t.request),
+        );
         self.inner.reconciler.nudge();
-        let request = committed.transitions.last().map(|t| t.request.clone()).ok_or_else(|| {
-            // The rules always return a move on success; an empty list would be a bug there.
-            ServiceError::Domain(DomainError::NoOpenRequest { email: email.clone() })
-        })?;
+        let request = committed
+            .transitions
+            .last()
+            .map(|t| t.request.clone())
+            .ok_or_else(|| {
+                // The rules always return a move on success; an empty list would be a bug there.
+                ServiceError::Domain(DomainError::NoOpenRequest {
+                    email: email.clone(),
+                })
+            })?;
         let wait = self.inner.settings.apply_wait;
-        let applied = if self.inner.reconciler.wait_applied(committed.generation, wait).await {
+        let applied = if self
+            .inner
+            .reconciler
+            .wait_applied(committed.generation, wait)
+            .await
+        {
             Applied::Applied
         } else {
             Applied::Saved(self.inner.reconciler.status().last_error)
@@ -285,9 +357,13 @@ impl Service {
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         let snap = Arc::make_mut(&mut guard);
         for r in requests {
-            let newer = snap.by_email.get(&r.email).is_none_or(|(g, _)| *g <= generation);
+            let newer = snap
+                .by_email
+                .get(&r.email)
+                .is_none_or(|(g, _)| *g <= generation);
             if newer {
-                snap.by_email.insert(r.email.clone(), (generation, r.clone()));
+                snap.by_email
+                    .insert(r.email.clone(), (generation, r.clone()));
             }
         }
     }
@@ -309,7 +385,10 @@ impl Service {
                 by_email.insert(email.clone(), (*g, r.clone()));
             }
         }
-        *guard = Arc::new(Snapshot { generation, by_email });
+        *guard = Arc::new(Snapshot {
+            generation,
+            by_email,
+        });
         Ok(())
     }
 }

@@ -24,12 +24,23 @@ impl Drop for Killed {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_demo(port: u16, data: &Path) -> Killed {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pomerium-jit"))
-        .args(["demo", "--port", &port.to_string(), "--grant-duration", "2m", "--data-dir"])
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--grant-duration",
+            "2m",
+            "--data-dir",
+        ])
         .arg(data)
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
@@ -45,7 +56,8 @@ fn start_demo(port: u16, data: &Path) -> Killed {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60)).expect("the demo did not start");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the demo did not start");
     Killed(child)
 }
 
@@ -74,16 +86,29 @@ struct Browser {
 
 impl Browser {
     async fn open(&self, path: &str) {
-        self.driver.goto(format!("{}{path}", self.base)).await.expect("goto");
+        self.driver
+            .goto(format!("{}{path}", self.base))
+            .await
+            .expect("goto");
     }
 
     async fn click(&self, label: &str) {
         let xpath = format!("//button[starts-with(normalize-space(.), '{label}')]");
-        self.driver.find(By::XPath(&xpath)).await.unwrap_or_else(|e| panic!("no button {label:?}: {e}")).click().await.unwrap();
+        self.driver
+            .find(By::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+            .click()
+            .await
+            .unwrap();
     }
 
+    /// The page's text; empty while a navigation replaces the page.
     async fn text(&self) -> String {
-        self.driver.find(By::Tag("body")).await.unwrap().text().await.unwrap()
+        match self.driver.find(By::Tag("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     async fn expect(&self, needle: &str) {
@@ -120,7 +145,10 @@ impl Browser {
 #[tokio::test]
 async fn the_whole_loop_in_a_real_browser() {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver"
+        );
         eprintln!("skipping: apt-get install chromium chromium-driver to run the browser test");
         return;
     }
@@ -144,11 +172,18 @@ async fn the_whole_loop_in_a_real_browser() {
     ] {
         caps.add_arg(arg).unwrap();
     }
-    caps.add_arg(&format!("--user-data-dir={}", profile.path().display())).unwrap();
-    let driver = WebDriver::new(&driver_url, caps).await.expect("a Chromium session");
+    caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
+        .unwrap();
+    let driver = WebDriver::new(&driver_url, caps)
+        .await
+        .expect("a Chromium session");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let b = Browser { driver, base: format!("http://127.0.0.1:{port}"), shots };
+    let b = Browser {
+        driver,
+        base: format!("http://127.0.0.1:{port}"),
+        shots,
+    };
 
     let outcome = async {
         // Alice is denied, then asks for access.

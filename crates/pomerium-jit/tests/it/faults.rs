@@ -7,8 +7,12 @@ use jit_fakes::zero::RetryAfter;
 use crate::harness::{Env, is_granted, is_pending};
 
 async fn requested(env: &Env, app: &crate::harness::App, user: &TestUser) {
-    assert_eq!(app.post("/request-access", &env.token(user), &[]).await.0, 303);
-    env.wait_ppl("pending", |p| is_pending(p, &user.email)).await;
+    assert_eq!(
+        app.post("/request-access", &env.token(user), &[]).await.0,
+        303
+    );
+    env.wait_ppl("pending", |p| is_pending(p, &user.email))
+        .await;
 }
 
 #[tokio::test]
@@ -16,21 +20,50 @@ async fn approvals_survive_errors_rate_limits_and_dropped_connections() {
     let env = Env::new().await;
     let app = env.spawn(&[("APPLY_WAIT", "10s")]);
     let admin = env.token(&TestUser::admin());
-    let users: Vec<TestUser> = (0..3).map(|i| TestUser::new(format!("f{i}"), format!("f{i}@example.com"))).collect();
+    let users: Vec<TestUser> = (0..3)
+        .map(|i| TestUser::new(format!("f{i}"), format!("f{i}@example.com")))
+        .collect();
     for u in &users {
         requested(&env, &app, u).await;
     }
 
     env.zero.fail_next(2, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(app.post("/admin/approve-access", &admin, &[("email", &users[0].email)]).await.0, 303);
+    assert_eq!(
+        app.post(
+            "/admin/approve-access",
+            &admin,
+            &[("email", &users[0].email)]
+        )
+        .await
+        .0,
+        303
+    );
     assert!(is_granted(&env.ppl().unwrap(), &users[0].email));
 
     env.zero.rate_limit_next(1, RetryAfter::Seconds(1));
-    assert_eq!(app.post("/admin/approve-access", &admin, &[("email", &users[1].email)]).await.0, 303);
+    assert_eq!(
+        app.post(
+            "/admin/approve-access",
+            &admin,
+            &[("email", &users[1].email)]
+        )
+        .await
+        .0,
+        303
+    );
     assert!(is_granted(&env.ppl().unwrap(), &users[1].email));
 
     env.zero.drop_next(2);
-    assert_eq!(app.post("/admin/approve-access", &admin, &[("email", &users[2].email)]).await.0, 303);
+    assert_eq!(
+        app.post(
+            "/admin/approve-access",
+            &admin,
+            &[("email", &users[2].email)]
+        )
+        .await
+        .0,
+        303
+    );
     assert!(is_granted(&env.ppl().unwrap(), &users[2].email));
 }
 
@@ -42,9 +75,21 @@ async fn id_token_revoked_mid_run() {
     requested(&env, &app, &alice).await;
     let exchanges = env.zero.token_exchanges();
     env.zero.revoke_id_tokens();
-    assert_eq!(app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", &alice.email)]).await.0, 303);
+    assert_eq!(
+        app.post(
+            "/admin/approve-access",
+            &env.token(&TestUser::admin()),
+            &[("email", &alice.email)]
+        )
+        .await
+        .0,
+        303
+    );
     assert!(is_granted(&env.ppl().unwrap(), &alice.email));
-    assert!(env.zero.token_exchanges() > exchanges, "a new id token was exchanged");
+    assert!(
+        env.zero.token_exchanges() > exchanges,
+        "a new id token was exchanged"
+    );
 }
 
 #[tokio::test]
@@ -53,13 +98,24 @@ async fn a_decision_saved_while_zero_is_down_is_applied_later() {
     let app = env.spawn(&[("APPLY_WAIT", "1s"), ("SYNC_INTERVAL", "1s")]);
     let alice = TestUser::alice();
     requested(&env, &app, &alice).await;
-    env.zero.fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, page) = app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", &alice.email)]).await;
+    env.zero
+        .fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, page) = app
+        .post(
+            "/admin/approve-access",
+            &env.token(&TestUser::admin()),
+            &[("email", &alice.email)],
+        )
+        .await;
     assert_eq!(status, 503);
-    assert!(page.to_lowercase().contains("saved"), "says the decision is saved: {page}");
+    assert!(
+        page.to_lowercase().contains("saved"),
+        "says the decision is saved: {page}"
+    );
     assert!(!is_granted(&env.ppl().unwrap(), &alice.email));
     env.zero.clear_faults();
-    env.wait_ppl("applied once Zero answers", |p| is_granted(p, &alice.email)).await;
+    env.wait_ppl("applied once Zero answers", |p| is_granted(p, &alice.email))
+        .await;
 }
 
 #[tokio::test]
@@ -68,14 +124,22 @@ async fn killed_between_saving_and_applying_converges_after_restart() {
     let app = env.spawn(&[("APPLY_WAIT", "500ms")]);
     let alice = TestUser::alice();
     requested(&env, &app, &alice).await;
-    env.zero.fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, _) = app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", &alice.email)]).await;
+    env.zero
+        .fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = app
+        .post(
+            "/admin/approve-access",
+            &env.token(&TestUser::admin()),
+            &[("email", &alice.email)],
+        )
+        .await;
     assert_eq!(status, 503);
     app.kill9();
     env.zero.clear_faults();
     assert!(!is_granted(&env.ppl().unwrap(), &alice.email));
     let _app = env.spawn(&[]);
-    env.wait_ppl("granted after restart", |p| is_granted(p, &alice.email)).await;
+    env.wait_ppl("granted after restart", |p| is_granted(p, &alice.email))
+        .await;
 }
 
 #[tokio::test]
@@ -89,26 +153,41 @@ async fn a_refused_api_token_shows_on_admin_and_readyz() {
 
     env.zero.revoke_api_token();
     env.zero.revoke_id_tokens();
-    let (status, page) = app.get("/admin", Some(&env.token(&TestUser::admin()))).await;
+    let (status, page) = app
+        .get("/admin", Some(&env.token(&TestUser::admin())))
+        .await;
     assert_eq!(status, 503, "monitors see it");
-    assert!(page.contains(&alice.email), "the store's view is still shown");
-    assert!(page.contains("API_USER_TOKEN") || page.to_lowercase().contains("token"), "banner names it: {page}");
+    assert!(
+        page.contains(&alice.email),
+        "the store's view is still shown"
+    );
+    assert!(
+        page.contains("API_USER_TOKEN") || page.to_lowercase().contains("token"),
+        "banner names it: {page}"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (status, body) = app.get("/readyz", None).await;
     assert_eq!(status, 503);
-    assert!(!body.contains(&alice.email) && !body.contains(env.zero.api_user_token()), "readyz reveals nothing");
+    assert!(
+        !body.contains(&alice.email) && !body.contains(env.zero.api_user_token()),
+        "readyz reveals nothing"
+    );
 }
 
 /// Two replicas on one PostgreSQL database, approvals on both at once: every
 /// one lands, one writer at a time, and the audit trail is one chain.
 #[tokio::test]
 async fn two_replicas_share_one_postgres_without_losing_updates() {
-    let Some(db) = crate::harness::PgDatabase::create().await else { return };
+    let Some(db) = crate::harness::PgDatabase::create().await else {
+        return;
+    };
     let env = Env::new().await;
     env.zero.set_latency(Duration::from_millis(20));
     let a = std::sync::Arc::new(env.spawn(&[("DATABASE_URL", &db.url)]));
     let b = std::sync::Arc::new(env.spawn(&[("DATABASE_URL", &db.url)]));
-    let users: Vec<TestUser> = (0..12).map(|i| TestUser::new(format!("r{i}"), format!("r{i}@example.com"))).collect();
+    let users: Vec<TestUser> = (0..12)
+        .map(|i| TestUser::new(format!("r{i}"), format!("r{i}@example.com")))
+        .collect();
     for (i, u) in users.iter().enumerate() {
         let app = if i % 2 == 0 { &a } else { &b };
         assert_eq!(app.post("/request-access", &env.token(u), &[]).await.0, 303);
@@ -120,14 +199,21 @@ async fn two_replicas_share_one_postgres_without_losing_updates() {
         .map(|(i, u)| {
             let app = if i % 2 == 0 { b.clone() } else { a.clone() };
             let (admin, email) = (admin.clone(), u.email.clone());
-            tokio::spawn(async move { app.post("/admin/approve-access", &admin, &[("email", &email)]).await.0 })
+            tokio::spawn(async move {
+                app.post("/admin/approve-access", &admin, &[("email", &email)])
+                    .await
+                    .0
+            })
         })
         .collect();
     for t in tasks {
         let status = t.await.unwrap();
         assert!(status == 303 || status == 503, "approval answered {status}");
     }
-    env.wait_ppl("all 12 granted", |p| users.iter().all(|u| is_granted(p, &u.email))).await;
+    env.wait_ppl("all 12 granted", |p| {
+        users.iter().all(|u| is_granted(p, &u.email))
+    })
+    .await;
     assert_eq!(env.ppl().unwrap().as_array().unwrap().len(), 12);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pomerium-jit"))
         .args(["audit", "verify"])
@@ -135,6 +221,14 @@ async fn two_replicas_share_one_postgres_without_losing_updates() {
         .env("DATABASE_URL", &db.url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("24 events"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("24 events"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

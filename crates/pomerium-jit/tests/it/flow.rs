@@ -24,29 +24,62 @@ async fn the_whole_flow() {
 
     let (status, _) = app.post("/request-access", &env.token(&alice), &[]).await;
     assert_eq!(status, 303);
-    env.wait_ppl("alice pending", |p| is_pending(p, "alice@example.com")).await;
+    env.wait_ppl("alice pending", |p| is_pending(p, "alice@example.com"))
+        .await;
 
     let before = OffsetDateTime::now_utc();
-    let (status, _) = app.post("/admin/approve-access", &env.token(&admin), &[("email", "alice@example.com")]).await;
+    let (status, _) = app
+        .post(
+            "/admin/approve-access",
+            &env.token(&admin),
+            &[("email", "alice@example.com")],
+        )
+        .await;
     assert_eq!(status, 303);
     let ppl = env.ppl().unwrap();
-    assert!(is_granted(&ppl, "alice@example.com"), "applied before answering: {ppl}");
-    let until = rule_for(&ppl, "alice@example.com").unwrap()["allow"]["and"][1]["date"]["before"].as_str().unwrap();
+    assert!(
+        is_granted(&ppl, "alice@example.com"),
+        "applied before answering: {ppl}"
+    );
+    let until = rule_for(&ppl, "alice@example.com").unwrap()["allow"]["and"][1]["date"]["before"]
+        .as_str()
+        .unwrap();
     let until = OffsetDateTime::parse(until, &Rfc3339).unwrap();
     let hour = until - before;
-    assert!(hour > time::Duration::minutes(59) && hour <= time::Duration::minutes(61), "one hour: {hour}");
+    assert!(
+        hour > time::Duration::minutes(59) && hour <= time::Duration::minutes(61),
+        "one hour: {hour}"
+    );
 
     let (status, page) = app.get("/", Some(&env.token(&alice))).await;
     assert_eq!(status, 200);
-    assert!(page.contains(&until.format(&time::macros::format_description!("[hour]:[minute]")).unwrap()));
+    assert!(
+        page.contains(
+            &until
+                .format(&time::macros::format_description!("[hour]:[minute]"))
+                .unwrap()
+        )
+    );
 
-    let (status, _) = app.post("/admin/revoke-access", &env.token(&admin), &[("email", "alice@example.com")]).await;
+    let (status, _) = app
+        .post(
+            "/admin/revoke-access",
+            &env.token(&admin),
+            &[("email", "alice@example.com")],
+        )
+        .await;
     assert_eq!(status, 303);
     assert!(rule_for(&env.ppl().unwrap(), "alice@example.com").is_none());
 
     // Nothing to revoke any more: a clear 404, nothing changes.
     let writes = env.zero.policy_writes();
-    let (status, page) = app.post("/admin/revoke-access", &env.token(&admin), &[("email", "alice@example.com")]).await;
+    let (status, page) = app
+        .post(
+            "/admin/revoke-access",
+            &env.token(&admin),
+            &[("email", "alice@example.com")],
+        )
+        .await;
     assert_eq!(status, 404);
     assert!(page.contains("alice@example.com"));
     assert_eq!(env.zero.policy_writes(), writes);
@@ -68,12 +101,21 @@ async fn requesting_again_keeps_an_active_grant() {
     let app = env.spawn(&[]);
     let alice = TestUser::alice();
     app.post("/request-access", &env.token(&alice), &[]).await;
-    app.post("/admin/approve-access", &env.token(&TestUser::admin()), &[("email", "alice@example.com")]).await;
+    app.post(
+        "/admin/approve-access",
+        &env.token(&TestUser::admin()),
+        &[("email", "alice@example.com")],
+    )
+    .await;
     let granted = env.ppl().unwrap();
     assert!(is_granted(&granted, "alice@example.com"));
     let (status, _) = app.post("/request-access", &env.token(&alice), &[]).await;
     assert!(status == 303 || status == 409, "status {status}");
-    assert_eq!(env.ppl().unwrap(), granted, "the original revoked the grant here");
+    assert_eq!(
+        env.ppl().unwrap(),
+        granted,
+        "the original revoked the grant here"
+    );
 }
 
 #[tokio::test]
@@ -94,10 +136,15 @@ async fn adopts_an_existing_policy_and_keeps_foreign_rules() {
         }))
         .unwrap();
     let app = env.spawn(&[]);
-    let (status, page) = app.get("/admin", Some(&env.token(&TestUser::admin()))).await;
+    let (status, page) = app
+        .get("/admin", Some(&env.token(&TestUser::admin())))
+        .await;
     assert_eq!(status, 200);
     assert!(page.contains("bob@example.com") && page.contains("alice@example.com"));
-    env.wait_ppl("expired dave removed", |p| rule_for(p, "dave@example.com").is_none()).await;
+    env.wait_ppl("expired dave removed", |p| {
+        rule_for(p, "dave@example.com").is_none()
+    })
+    .await;
     let ppl = env.ppl().unwrap();
     assert_eq!(ppl[0], foreign, "foreign rule kept verbatim, first");
     assert!(is_pending(&ppl, "bob@example.com"));
@@ -107,8 +154,15 @@ async fn adopts_an_existing_policy_and_keeps_foreign_rules() {
         "imported with its expiry"
     );
     let policies = env.zero.policies();
-    assert_eq!(policies.iter().filter(|p| p["name"] == POLICY).count(), 1, "reused, not duplicated");
-    assert_eq!(policies[0]["description"], "made by the Go original", "other fields untouched");
+    assert_eq!(
+        policies.iter().filter(|p| p["name"] == POLICY).count(),
+        1,
+        "reused, not duplicated"
+    );
+    assert_eq!(
+        policies[0]["description"], "made by the Go original",
+        "other fields untouched"
+    );
 
     // Alice's imported grant shows on her page.
     let (_, page) = app.get("/", Some(&env.token(&TestUser::alice()))).await;
@@ -122,8 +176,16 @@ async fn adopts_console_edits_and_removes_expired_grants() {
     let alice = TestUser::alice();
     let admin = TestUser::admin();
     app.post("/request-access", &env.token(&alice), &[]).await;
-    app.post("/admin/approve-access", &env.token(&admin), &[("email", "alice@example.com")]).await;
-    let id = env.zero.policy_by_name(POLICY).unwrap()["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/admin/approve-access",
+        &env.token(&admin),
+        &[("email", "alice@example.com")],
+    )
+    .await;
+    let id = env.zero.policy_by_name(POLICY).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // In the console: remove alice's grant, add one for erin that ends in 3 s,
     // and a rule of someone else's.
@@ -139,20 +201,37 @@ async fn adopts_console_edits_and_removes_expired_grants() {
     // Alice's revocation is adopted into the store.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, audit) = app.get("/admin/audit?email=alice@example.com", Some(&env.token(&admin))).await;
+        let (_, audit) = app
+            .get(
+                "/admin/audit?email=alice@example.com",
+                Some(&env.token(&admin)),
+            )
+            .await;
         if audit.contains("revoked") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "console revocation not adopted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "console revocation not adopted"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Erin's grant is adopted, then removed once it expires; the foreign rule stays.
     env.wait_ppl("erin's expired grant removed", |p| {
-        rule_for(p, "erin@example.com").is_none() && p.as_array().is_some_and(|a| a.contains(&theirs))
+        rule_for(p, "erin@example.com").is_none()
+            && p.as_array().is_some_and(|a| a.contains(&theirs))
     })
     .await;
-    assert!(rule_for(&env.ppl().unwrap(), "alice@example.com").is_none(), "not resurrected");
-    let (_, audit) = app.get("/admin/audit?email=erin@example.com", Some(&env.token(&admin))).await;
+    assert!(
+        rule_for(&env.ppl().unwrap(), "alice@example.com").is_none(),
+        "not resurrected"
+    );
+    let (_, audit) = app
+        .get(
+            "/admin/audit?email=erin@example.com",
+            Some(&env.token(&admin)),
+        )
+        .await;
     assert!(audit.contains("expired"), "expiry audited");
 }
 
@@ -161,23 +240,33 @@ async fn concurrent_requests_and_approvals_all_land() {
     let env = Env::new().await;
     env.zero.set_latency(Duration::from_millis(50));
     let app = std::sync::Arc::new(env.spawn(&[]));
-    let users: Vec<TestUser> =
-        (0..20).map(|i| TestUser::new(format!("u{i}"), format!("user{i}@example.com"))).collect();
+    let users: Vec<TestUser> = (0..20)
+        .map(|i| TestUser::new(format!("u{i}"), format!("user{i}@example.com")))
+        .collect();
     let mut tasks = Vec::new();
     for u in &users {
         let (app, token) = (app.clone(), env.token(u));
-        tasks.push(tokio::spawn(async move { app.post("/request-access", &token, &[]).await.0 }));
+        tasks.push(tokio::spawn(async move {
+            app.post("/request-access", &token, &[]).await.0
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 303);
     }
-    env.wait_ppl("20 pending", |p| users.iter().all(|u| is_pending(p, &u.email))).await;
+    env.wait_ppl("20 pending", |p| {
+        users.iter().all(|u| is_pending(p, &u.email))
+    })
+    .await;
 
     let admin_token = env.token(&TestUser::admin());
     let mut tasks = Vec::new();
     for u in &users[..10] {
         let (app, token, email) = (app.clone(), admin_token.clone(), u.email.clone());
-        tasks.push(tokio::spawn(async move { app.post("/admin/approve-access", &token, &[("email", &email)]).await.0 }));
+        tasks.push(tokio::spawn(async move {
+            app.post("/admin/approve-access", &token, &[("email", &email)])
+                .await
+                .0
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 303);

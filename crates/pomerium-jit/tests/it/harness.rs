@@ -26,7 +26,12 @@ impl Env {
         let zero = FakeZero::start(config).await.expect("fake zero");
         let signer = Signer::new(Alg::Es256).expect("signer");
         let jwks = JwksServer::start(signer.clone()).await.expect("jwks");
-        Env { zero, signer, jwks, dir: tempfile::tempdir().expect("tempdir") }
+        Env {
+            zero,
+            signer,
+            jwks,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// Starts the app with the original's environment plus `extra`.
@@ -41,7 +46,10 @@ impl Env {
             .env("API_BASE_URL", self.zero.base_url())
             .env("PORT", "0")
             .env("BIND_ADDRESS", "127.0.0.1")
-            .env("DATABASE_URL", format!("sqlite://{}", self.dir.path().join("jit.db").display()))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("jit.db").display()),
+            )
             .env("ADMIN_EMAILS", TestUser::admin().email)
             .env("SYNC_INTERVAL", "2s")
             .env("LOG_FORMAT", "json")
@@ -73,7 +81,11 @@ impl Env {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for: {what}; policy is {:?}", self.ppl());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for: {what}; policy is {:?}",
+                self.ppl()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -110,11 +122,22 @@ impl App {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("pomerium-jit did not start; logs: {:#?}", logs.lock().unwrap());
+                panic!(
+                    "pomerium-jit did not start; logs: {:#?}",
+                    logs.lock().unwrap()
+                );
             }
         };
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        App { child, base: format!("http://{addr}"), logs, http }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        App {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+            http,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -127,12 +150,16 @@ impl App {
             req = req.header("X-Pomerium-Jwt-Assertion", t);
         }
         let resp = req.send().await.expect("GET");
-        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
     }
 
     /// A same-origin form POST, as the app's own pages send it.
     pub async fn post(&self, path: &str, token: &str, form: &[(&str, &str)]) -> (u16, String) {
-        self.post_with(path, token, form, &[("Sec-Fetch-Site", "same-origin")]).await
+        self.post_with(path, token, form, &[("Sec-Fetch-Site", "same-origin")])
+            .await
     }
 
     pub async fn post_with(
@@ -142,12 +169,19 @@ impl App {
         form: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> (u16, String) {
-        let mut req = self.http.post(self.url(path)).header("X-Pomerium-Jwt-Assertion", token).form(form);
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("X-Pomerium-Jwt-Assertion", token)
+            .form(form);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let resp = req.send().await.expect("POST");
-        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
     }
 
     /// SIGKILL: no graceful anything.
@@ -159,7 +193,10 @@ impl App {
     /// SIGTERM, then the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -184,7 +221,9 @@ impl Drop for App {
 
 /// The JIT rule for `email` in `ppl`, if any.
 pub fn rule_for<'a>(ppl: &'a Value, email: &str) -> Option<&'a Value> {
-    ppl.as_array()?.iter().find(|r| r["allow"]["and"][0]["email"] == email)
+    ppl.as_array()?
+        .iter()
+        .find(|r| r["allow"]["and"][0]["email"] == email)
 }
 
 pub fn is_pending(ppl: &Value, email: &str) -> bool {
@@ -208,18 +247,30 @@ impl PgDatabase {
     pub async fn create() -> Option<PgDatabase> {
         use sqlx::Connection;
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            assert!(std::env::var_os("CI").is_none(), "TEST_DATABASE_URL must be set in CI");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TEST_DATABASE_URL must be set in CI"
+            );
             eprintln!("skipping: set TEST_DATABASE_URL to run the PostgreSQL replica test");
             return None;
         };
         let name = format!("jit_it_{:016x}", rand::random::<u64>());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
         let url = match admin_url.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => panic!("TEST_DATABASE_URL has no database part"),
         };
-        Some(PgDatabase { admin_url, name, url })
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
     }
 }
 
@@ -228,12 +279,17 @@ impl Drop for PgDatabase {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         // Drop from a fresh runtime: this may run while the test's runtime shuts down.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })

@@ -15,7 +15,11 @@ async fn only_signed_assertions_get_in() {
     assert_eq!(status, 403);
     assert!(!page.contains(&forged));
     let other_host = env.signer.mint("other.example.com", &TestUser::admin());
-    assert_eq!(app.get("/", Some(&other_host)).await.0, 403, "wrong audience");
+    assert_eq!(
+        app.get("/", Some(&other_host)).await.0,
+        403,
+        "wrong audience"
+    );
     assert_eq!(app.get("/healthz", None).await.0, 200);
     assert!(!app.log_text().contains(&forged), "tokens never logged");
 }
@@ -29,7 +33,13 @@ async fn admin_rights_are_checked_in_the_app() {
     app.post("/request-access", &env.token(&alice), &[]).await;
     assert_eq!(app.get("/admin", Some(&env.token(&bob))).await.0, 403);
     let before = env.ppl();
-    let (status, _) = app.post("/admin/approve-access", &env.token(&bob), &[("email", &alice.email)]).await;
+    let (status, _) = app
+        .post(
+            "/admin/approve-access",
+            &env.token(&bob),
+            &[("email", &alice.email)],
+        )
+        .await;
     assert_eq!(status, 403);
     assert_eq!(env.ppl(), before, "nothing changed");
 }
@@ -39,11 +49,29 @@ async fn cross_site_posts_are_refused() {
     let env = Env::new().await;
     let app = env.spawn(&[]);
     let alice = env.token(&TestUser::alice());
-    let (status, _) = app.post_with("/request-access", &alice, &[], &[("Sec-Fetch-Site", "cross-site")]).await;
+    let (status, _) = app
+        .post_with(
+            "/request-access",
+            &alice,
+            &[],
+            &[("Sec-Fetch-Site", "cross-site")],
+        )
+        .await;
     assert_eq!(status, 403);
-    let (status, _) = app.post_with("/request-access", &alice, &[], &[("Origin", "https://evil.test")]).await;
+    let (status, _) = app
+        .post_with(
+            "/request-access",
+            &alice,
+            &[],
+            &[("Origin", "https://evil.test")],
+        )
+        .await;
     assert_eq!(status, 403);
-    assert!(env.ppl().is_none_or(|p| rule_for(&p, "alice@example.com").is_none()), "nothing changed");
+    assert!(
+        env.ppl()
+            .is_none_or(|p| rule_for(&p, "alice@example.com").is_none()),
+        "nothing changed"
+    );
 }
 
 #[tokio::test]
@@ -51,10 +79,18 @@ async fn emails_are_escaped() {
     let env = Env::new().await;
     let app = env.spawn(&[]);
     let evil = TestUser::new("evil", "<script>alert(1)</script>@evil.test");
-    assert_eq!(app.post("/request-access", &env.token(&evil), &[]).await.0, 303);
-    let (status, page) = app.get("/admin", Some(&env.token(&TestUser::admin()))).await;
+    assert_eq!(
+        app.post("/request-access", &env.token(&evil), &[]).await.0,
+        303
+    );
+    let (status, page) = app
+        .get("/admin", Some(&env.token(&TestUser::admin())))
+        .await;
     assert_eq!(status, 200);
-    assert!(!page.contains("<script>alert(1)</script>"), "raw script in page");
+    assert!(
+        !page.contains("<script>alert(1)</script>"),
+        "raw script in page"
+    );
     assert!(page.contains("alert(1)"), "shown as text");
 }
 
@@ -67,8 +103,19 @@ fn missing_settings_exit_2_naming_each_and_the_demo() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for name in ["API_USER_TOKEN", "ORGANIZATION_ID", "CLUSTER_ID", "JWKS_ENDPOINT", "PORT", "pomerium-jit demo"] {
+    for name in [
+        "API_USER_TOKEN",
+        "ORGANIZATION_ID",
+        "CLUSTER_ID",
+        "JWKS_ENDPOINT",
+        "PORT",
+        "pomerium-jit demo",
+    ] {
         assert!(err.contains(name), "stderr lacks {name}: {err}");
     }
-    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 5, "one line per problem: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        5,
+        "one line per problem: {err}"
+    );
 }

@@ -22,8 +22,18 @@ fn reads_the_original_format_and_keeps_foreign_rules() {
         {"allow":{"and":[{"email":"not-an-email"},{"reject":true}]}}
     ]));
     assert_eq!(o.entries[&email("a@x.test")], RemoteEntry::Pending);
-    assert_eq!(o.entries[&email("b@x.test")], RemoteEntry::Grant { starts_at: None, expires_at: T });
-    assert_eq!(o.foreign.len(), 2, "the deny rule and the unrepresentable one stay foreign");
+    assert_eq!(
+        o.entries[&email("b@x.test")],
+        RemoteEntry::Grant {
+            starts_at: None,
+            expires_at: T
+        }
+    );
+    assert_eq!(
+        o.foreign.len(),
+        2,
+        "the deny rule and the unrepresentable one stay foreign"
+    );
 }
 
 #[test]
@@ -40,11 +50,17 @@ fn conflicting_duplicates_are_ambiguous_identical_ones_collapse() {
 
 #[test]
 fn three_way_merge() {
-    let grant = RemoteEntry::Grant { starts_at: None, expires_at: T };
+    let grant = RemoteEntry::Grant {
+        starts_at: None,
+        expires_at: T,
+    };
     let a = email("a@x.test");
     let b = email("b@x.test");
     let c = email("c@x.test");
-    let base = Observed { entries: [(a.clone(), RemoteEntry::Pending), (b.clone(), grant)].into(), ..Default::default() };
+    let base = Observed {
+        entries: [(a.clone(), RemoteEntry::Pending), (b.clone(), grant)].into(),
+        ..Default::default()
+    };
     // Console: a approved by hand, b removed, c added.
     let remote = Observed {
         entries: [(a.clone(), grant), (c.clone(), RemoteEntry::Pending)].into(),
@@ -53,12 +69,22 @@ fn three_way_merge() {
     // Store unchanged since base.
     let desired: BTreeMap<_, _> = base.entries.clone();
     let changes = outside_changes(&base, &remote, &desired);
-    assert_eq!(changes, vec![(a.clone(), Some(grant)), (b.clone(), None), (c.clone(), Some(RemoteEntry::Pending))]);
+    assert_eq!(
+        changes,
+        vec![
+            (a.clone(), Some(grant)),
+            (b.clone(), None),
+            (c.clone(), Some(RemoteEntry::Pending))
+        ]
+    );
 
     // The store revoked b since the base: the app's decision wins, nothing to adopt for b.
     let desired: BTreeMap<_, _> = [(a.clone(), RemoteEntry::Pending)].into();
     let changes = outside_changes(&base, &remote, &desired);
-    assert_eq!(changes, vec![(a, Some(grant)), (c, Some(RemoteEntry::Pending))]);
+    assert_eq!(
+        changes,
+        vec![(a, Some(grant)), (c, Some(RemoteEntry::Pending))]
+    );
 
     // Nothing changed outside: nothing to adopt.
     assert!(outside_changes(&base, &base, &base.entries).is_empty());
@@ -71,7 +97,13 @@ fn render_puts_foreign_first_in_the_original_encoding() {
         &o.foreign,
         &[
             (email("a@x.test"), RemoteEntry::Pending),
-            (email("b@x.test"), RemoteEntry::Grant { starts_at: None, expires_at: T }),
+            (
+                email("b@x.test"),
+                RemoteEntry::Grant {
+                    starts_at: None,
+                    expires_at: T,
+                },
+            ),
         ],
     );
     assert_eq!(
