@@ -423,15 +423,18 @@ impl Reconciler {
         let mut report = SyncReport::default();
 
         let now = OffsetDateTime::now_utc();
-        let swept = inner
-            .store
-            .decide_all(|open: &[Request]| {
-                open.iter()
-                    .flat_map(|r| rules.expire(Some(r), now))
-                    .collect()
-            })
-            .await?;
-        report.expired = swept.transitions.len();
+        // The sweep takes the write lock, so only when a grant is due.
+        if inner.store.next_expiry().await?.is_some_and(|at| at <= now) {
+            let swept = inner
+                .store
+                .decide_all(|open: &[Request]| {
+                    open.iter()
+                        .flat_map(|r| rules.expire(Some(r), now))
+                        .collect()
+                })
+                .await?;
+            report.expired = swept.transitions.len();
+        }
 
         let state = inner.store.sync_state(&cfg.policy_name).await?;
         let base = state
@@ -448,29 +451,35 @@ impl Reconciler {
                 None => Observed::default(),
             };
             let now = OffsetDateTime::now_utc();
-            let adopted = inner
-                .store
-                .decide_all(|open: &[Request]| {
-                    let desired: BTreeMap<_, _> = desired_entries(open, now).into_iter().collect();
-                    outside_changes(&base, &remote_seen, &desired)
-                        .into_iter()
-                        .flat_map(|(email, entry)| {
-                            let current = open.iter().find(|r| r.email == email);
-                            rules.adopt(current, &email, entry, now)
-                        })
-                        .collect()
-                })
-                .await?;
-            report.adopted += adopted.transitions.len();
-            if report.adopted > 0 {
+            // Read the generation before the state it stands for; adopt (under
+            // the write lock, deciding again on fresh state) only when the
+            // remote differs from the base, which is rare.
+            let mut generation = inner.store.generation().await?;
+            let mut open = inner.store.open_requests().await?;
+            let desired_now: BTreeMap<_, _> = desired_entries(&open, now).into_iter().collect();
+            if !outside_changes(&base, &remote_seen, &desired_now).is_empty() {
+                let adopted = inner
+                    .store
+                    .decide_all(|open: &[Request]| {
+                        let desired: BTreeMap<_, _> =
+                            desired_entries(open, now).into_iter().collect();
+                        outside_changes(&base, &remote_seen, &desired)
+                            .into_iter()
+                            .flat_map(|(email, entry)| {
+                                let current = open.iter().find(|r| r.email == email);
+                                rules.adopt(current, &email, entry, now)
+                            })
+                            .collect()
+                    })
+                    .await?;
+                report.adopted += adopted.transitions.len();
                 tracing::info!(
                     changes = adopted.transitions.len(),
                     "adopted changes made in Pomerium Zero"
                 );
+                generation = adopted.generation;
+                open = inner.store.open_requests().await?;
             }
-
-            let generation = adopted.generation;
-            let open = inner.store.open_requests().await?;
             let desired = render(&remote_seen.foreign, &desired_entries(&open, now)).to_value();
             report.generation = generation;
 
@@ -501,10 +510,16 @@ impl Reconciler {
                     created.id
                 }
             };
-            inner
-                .store
-                .record_sync_success(&cfg.policy_name, &policy_id, &desired, generation, now)
-                .await?;
+            let unchanged = state.last_error.is_none()
+                && state.policy_id.as_deref() == Some(policy_id.as_str())
+                && state.applied_generation >= generation
+                && state.base_ppl.as_ref() == Some(&desired);
+            if !unchanged {
+                inner
+                    .store
+                    .record_sync_success(&cfg.policy_name, &policy_id, &desired, generation, now)
+                    .await?;
+            }
             inner
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));

@@ -260,18 +260,12 @@ impl Service {
                 ),
             }),
         };
-        self.reload().await?;
-        let open = self.inner.store.open_requests().await?;
+        let (open, ended) = self.reload().await?;
         let (mut pending, mut active): (Vec<_>, Vec<_>) = open
             .into_iter()
             .partition(|r| r.state.status() == jit_domain::Status::Pending);
         pending.sort_by_key(|r| r.requested_at);
         active.sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
-        let ended = self
-            .inner
-            .store
-            .recent_ended(self.inner.settings.recent_ended)
-            .await?;
         Ok(AdminView {
             pending,
             active,
@@ -298,7 +292,7 @@ impl Service {
                 .generation;
             match self.inner.store.generation().await {
                 Ok(g) if g != current => {
-                    if let Err(e) = self.reload().await {
+                    if let Err(e) = self.reload().await.map(drop) {
                         tracing::warn!(error = %e, "could not reload the request snapshot");
                     }
                 }
@@ -368,15 +362,16 @@ impl Service {
         }
     }
 
-    async fn reload(&self) -> Result<(), StoreError> {
+    /// Reloads the snapshot; returns the open and recently ended requests it read.
+    async fn reload(&self) -> Result<(Vec<Request>, Vec<Request>), StoreError> {
         let store = &self.inner.store;
         let generation = store.generation().await?;
         let ended = store.recent_ended(self.inner.settings.recent_ended).await?;
         let open = store.open_requests().await?;
         let mut by_email = HashMap::with_capacity(open.len() + ended.len());
         // Oldest first, so the latest request per email wins; open ones last.
-        for r in ended.into_iter().rev().chain(open) {
-            by_email.insert(r.email.clone(), (generation, r));
+        for r in ended.iter().rev().chain(&open) {
+            by_email.insert(r.email.clone(), (generation, r.clone()));
         }
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         // Keep what this process committed after the read above.
@@ -389,6 +384,6 @@ impl Service {
             generation,
             by_email,
         });
-        Ok(())
+        Ok((open, ended))
     }
 }
