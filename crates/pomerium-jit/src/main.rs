@@ -96,7 +96,6 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     match runtime.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "pomerium-jit stopped");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
