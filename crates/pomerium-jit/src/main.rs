@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the service behind Pomerium (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Try it locally in one command: simulated Pomerium and Pomerium Zero, nothing to configure.
     Demo(demo::DemoArgs),
     /// Verify or export the audit trail.
@@ -45,7 +45,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Serve(args)) => serve_cmd(args),
+        Some(Command::Serve(args)) => serve_cmd(*args),
         None => serve_cmd(cli.serve),
         Some(Command::Demo(args)) => {
             init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info");
