@@ -232,3 +232,53 @@ async fn two_replicas_share_one_postgres_without_losing_updates() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A cluster that does not auto-apply changesets: the admin page says so, and
+/// with APPLY_CHANGESETS=true the app applies its own pending changeset (and
+/// only one that holds nothing but its policy).
+#[tokio::test]
+async fn changesets_are_reported_and_applied_when_asked() {
+    use jit_fakes::zero::FakeZeroConfig;
+    let env = Env::with_zero(FakeZeroConfig {
+        auto_apply_changesets: false,
+        ..Default::default()
+    })
+    .await;
+    let alice = TestUser::alice();
+    let admin = env.token(&TestUser::admin());
+
+    let app = env.spawn(&[]);
+    requested(&env, &app, &alice).await;
+    let (_, page) = app.get("/admin", Some(&admin)).await;
+    assert!(
+        page.to_lowercase().contains("changeset"),
+        "the admin page says changesets are not auto-applied"
+    );
+    let effective = |env: &Env| {
+        env.zero
+            .effective_policy_by_name(crate::harness::POLICY)
+            .map(|p| p["ppl"].clone())
+    };
+    assert!(
+        effective(&env).is_none_or(|p| !is_pending(&p, &alice.email)),
+        "not deployed without apply"
+    );
+    drop(app);
+
+    let app = env.spawn(&[("APPLY_CHANGESETS", "true")]);
+    assert_eq!(
+        app.post("/admin/approve-access", &admin, &[("email", &alice.email)])
+            .await
+            .0,
+        303
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !effective(&env).is_some_and(|p| is_granted(&p, &alice.email)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "changeset not applied: {:?}",
+            env.zero.changesets()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
