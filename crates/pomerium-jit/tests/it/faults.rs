@@ -92,19 +92,16 @@ async fn id_token_revoked_mid_run() {
     );
 }
 
-#[tokio::test]
-async fn a_decision_saved_while_zero_is_down_is_applied_later() {
-    let env = Env::new().await;
-    let app = env.spawn(&[("APPLY_WAIT", "1s"), ("SYNC_INTERVAL", "1s")]);
-    let alice = TestUser::alice();
-    requested(&env, &app, &alice).await;
+/// With Zero failing every call, an admin approves `user`: the page must say
+/// the decision is saved (503) and the policy must not grant yet.
+async fn approve_while_zero_is_down(env: &Env, app: &crate::harness::App, user: &TestUser) {
     env.zero
         .fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
     let (status, page) = app
         .post(
             "/admin/approve-access",
             &env.token(&TestUser::admin()),
-            &[("email", &alice.email)],
+            &[("email", &user.email)],
         )
         .await;
     assert_eq!(status, 503);
@@ -112,7 +109,16 @@ async fn a_decision_saved_while_zero_is_down_is_applied_later() {
         page.to_lowercase().contains("saved"),
         "says the decision is saved: {page}"
     );
-    assert!(!is_granted(&env.ppl().unwrap(), &alice.email));
+    assert!(!is_granted(&env.ppl().unwrap(), &user.email));
+}
+
+#[tokio::test]
+async fn a_decision_saved_while_zero_is_down_is_applied_later() {
+    let env = Env::new().await;
+    let app = env.spawn(&[("APPLY_WAIT", "1s"), ("SYNC_INTERVAL", "1s")]);
+    let alice = TestUser::alice();
+    requested(&env, &app, &alice).await;
+    approve_while_zero_is_down(&env, &app, &alice).await;
     env.zero.clear_faults();
     env.wait_ppl("applied once Zero answers", |p| is_granted(p, &alice.email))
         .await;
@@ -124,19 +130,9 @@ async fn killed_between_saving_and_applying_converges_after_restart() {
     let app = env.spawn(&[("APPLY_WAIT", "500ms")]);
     let alice = TestUser::alice();
     requested(&env, &app, &alice).await;
-    env.zero
-        .fail_next(1_000_000, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, _) = app
-        .post(
-            "/admin/approve-access",
-            &env.token(&TestUser::admin()),
-            &[("email", &alice.email)],
-        )
-        .await;
-    assert_eq!(status, 503);
+    approve_while_zero_is_down(&env, &app, &alice).await;
     app.kill9();
     env.zero.clear_faults();
-    assert!(!is_granted(&env.ppl().unwrap(), &alice.email));
     let _app = env.spawn(&[]);
     env.wait_ppl("granted after restart", |p| is_granted(p, &alice.email))
         .await;
