@@ -11,9 +11,12 @@ use crate::ConfigError;
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Largest accepted leeway: Pomerium assertions only live 5 minutes.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
-/// Default minimum interval between JWKS fetches triggered by unknown `kid`s
-/// (and between any two fetches).
-pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(10);
+/// Default minimum interval between two JWKS fetches; also the longest an
+/// assertion with an unknown `kid` waits for the fetch that may find its key.
+pub const DEFAULT_MIN_FETCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest accepted minimum fetch interval: an assertion signed with a key
+/// published a moment ago waits this long at most.
+pub const MAX_MIN_FETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Default timeout for one JWKS fetch (connect + headers + body).
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default cap on the JWKS body (a handful of keys is ~1 KiB).
@@ -31,7 +34,7 @@ pub struct VerifierConfig {
     pub(crate) audience: String,
     pub(crate) issuer: String,
     pub(crate) leeway: Duration,
-    pub(crate) unknown_kid_cooldown: Duration,
+    pub(crate) min_fetch_interval: Duration,
     pub(crate) fetch_timeout: Duration,
     pub(crate) max_jwks_bytes: usize,
     pub(crate) max_token_bytes: usize,
@@ -64,12 +67,15 @@ impl VerifierConfig {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        if url.scheme() == "http" && !is_loopback(&host) {
+            return Err(ConfigError::PlainHttpNotLoopback(url.to_string()));
+        }
         Ok(VerifierConfig {
             jwks_url: url,
             audience: host.clone(),
             issuer: host,
             leeway: DEFAULT_LEEWAY,
-            unknown_kid_cooldown: DEFAULT_UNKNOWN_KID_COOLDOWN,
+            min_fetch_interval: DEFAULT_MIN_FETCH_INTERVAL,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             max_jwks_bytes: DEFAULT_MAX_JWKS_BYTES,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -99,9 +105,10 @@ impl VerifierConfig {
     }
 
     /// Minimum interval between JWKS fetches, so forged `kid`s cost at most
-    /// one fetch per interval.
-    pub fn with_unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.unknown_kid_cooldown = cooldown;
+    /// one fetch per interval; an unknown `kid` waits at most this long for
+    /// its fetch. At most [`MAX_MIN_FETCH_INTERVAL`].
+    pub fn with_min_fetch_interval(mut self, interval: Duration) -> Self {
+        self.min_fetch_interval = interval;
         self
     }
 
@@ -165,8 +172,14 @@ impl VerifierConfig {
                 max: MAX_LEEWAY,
             });
         }
-        if self.unknown_kid_cooldown.is_zero() {
-            return Err(ConfigError::ZeroDuration("unknown_kid_cooldown"));
+        if self.min_fetch_interval.is_zero() {
+            return Err(ConfigError::ZeroDuration("min_fetch_interval"));
+        }
+        if self.min_fetch_interval > MAX_MIN_FETCH_INTERVAL {
+            return Err(ConfigError::MinFetchIntervalTooLarge {
+                given: self.min_fetch_interval,
+                max: MAX_MIN_FETCH_INTERVAL,
+            });
         }
         if self.fetch_timeout.is_zero() {
             return Err(ConfigError::ZeroDuration("fetch_timeout"));
@@ -181,6 +194,14 @@ impl VerifierConfig {
     }
 }
 
+/// `localhost` or a loopback IP literal: traffic that never leaves the machine.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,10 +214,36 @@ mod tests {
         assert_eq!(config.audience(), "jit.example.com");
         assert_eq!(config.issuer(), "jit.example.com");
         assert_eq!(config.leeway, DEFAULT_LEEWAY);
-        assert_eq!(config.unknown_kid_cooldown, Duration::from_secs(10));
+        assert_eq!(config.min_fetch_interval, Duration::from_secs(1));
         assert_eq!(config.fetch_timeout, Duration::from_secs(5));
         let v6 = VerifierConfig::new("http://[::1]:9/jwks").unwrap();
         assert_eq!(v6.audience(), "::1");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        for url in [
+            "http://127.0.0.1:9/jwks",
+            "http://127.8.0.1/jwks",
+            "http://[::1]:9/jwks",
+            "http://LocalHost:9/jwks",
+        ] {
+            assert!(VerifierConfig::new(url).is_ok(), "{url}");
+        }
+        for url in [
+            "http://jit.example.com/.well-known/pomerium/jwks.json",
+            "http://10.0.0.5/jwks",
+            "http://[2001:db8::1]/jwks",
+            "http://localhost.example.com/jwks",
+        ] {
+            let error = VerifierConfig::new(url).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::PlainHttpNotLoopback(_)),
+                "{url}: {error:?}"
+            );
+            assert!(error.to_string().contains("use https"), "{error}");
+        }
+        assert!(VerifierConfig::new("https://jit.example.com/jwks").is_ok());
     }
 
     #[test]
@@ -237,11 +284,17 @@ mod tests {
         ));
         assert_eq!(
             base.clone()
-                .with_unknown_kid_cooldown(Duration::ZERO)
+                .with_min_fetch_interval(Duration::ZERO)
                 .validated()
                 .unwrap_err(),
-            ConfigError::ZeroDuration("unknown_kid_cooldown")
+            ConfigError::ZeroDuration("min_fetch_interval")
         );
+        assert!(matches!(
+            base.clone()
+                .with_min_fetch_interval(Duration::from_secs(11))
+                .validated(),
+            Err(ConfigError::MinFetchIntervalTooLarge { .. })
+        ));
         assert_eq!(
             base.clone()
                 .with_max_token_bytes(0)

@@ -125,6 +125,12 @@ pub enum ConfigError {
     /// Only `http` and `https` can reach Pomerium.
     #[error("JWKS URL scheme {0:?} is not http or https")]
     UnsupportedScheme(String),
+    /// Keys fetched over plain http from another machine could be swapped in
+    /// transit, and whoever swaps them can sign any identity.
+    #[error(
+        "JWKS URL {0:?} uses plain http to a host that is not loopback; use https so the keys cannot be replaced on the way"
+    )]
+    PlainHttpNotLoopback(String),
     /// Credentials in the URL would end up in logs.
     #[error("JWKS URL must not contain a username or password")]
     CredentialsInUrl,
@@ -143,6 +149,15 @@ pub enum ConfigError {
     #[error("leeway {given:?} is over the {max:?} maximum")]
     LeewayTooLarge {
         /// The leeway given.
+        given: Duration,
+        /// The largest accepted.
+        max: Duration,
+    },
+    /// A longer interval would keep an assertion signed with a newly
+    /// published key waiting that long.
+    #[error("minimum JWKS fetch interval {given:?} is over the {max:?} maximum")]
+    MinFetchIntervalTooLarge {
+        /// The interval given.
         given: Duration,
         /// The largest accepted.
         max: Duration,

@@ -3,8 +3,11 @@
 //! - Fresh for the response's `Cache-Control: max-age` (60 s when absent,
 //!   clamped to [`MAX_JWKS_MAX_AGE`]); a stale set keeps serving while one
 //!   background fetch revalidates it (with `If-None-Match`).
-//! - An unknown `kid` waits for a fetch, but at most one fetch starts per
-//!   cooldown, whatever triggered it, and concurrent callers share it.
+//! - An unknown `kid` waits for a fetch that started after it was asked
+//!   for, so a key published a moment ago is found: at once when the last
+//!   fetch is older than the minimum interval (1 s), else at the end of it.
+//!   Waiting callers share that fetch (single-flight), so any number of
+//!   unknown `kid`s costs at most one fetch per interval.
 //! - A failed fetch keeps the last good set and is logged (never with a token).
 
 use std::collections::HashMap;
@@ -83,8 +86,17 @@ struct FetchState {
 }
 
 impl FetchState {
-    fn cooled_down(&self, cooldown: Duration) -> bool {
-        self.last_attempt.is_none_or(|at| at.elapsed() >= cooldown)
+    /// How long until the next fetch may start (zero: now).
+    fn wait_for_next(&self, min_interval: Duration) -> Duration {
+        self.last_attempt.map_or(Duration::ZERO, |at| {
+            min_interval.saturating_sub(at.elapsed())
+        })
+    }
+
+    /// Whether a fetch started at or after `asked`, so its answer is at least
+    /// as new as the caller's token.
+    fn fetched_since(&self, asked: Instant) -> bool {
+        self.last_attempt.is_some_and(|at| at >= asked)
     }
 }
 
@@ -94,7 +106,7 @@ pub(crate) struct KeyCache {
     url: Url,
     client: reqwest::Client,
     max_body: usize,
-    cooldown: Duration,
+    min_interval: Duration,
     /// `None` until a fetch has succeeded.
     current: RwLock<Option<Arc<KeySet>>>,
     /// Bumped whenever a fetch withdraws a key; see `TokenCache::get`.
@@ -107,13 +119,13 @@ impl KeyCache {
         url: Url,
         client: reqwest::Client,
         max_body: usize,
-        cooldown: Duration,
+        min_interval: Duration,
     ) -> Self {
         KeyCache {
             url,
             client,
             max_body,
-            cooldown,
+            min_interval,
             current: RwLock::new(None),
             generation: AtomicU64::new(0),
             fetch: Arc::new(Mutex::new(FetchState::default())),
@@ -141,8 +153,10 @@ impl KeyCache {
         self.snapshot()?.keys.get(kid).cloned()
     }
 
-    /// The key published under `kid`, fetching the JWKS when the `kid` is
-    /// unknown (at most once per cooldown, shared by concurrent callers).
+    /// The key published under `kid`. An unknown `kid` waits for a fetch
+    /// that starts after this call (at most one per minimum interval, shared
+    /// by every caller waiting), so a key published just before its first
+    /// token is found, while forged `kid`s cannot multiply fetches.
     pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<VerifyingKey>, VerifyError> {
         if let Some(set) = self.snapshot()
             && let Some(key) = set.keys.get(kid)
@@ -153,40 +167,41 @@ impl KeyCache {
             return Ok(Arc::clone(key));
         }
 
+        let asked = Instant::now();
         let mut state = self.fetch.lock().await;
-        // A fetch that finished while we queued may have brought the key.
-        if let Some(key) = self.lookup(kid) {
-            return Ok(key);
-        }
-        if state.cooled_down(self.cooldown) {
+        // A fetch that finished while we queued may have brought the key; one
+        // that started after we asked saw everything published before our
+        // token, so another would not find more.
+        if self.lookup(kid).is_none() && !state.fetched_since(asked) {
+            // Holding the lock while waiting makes later callers queue for
+            // this fetch instead of starting their own.
+            tokio::time::sleep(state.wait_for_next(self.min_interval)).await;
             // A failure is logged inside and leaves the last good set in place.
-            if self.fetch_and_store(&mut state).await.is_ok()
-                && let Some(key) = self.lookup(kid)
-            {
-                return Ok(key);
-            }
+            let _ = self.fetch_and_store(&mut state).await;
         }
-        Err(if self.snapshot().is_none() {
-            VerifyError::KeysUnavailable
-        } else {
-            VerifyError::UnknownKeyId
+        self.lookup(kid).ok_or_else(|| {
+            if self.snapshot().is_none() {
+                VerifyError::KeysUnavailable
+            } else {
+                VerifyError::UnknownKeyId
+            }
         })
     }
 
     /// Fetches now (waiting for any fetch in flight), regardless of freshness
-    /// or cooldown. Returns how many usable keys are published.
+    /// or the minimum interval. Returns how many usable keys are published.
     pub(crate) async fn refresh(&self) -> Result<usize, JwksError> {
         let mut state = self.fetch.lock().await;
         self.fetch_and_store(&mut state).await
     }
 
-    /// Starts one revalidation unless a fetch is running or the cooldown has
-    /// not passed; the caller carries on with the stale (still published) key.
+    /// Starts one revalidation unless a fetch is running or the minimum
+    /// interval has not passed; the caller carries on with the stale (still published) key.
     fn revalidate_in_background(self: &Arc<Self>) {
         let Ok(mut state) = Arc::clone(&self.fetch).try_lock_owned() else {
             return;
         };
-        if !state.cooled_down(self.cooldown) {
+        if !state.wait_for_next(self.min_interval).is_zero() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -16,8 +16,9 @@
 //! # Rules enforced (each has a test)
 //!
 //! - **Size first:** a token over `max_token_bytes` (16 KiB) is refused before any parsing.
-//! - **Keys only from the configured JWKS URL.** `jku`, `jwk`, `x5u` and `x5c` headers are
-//!   refused outright; `iss` is never used to find keys; redirects are not followed.
+//! - **Keys only from the configured JWKS URL**, over https (plain http only to loopback).
+//!   `jku`, `jwk`, `x5u` and `x5c` headers are refused outright; `iss` is never used to find
+//!   keys; redirects are not followed.
 //! - **Algorithms:** ES256 and RS256 only (`none`, HS*, PS*, EdDSA, … refused). The header
 //!   `alg` must match the key found by `kid` (EC P-256 ↔ ES256, RSA ↔ RS256), and a JWK's own
 //!   `alg`, if present, must match its key type or the key is skipped.
@@ -39,8 +40,10 @@
 //!     need one.
 //! - **JWKS cache:** fresh for `Cache-Control: max-age` (60 s when absent, at most 1 h;
 //!   `no-cache`/`no-store` = 0); revalidated in the background with `If-None-Match` when stale.
-//!   An unknown `kid` triggers at most one fetch per cooldown (10 s), single-flight and shared
-//!   by all waiting callers, so a storm of forged `kid`s costs one fetch. A failed fetch
+//!   An unknown `kid` waits for a fetch started after it was seen, so a key Pomerium has just
+//!   published is found within the minimum fetch interval (1 s). That fetch is single-flight
+//!   and shared by every waiting caller, and fetches are at least 1 s apart, so a storm of
+//!   forged `kid`s costs one fetch per second. A failed fetch
 //!   (timeout 5 s, non-2xx, body over 1 MiB, not a key set, no usable key) keeps the last good
 //!   set and is logged. Unusable keys are skipped; keys are decoded once per fetch.
 //! - **Verified-token cache:** SHA-256 of the token → identity, until `exp + leeway`, bounded
@@ -54,7 +57,7 @@
 //! |---|---|
 //! | `audience`, `issuer` | hostname of the JWKS URL (no port) |
 //! | `leeway` | 60 s (max 5 min) |
-//! | `unknown_kid_cooldown` | 10 s (also the minimum interval between any two fetches) |
+//! | `min_fetch_interval` | 1 s (max 10 s; also the longest an unknown `kid` waits) |
 //! | `fetch_timeout` | 5 s |
 //! | `max_jwks_bytes` | 1 MiB |
 //! | `max_token_bytes` | 16 KiB |
@@ -71,7 +74,8 @@ mod verifier;
 
 pub use config::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_LEEWAY, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_TOKEN_BYTES,
-    DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_UNKNOWN_KID_COOLDOWN, MAX_LEEWAY, VerifierConfig,
+    DEFAULT_MIN_FETCH_INTERVAL, DEFAULT_TOKEN_CACHE_CAPACITY, MAX_LEEWAY, MAX_MIN_FETCH_INTERVAL,
+    VerifierConfig,
 };
 pub use error::{ConfigError, VerifyError};
 pub use identity::Identity;

@@ -43,7 +43,7 @@ impl Verifier {
                 config.jwks_url,
                 client,
                 config.max_jwks_bytes,
-                config.unknown_kid_cooldown,
+                config.min_fetch_interval,
             )),
             tokens: TokenCache::new(config.token_cache_capacity),
             expected: Expected::new(config.audience, config.issuer, leeway_secs),
@@ -92,7 +92,7 @@ impl Verifier {
         Ok(identity)
     }
 
-    /// Fetches the JWKS now, whatever its freshness or the cooldown; for a
+    /// Fetches the JWKS now, whatever its freshness or the minimum interval; for a
     /// start-up check. Returns the number of usable keys. On failure the
     /// previous keys stay in use.
     pub async fn refresh_keys(&self) -> Result<usize, JwksError> {

@@ -29,10 +29,10 @@ fn fixture(alg: Alg) -> Fixture {
     let (server, verifier, token) = runtime.block_on(async {
         let signer = Signer::new(alg).unwrap();
         let server = JwksServer::start(signer.clone()).await.unwrap();
-        // A long cooldown: mutated kids must not turn the test into a fetch loop.
+        // A short interval: each mutated kid costs a quick local fetch, not a wait.
         let config = VerifierConfig::new(&server.url())
             .unwrap()
-            .with_unknown_kid_cooldown(Duration::from_secs(600));
+            .with_min_fetch_interval(Duration::from_millis(1));
         let verifier = Verifier::new(config).unwrap();
         let token = signer.mint(&server.host(), &TestUser::admin());
         verifier

@@ -477,7 +477,7 @@ async fn oversized_token_is_refused_before_anything_else() {
 #[tokio::test]
 async fn key_rotation_in_three_steps() {
     let f = Fixture::with(Alg::Es256, |c| {
-        c.with_unknown_kid_cooldown(Duration::from_millis(100))
+        c.with_min_fetch_interval(Duration::from_millis(100))
     })
     .await;
     let old_token = f.mint(&TestUser::alice());
@@ -552,7 +552,7 @@ async fn unreachable_jwks_is_a_clear_error() {
 #[tokio::test]
 async fn jwks_down_later_keeps_the_last_good_keys() {
     let f = Fixture::with(Alg::Es256, |c| {
-        c.with_unknown_kid_cooldown(Duration::from_millis(50))
+        c.with_min_fetch_interval(Duration::from_millis(50))
     })
     .await;
     f.verifier
@@ -586,7 +586,6 @@ async fn jwks_down_later_keeps_the_last_good_keys() {
         .unwrap();
 
     // An unknown kid now costs a (failing) fetch and is reported as unknown, not unavailable.
-    tokio::time::sleep(Duration::from_millis(60)).await;
     let header = f.header_with(|h| {
         h.insert("kid".into(), json!("feed"));
     });
@@ -665,50 +664,99 @@ async fn storm(f: &Fixture, count: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_of_unknown_kids_costs_one_fetch_per_cooldown() {
-    let cooldown = Duration::from_secs(2);
-    let f = Fixture::with(Alg::Es256, |c| c.with_unknown_kid_cooldown(cooldown)).await;
+async fn a_key_published_right_after_a_fetch_is_accepted_at_once() {
+    let f = Fixture::new(Alg::Es256).await;
     f.verifier
         .verify(&f.mint(&TestUser::alice()))
         .await
         .unwrap();
     assert_eq!(f.server.requests(), 1);
 
-    // Within the cooldown of the first fetch: no fetch at all.
-    storm(&f, 200).await;
+    // Pomerium rotates just after our fetch: a new key, published and signing.
+    let new = SigningKey::generate(Alg::Es256).unwrap();
+    f.signer.add_key(new.clone()).unwrap();
+    f.signer.promote(new.kid()).unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let token = f.mint(&TestUser::new(
+                format!("user-{i}"),
+                format!("u{i}@example.com"),
+            ));
+            let verifier = f.verifier.clone();
+            tokio::spawn(async move { verifier.verify(&token).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("the new key is fetched and trusted");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "waited {:?}: more than the minimum fetch interval",
+        started.elapsed()
+    );
+    assert_eq!(f.server.requests(), 2, "one fetch shared by every waiter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_unknown_kids_costs_at_most_three_fetches() {
+    let f = Fixture::new(Alg::Es256).await;
+    f.verifier
+        .verify(&f.mint(&TestUser::alice()))
+        .await
+        .unwrap();
     assert_eq!(f.server.requests(), 1);
 
-    // After it: one fetch, shared by all 200 (slow, so they overlap it).
-    tokio::time::sleep(cooldown).await;
+    // Slow fetches, so forged tokens arrive while one is in flight.
     f.server.set_delay(Duration::from_millis(100));
     let started = Instant::now();
-    storm(&f, 200).await;
-    storm(&f, 200).await;
+    storm(&f, 40).await;
+    let fetches = f.server.requests() - 1;
     assert!(
-        started.elapsed() < cooldown,
-        "storms must fit in one cooldown for this test"
+        (1..=3).contains(&fetches),
+        "{fetches} fetches for 40 forged kids"
     );
-    assert_eq!(f.server.requests(), 2);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "forged kids waited {:?}",
+        started.elapsed()
+    );
+
+    // Sustained: fetches stay at least the minimum interval (1 s) apart.
+    let before = f.server.requests();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        storm(&f, 40).await;
+    }
+    let fetches = f.server.requests() - before;
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        fetches as f64 <= seconds + 1.0,
+        "{fetches} fetches in {seconds:.1} s"
+    );
 
     // Legitimate tokens are unaffected.
     f.verifier.verify(&f.mint(&TestUser::bob())).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cooldown_also_holds_while_no_keys_were_ever_loaded() {
-    let f = Fixture::with(Alg::Es256, |c| {
-        c.with_unknown_kid_cooldown(Duration::from_secs(30))
-    })
-    .await;
+async fn fetches_stay_apart_while_no_keys_were_ever_loaded() {
+    let f = Fixture::new(Alg::Es256).await;
     f.server.set_status(Some(StatusCode::BAD_GATEWAY));
     storm(&f, 200).await;
-    assert_eq!(f.server.requests(), 1);
+    let fetches = f.server.requests();
+    assert!(
+        (1..=2).contains(&fetches),
+        "{fetches} fetches for 200 forged kids"
+    );
 }
 
 #[tokio::test]
 async fn cache_control_max_age_is_honoured() {
     let f = Fixture::with(Alg::Es256, |c| {
-        c.with_unknown_kid_cooldown(Duration::from_millis(50))
+        c.with_min_fetch_interval(Duration::from_millis(50))
     })
     .await;
     f.server.set_max_age(Some(1));
@@ -741,7 +789,7 @@ async fn cache_control_max_age_is_honoured() {
 #[tokio::test]
 async fn the_default_max_age_keeps_keys_for_a_minute() {
     let f = Fixture::with(Alg::Es256, |c| {
-        c.with_unknown_kid_cooldown(Duration::from_millis(50))
+        c.with_min_fetch_interval(Duration::from_millis(50))
     })
     .await;
     f.server.set_max_age(None);
