@@ -2,9 +2,21 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// An email address as Pomerium puts it in the `email` claim and as PPL's
-/// `email` criterion matches it: exactly, case included (`is` is a
-/// case-sensitive comparison), so the address is never case-folded here.
+/// An email address, the one email type of the workspace.
+///
+/// Pomerium's PPL `email` criterion (`is`) compares the session's `email`
+/// claim with the rule's text exactly: case-sensitive, no trimming. So the
+/// address is kept byte-exact and never case-folded: `Bob@Example.com` and
+/// `bob@example.com` are two different addresses here, as they are to
+/// Pomerium.
+///
+/// Where the text comes from decides how it is read:
+/// - [`Email::parse`], exact: Pomerium's signed assertion, a policy rule, the
+///   store. Text that is not exactly a usable address is refused, never
+///   repaired: repairing a policy rule's ` bob@example.com ` (which matches
+///   nobody) into `bob@example.com` would grant access the console never gave.
+/// - [`Email::from_input`]: what a person typed (a form field, a CLI flag),
+///   with surrounding white space trimmed first.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -25,36 +37,37 @@ impl Email {
     /// RFC 5321's limit on a forward path.
     pub const MAX_LEN: usize = 254;
 
-    /// Parses an address, trimming surrounding white space (as a form field
-    /// may carry it) but keeping everything else as given.
+    /// Parses an address exactly as given: the result's text is `raw`, byte
+    /// for byte, or an error says why `raw` is not a usable address.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        let s = raw.trim();
-        if s.is_empty() {
+        if raw.is_empty() {
             return Err(EmailError::Empty);
         }
-        if s.len() > Self::MAX_LEN {
+        if raw.len() > Self::MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(EmailError::BadCharacter);
         }
-        match s.split_once('@') {
+        match raw.split_once('@') {
             Some((local, domain))
                 if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
             {
-                Ok(Self(s.to_owned()))
+                Ok(Self(raw.to_owned()))
             }
             _ => Err(EmailError::Shape),
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// Parses an address a person typed: surrounding white space (which a
+    /// pasted form value often carries) is trimmed, everything else is kept.
+    /// Never use it for text read from Pomerium or a policy.
+    pub fn from_input(raw: &str) -> Result<Self, EmailError> {
+        Self::parse(raw.trim())
     }
 
-    /// The part after the `@`, as PPL's `domain` criterion reads it.
-    pub fn domain(&self) -> &str {
-        self.0.rsplit_once('@').map_or("", |(_, d)| d)
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -94,16 +107,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_and_trims() {
-        let e = Email::parse("  Alice.Smith+jit@Example.com \n").unwrap();
+    fn parse_is_exact() {
+        let e = Email::parse("Alice.Smith+jit@Example.com").unwrap();
         assert_eq!(e.as_str(), "Alice.Smith+jit@Example.com");
-        assert_eq!(e.domain(), "Example.com");
+        assert_ne!(e, Email::parse("alice.smith+jit@example.com").unwrap());
+        // Text from Pomerium or a policy is never repaired into someone's address.
+        for raw in [
+            " bob@example.com ",
+            "bob@example.com\n",
+            "\tbob@example.com",
+        ] {
+            assert_eq!(Email::parse(raw), Err(EmailError::BadCharacter), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn typed_input_is_trimmed_and_nothing_else() {
+        let e = Email::from_input("  Alice.Smith+jit@Example.com \n").unwrap();
+        assert_eq!(e.as_str(), "Alice.Smith+jit@Example.com");
+        assert_eq!(Email::from_input("   "), Err(EmailError::Empty));
+        assert_eq!(
+            Email::from_input(" al ice@x.y "),
+            Err(EmailError::BadCharacter)
+        );
     }
 
     #[test]
     fn refuses_bad_shapes() {
         assert_eq!(Email::parse(""), Err(EmailError::Empty));
-        assert_eq!(Email::parse("   "), Err(EmailError::Empty));
+        assert_eq!(Email::parse("   "), Err(EmailError::BadCharacter));
         assert_eq!(Email::parse("alice"), Err(EmailError::Shape));
         assert_eq!(Email::parse("@example.com"), Err(EmailError::Shape));
         assert_eq!(Email::parse("alice@"), Err(EmailError::Shape));
@@ -129,5 +161,6 @@ mod tests {
         let e: Email = serde_json::from_str("\"bob@x.y\"").unwrap();
         assert_eq!(e.as_str(), "bob@x.y");
         assert!(serde_json::from_str::<Email>("\"bob\"").is_err());
+        assert!(serde_json::from_str::<Email>("\" bob@x.y\"").is_err());
     }
 }

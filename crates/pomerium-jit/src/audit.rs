@@ -61,7 +61,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         }
         AuditCommand::Export { email } => {
             let subject = email
-                .map(|e| Email::parse(&e))
+                .map(|e| Email::from_input(&e))
                 .transpose()
                 .context("--email")?;
             let mut events = Vec::new();

@@ -294,7 +294,7 @@ async fn sign_in(State(s): State<Shared>, Form(f): Form<SignInForm>) -> Response
                 );
             }
         },
-        (None, Some(email)) => match Email::parse(email) {
+        (None, Some(email)) => match Email::from_input(email) {
             Ok(e) => TestUser::new(format!("demo-{}", e.as_str()), e.as_str()),
             Err(e) => {
                 return denied(

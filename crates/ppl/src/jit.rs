@@ -11,6 +11,11 @@
 //! Dates are written as RFC 3339 UTC with `Z` and whole seconds. Decoding also accepts
 //! what the console and docs produce (see [`JitRule::decode`]); every other rule is
 //! *foreign* and must be carried over verbatim (see [`split`]).
+//!
+//! The email is text, kept byte-exact both ways: Pomerium's `is` compares it exactly,
+//! so ` bob@x ` or `Bob@X` in a rule is not `bob@x`. This crate does not judge whether the
+//! text is a usable address; the caller does (the app parses it with its one email type and
+//! keeps a rule whose text it cannot use verbatim, as a foreign rule).
 
 use std::fmt;
 
@@ -20,39 +25,6 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use crate::date;
 pub use crate::date::DecodeOptions;
 use crate::model::{Action, Body, Criterion, Operator, Policy, Rule};
-
-/// The email a rule is about. Pomerium's `is` match is exact and case-sensitive, so the
-/// text is kept exactly as given: never trimmed, never case-folded.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Email(String);
-
-/// An email was empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("an email must not be empty")]
-pub struct EmptyEmail;
-
-impl Email {
-    /// Any non-empty text; an empty `email` criterion would match users without an email.
-    pub fn new(email: impl Into<String>) -> Result<Self, EmptyEmail> {
-        let email = email.into();
-        if email.is_empty() {
-            Err(EmptyEmail)
-        } else {
-            Ok(Self(email))
-        }
-    }
-
-    /// The email exactly as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// An instant as this crate writes it into a `date` matcher: UTC, whole seconds, and a
 /// year within 0000–9999, so it always renders as `YYYY-MM-DDTHH:MM:SSZ` and a grant
@@ -120,15 +92,15 @@ impl fmt::Display for PplTime {
 pub enum JitRule {
     /// A request awaiting review; the rule grants nothing (`reject`).
     Pending {
-        /// Who asked.
-        email: Email,
+        /// Who asked, exactly as the rule has it.
+        email: String,
     },
     /// Access while `after < now < before` (strict, as the PPL `date` matcher compares);
     /// without `after` it starts at once. Once `before` passes, Pomerium stops allowing
     /// the user with no policy change.
     Grant {
-        /// Who has access.
-        email: Email,
+        /// Who has access, exactly as the rule has it.
+        email: String,
         /// Start of a scheduled grant.
         after: Option<PplTime>,
         /// End of the grant.
@@ -138,7 +110,7 @@ pub enum JitRule {
 
 impl JitRule {
     /// The user this entry is about.
-    pub fn email(&self) -> &Email {
+    pub fn email(&self) -> &str {
         match self {
             JitRule::Pending { email } | JitRule::Grant { email, .. } => email,
         }
@@ -161,7 +133,7 @@ impl JitRule {
             Action::Allow,
             Body::new(
                 Operator::And,
-                vec![Criterion::new("email", self.email().as_str()), condition],
+                vec![Criterion::new("email", self.email()), condition],
             ),
         )
     }
@@ -171,7 +143,7 @@ impl JitRule {
     ///
     /// Accepted: a single `allow` action whose body is a single `and` of exactly two
     /// criteria, in either order:
-    /// - `{"email": E}` or `{"email": {"is": E}}` with `E` a non-empty string, and
+    /// - `{"email": E}` or `{"email": {"is": E}}` with `E` any string, kept exactly, and
     /// - `{"reject": true}` (pending), or `{"date": {...}}` with a string `before` and an
     ///   optional string `after` and no other key (grant). Dates may be RFC 3339 with any
     ///   offset and fraction, or offset-less (read at [`DecodeOptions::naive_offset`]).
@@ -213,13 +185,13 @@ impl JitRule {
     }
 }
 
-fn decode_email(value: &Value) -> Option<Email> {
+fn decode_email(value: &Value) -> Option<String> {
     let text = match value {
-        Value::String(text) => text.as_str(),
+        Value::String(text) => text,
         Value::Object(matcher) if matcher.len() == 1 => matcher.get("is")?.as_str()?,
         _ => return None,
     };
-    Email::new(text).ok()
+    Some(text.to_owned())
 }
 
 fn decode_window(
@@ -292,8 +264,8 @@ mod tests {
         }
     }
 
-    fn email(text: &str) -> Email {
-        Email::new(text).unwrap()
+    fn email(text: &str) -> String {
+        text.to_owned()
     }
 
     fn at(instant: OffsetDateTime) -> PplTime {
@@ -438,7 +410,6 @@ mod tests {
             json!({"allow":{"and":[{"email":{"ends_with":"@x"}},{"reject":true}]}}),
             json!({"allow":{"and":[{"email":{"is":"bob@x","not":"eve@x"}},{"reject":true}]}}),
             json!({"allow":{"and":[{"email":{"is":7}},{"reject":true}]}}),
-            json!({"allow":{"and":[{"email":""},{"reject":true}]}}),
             json!({"allow":{"and":[{"email":["bob@x"]},{"reject":true}]}}),
             json!({"allow":{"and":[{"email":"bob@x"},{"reject":false}]}}),
             json!({"allow":{"and":[{"email":"bob@x"},{"accept":true}]}}),
@@ -499,8 +470,12 @@ mod tests {
 
     #[test]
     fn emails_keep_their_exact_text() {
-        assert_eq!(Email::new(""), Err(EmptyEmail));
-        assert_eq!(Email::new(" Bob@X ").unwrap().as_str(), " Bob@X ");
+        for text in ["", " Bob@X ", "bob@x\n", "Bob@Example.com"] {
+            for value in [json!(text), json!({ "is": text })] {
+                let decoded = decode(json!({"allow":{"and":[{"email":value},{"reject":true}]}}));
+                assert_eq!(decoded, Some(JitRule::Pending { email: email(text) }));
+            }
+        }
     }
 
     #[test]
@@ -516,7 +491,7 @@ mod tests {
         let parts = split(&policy, &DecodeOptions::default());
         let indices: Vec<usize> = parts.jit.iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, [0, 2, 4]);
-        assert!(parts.jit.iter().all(|(_, e)| e.email().as_str() == "a@x"));
+        assert!(parts.jit.iter().all(|(_, e)| e.email() == "a@x"));
         assert_eq!(
             parts.foreign,
             [policy.rules()[1].clone(), policy.rules()[3].clone()]

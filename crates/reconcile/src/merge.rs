@@ -6,15 +6,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jit_domain::{Email, RemoteEntry};
-use jit_ppl::jit::{DecodeOptions, JitRule, PplTime, split};
+use jit_ppl::jit::{DecodeOptions, JitRule, PplTime};
 use jit_ppl::{Policy, Rule};
 
 /// A policy as the reconciler sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
-    /// Rules this app does not own, verbatim and in order.
+    /// Rules this app does not own, verbatim and in document order: foreign
+    /// ones and JIT-shaped ones whose email text is not exactly a usable
+    /// address (such as ` bob@x `, which Pomerium's exact `is` matches to
+    /// nobody: reading it as `bob@x` would grant what the console never did).
     pub foreign: Vec<Rule>,
-    /// One JIT entry per email.
+    /// One JIT entry per email, keyed by the rule's email text exactly
+    /// (`Bob@X` and `bob@x` are two users, as they are to Pomerium).
     pub entries: BTreeMap<Email, RemoteEntry>,
     /// Emails with several different JIT entries: nobody can say which one
     /// is meant, so none is adopted and the store's view is written back.
@@ -23,19 +27,16 @@ pub struct Observed {
 
 impl Observed {
     pub fn of(policy: &Policy, options: &DecodeOptions) -> Self {
-        let parts = split(policy, options);
-        let mut foreign = parts.foreign;
+        let mut foreign = Vec::new();
         let mut entries = BTreeMap::new();
         let mut ambiguous = BTreeSet::new();
-        let rules = policy.rules();
-        for (index, rule) in parts.jit {
-            // A JIT-shaped rule for an address the store cannot hold stays
-            // foreign, so it is kept rather than lost.
-            let Ok(email) = Email::parse(rule.email().as_str()) else {
-                foreign.push(rules[index].clone());
+        for rule in policy.rules() {
+            let decoded = JitRule::decode(rule, options)
+                .and_then(|jit| Some((Email::parse(jit.email()).ok()?, from_jit(&jit))));
+            let Some((email, entry)) = decoded else {
+                foreign.push(rule.clone());
                 continue;
             };
-            let entry = from_jit(&rule);
             match entries.get(&email) {
                 Some(seen) if *seen != entry => {
                     ambiguous.insert(email);
@@ -100,7 +101,7 @@ fn from_jit(rule: &JitRule) -> RemoteEntry {
 }
 
 fn to_jit(email: &Email, entry: &RemoteEntry) -> Option<JitRule> {
-    let email = jit_ppl::jit::Email::new(email.as_str()).ok()?;
+    let email = email.as_str().to_owned();
     Some(match entry {
         RemoteEntry::Pending => JitRule::Pending { email },
         RemoteEntry::Grant {

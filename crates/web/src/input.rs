@@ -88,7 +88,7 @@ fn present(value: Option<String>) -> Option<String> {
 
 fn required_email(field: &'static str, value: Option<String>) -> Result<Email, WebError> {
     let value = present(value).ok_or_else(|| WebError::field(field, "it is missing"))?;
-    Email::parse(&value).map_err(|e| WebError::field(field, e))
+    Email::from_input(&value).map_err(|e| WebError::field(field, e))
 }
 
 pub(crate) fn optional_email(
@@ -96,7 +96,7 @@ pub(crate) fn optional_email(
     value: Option<String>,
 ) -> Result<Option<Email>, WebError> {
     present(value)
-        .map(|v| Email::parse(&v).map_err(|e| WebError::field(field, e)))
+        .map(|v| Email::from_input(&v).map_err(|e| WebError::field(field, e)))
         .transpose()
 }
 

@@ -1,3 +1,4 @@
+use proptest::prelude::*;
 use serde_json::json;
 use time::macros::datetime;
 
@@ -114,4 +115,149 @@ fn render_puts_foreign_first_in_the_original_encoding() {
             {"allow":{"and":[{"email":"b@x.test"},{"date":{"before":"2026-11-28T13:00:00Z"}}]}}
         ])
     );
+}
+
+/// The JIT-shaped rules' email texts of a policy, in document order.
+fn jit_emails(policy: &Policy) -> Vec<String> {
+    let options = DecodeOptions::default();
+    policy
+        .rules()
+        .iter()
+        .filter_map(|r| JitRule::decode(r, &options))
+        .map(|r| r.email().to_string())
+        .collect()
+}
+
+fn rule(v: serde_json::Value) -> Rule {
+    Policy::parse(&json!([v])).unwrap().rules()[0].clone()
+}
+
+const SPACED_BOB: &str = r#"{"allow":{"and":[{"email":" bob@example.com "},{"date":{"before":"2026-11-28T13:00:00Z"}}]}}"#;
+
+fn grant(expires_at: time::OffsetDateTime) -> RemoteEntry {
+    RemoteEntry::Grant {
+        starts_at: None,
+        expires_at,
+    }
+}
+
+#[test]
+fn a_console_grant_for_a_spaced_email_is_nobodys_and_kept_verbatim() {
+    // Pomerium's `is` is exact: this rule matches nobody. Reading it as
+    // bob@example.com would give bob access that the console never gave.
+    let spaced: serde_json::Value = serde_json::from_str(SPACED_BOB).unwrap();
+    let alice = email("alice@example.com");
+    let base = obs(json!([{"allow":{"and":[{"email":"alice@example.com"},{"reject":true}]}}]));
+    let remote = obs(json!([
+        {"allow":{"and":[{"email":"alice@example.com"},{"reject":true}]}},
+        spaced.clone()
+    ]));
+    assert!(remote.entries.keys().all(|e| e == &alice), "{remote:?}");
+    assert_eq!(remote.foreign, [rule(spaced.clone())]);
+
+    // The next run, after alice is approved: nothing to adopt, the rule stays.
+    let desired: BTreeMap<_, _> = [(alice.clone(), grant(T))].into();
+    assert!(outside_changes(&base, &remote, &desired).is_empty());
+    let written = render(&remote.foreign, &[(alice, grant(T))]);
+    assert_eq!(
+        serde_json::to_string(&written.rules()[0]).unwrap(),
+        SPACED_BOB
+    );
+    assert_eq!(
+        jit_emails(&written),
+        [" bob@example.com ", "alice@example.com"]
+    );
+}
+
+#[test]
+fn approving_bob_keeps_the_spaced_console_rule_beside_his_grant() {
+    let spaced: serde_json::Value = serde_json::from_str(SPACED_BOB).unwrap();
+    let bob = email("bob@example.com");
+    let base = obs(json!([{"allow":{"and":[{"email":"bob@example.com"},{"reject":true}]}}]));
+    let remote = obs(json!([
+        {"allow":{"and":[{"email":"bob@example.com"},{"reject":true}]}},
+        spaced.clone()
+    ]));
+    // Not two conflicting entries for bob: one entry, and one rule for nobody.
+    assert!(remote.ambiguous.is_empty());
+    assert_eq!(remote.entries, [(bob.clone(), RemoteEntry::Pending)].into());
+
+    let approved = grant(datetime!(2026-11-28 14:00 UTC));
+    let desired: BTreeMap<_, _> = [(bob.clone(), approved)].into();
+    assert!(outside_changes(&base, &remote, &desired).is_empty());
+    let written = render(&remote.foreign, &[(bob, approved)]);
+    assert_eq!(written.rules()[0], rule(spaced));
+    assert_eq!(
+        jit_emails(&written),
+        [" bob@example.com ", "bob@example.com"]
+    );
+}
+
+#[test]
+fn case_is_part_of_the_address() {
+    // `is` is case-sensitive: Bob@Example.com is not bob@example.com's grant.
+    let remote = obs(json!([
+        {"allow":{"and":[{"email":"bob@example.com"},{"reject":true}]}},
+        {"allow":{"and":[{"email":"Bob@Example.com"},{"date":{"before":"2026-11-28T13:00:00Z"}}]}}
+    ]));
+    assert!(remote.ambiguous.is_empty());
+    assert_eq!(
+        remote.entries,
+        [
+            (email("Bob@Example.com"), grant(T)),
+            (email("bob@example.com"), RemoteEntry::Pending)
+        ]
+        .into()
+    );
+}
+
+#[test]
+fn foreign_and_unusable_rules_keep_their_order() {
+    let rules = [
+        json!({"deny":{"or":[{"email":"evil@x.test"}]}}),
+        json!({"allow":{"and":[{"email":" bob@x.test"},{"reject":true}]}}),
+        json!({"allow":{"and":[{"email":"a@x.test"},{"reject":true}]}}),
+        json!({}),
+        json!({"allow":{"and":[{"email":"not-an-email"},{"reject":true}]}}),
+        json!({"allow":{"or":[{"domain":"x.test"}]}}),
+        json!({"allow":{"and":[{"email":{"is":"bob@x.test\n"}},{"reject":true}]}}),
+    ];
+    let o = obs(json!(rules));
+    let kept: Vec<Rule> = [0, 1, 3, 4, 5, 6]
+        .into_iter()
+        .map(|i| rule(rules[i].clone()))
+        .collect();
+    assert_eq!(o.foreign, kept);
+    assert_eq!(o.entries.len(), 1);
+}
+
+/// Text an `email` criterion may hold: addresses, addresses with white space
+/// around or inside them, other case, anything.
+fn email_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9._+-]{1,8}@[a-zA-Z0-9.-]{1,8}",
+        "[ \t\n]{0,2}[a-zA-Z0-9._+ -]{1,8}@[a-zA-Z0-9.-]{1,8}[ \t\n]{0,2}",
+        ".{0,12}",
+    ]
+}
+
+proptest! {
+    /// Whatever email text a JIT rule holds, the policy the app writes back
+    /// holds exactly that text: verbatim if the app cannot use it, in its
+    /// canonical rule if it can (keyed by exactly that text).
+    #[test]
+    fn a_jit_rules_email_text_round_trips_exactly(text in email_text(), pending in any::<bool>()) {
+        let condition = if pending {
+            json!({"reject": true})
+        } else {
+            json!({"date": {"before": "2026-11-28T13:00:00Z"}})
+        };
+        let o = obs(json!([{"allow":{"and":[{"email": text}, condition]}}]));
+        match Email::parse(&text) {
+            Ok(usable) => prop_assert_eq!(o.entries.keys().collect::<Vec<_>>(), [&usable]),
+            Err(_) => prop_assert!(o.entries.is_empty()),
+        }
+        let desired: Vec<_> = o.entries.clone().into_iter().collect();
+        prop_assert_eq!(jit_emails(&render(&o.foreign, &desired)), [text]);
+    }
 }
