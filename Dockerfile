@@ -3,7 +3,9 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin pomerium-jit
+# No default features: the demo and its fakes (fake Zero, fake signer,
+# simulated Pomerium) stay out of the production binary.
+RUN cargo build --release --locked --no-default-features -p pomerium-jit --bin pomerium-jit
 
 FROM debian:bookworm-slim
 RUN apt-get update \

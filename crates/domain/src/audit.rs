@@ -10,7 +10,7 @@ use crate::{Email, RequestId};
 pub enum Actor {
     /// A person signed in through Pomerium.
     User(Email),
-    /// This service on its own (the expiry sweep).
+    /// This service on its own: the expiry sweep, or sealing state on upgrade.
     System,
     /// Someone editing the policy in the Pomerium Zero console or through its
     /// API: a change we saw in the policy but did not make.
@@ -43,11 +43,11 @@ impl FromStr for Actor {
 }
 
 impl Actor {
-    /// A short human label: the email, "the expiry sweep" or "the Zero console".
+    /// A short human label: the email, "pomerium-jit" or "an edit in Pomerium Zero".
     pub fn label(&self) -> String {
         match self {
             Actor::User(e) => e.to_string(),
-            Actor::System => "the expiry sweep".into(),
+            Actor::System => "pomerium-jit".into(),
             Actor::Zero => "an edit in Pomerium Zero".into(),
         }
     }
@@ -59,22 +59,31 @@ pub enum Action {
     Requested,
     Approved,
     Rejected,
+    /// Someone else ended active access: an admin, or an edit in Zero.
     Revoked,
     Expired,
+    /// The requester withdrew their pending request.
     Cancelled,
+    /// The requester ended their own active access early.
+    GaveBack,
     /// An active grant's window changed outside the app (adopted from Zero).
     Modified,
+    /// The store recorded a request's state as it found it when upgrading
+    /// to events that commit to state: written before, not by a decision.
+    Sealed,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
         Action::Requested,
         Action::Approved,
         Action::Rejected,
         Action::Revoked,
         Action::Expired,
         Action::Cancelled,
+        Action::GaveBack,
         Action::Modified,
+        Action::Sealed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,7 +94,24 @@ impl Action {
             Action::Revoked => "revoked",
             Action::Expired => "expired",
             Action::Cancelled => "cancelled",
+            Action::GaveBack => "gave-back",
             Action::Modified => "modified",
+            Action::Sealed => "sealed",
+        }
+    }
+
+    /// What the actor did, in words for people: "alice withdrew".
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::Requested => "requested",
+            Action::Approved => "approved",
+            Action::Rejected => "rejected",
+            Action::Revoked => "revoked",
+            Action::Expired => "expired",
+            Action::Cancelled => "withdrew",
+            Action::GaveBack => "gave back",
+            Action::Modified => "changed",
+            Action::Sealed => "sealed on upgrade",
         }
     }
 }

@@ -234,7 +234,18 @@ impl Rules {
         remote: Option<RemoteEntry>,
         now: OffsetDateTime,
     ) -> Vec<Transition> {
-        let (open, mut out) = settle(open, now);
+        // A grant extended in the console before it lapsed, but seen only
+        // after, is extended: not ended and granted anew.
+        let extends_lapsed = matches!(
+            (open, remote),
+            (Some(Request { state: State::Active(_), .. }), Some(RemoteEntry::Grant { expires_at, .. }))
+                if expires_at > now
+        );
+        let (open, mut out) = if extends_lapsed {
+            (open.cloned(), Vec::new())
+        } else {
+            settle(open, now)
+        };
         let zero = Actor::Zero;
         let adopted = json!({ "source": "pomerium-zero" });
         match (open, remote) {
@@ -343,13 +354,16 @@ fn end(
             },
             Action::Cancelled,
         ),
-        (State::Active(g), _) => (
+        (State::Active(g), kind) => (
             State::Revoked {
                 grant: g.clone(),
                 by: by.clone(),
                 at: now,
             },
-            Action::Revoked,
+            match kind {
+                EndKind::ByAdmin => Action::Revoked,
+                EndKind::BySelf => Action::GaveBack,
+            },
         ),
         _ => {
             return Err(DomainError::NoOpenRequest {

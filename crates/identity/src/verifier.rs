@@ -103,6 +103,11 @@ impl Verifier {
     pub fn jwks_url(&self) -> &Url {
         self.0.keys.url()
     }
+
+    /// The expected `aud`.
+    pub fn audience(&self) -> &str {
+        &self.0.expected.audience
+    }
 }
 
 impl fmt::Debug for Verifier {

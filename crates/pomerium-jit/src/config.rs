@@ -1,26 +1,27 @@
 //! Settings: every one an environment variable (the Go original's names
 //! where it had one) and a `--flag`; secrets also from a `*_FILE`. Parsing
 //! collects every problem, so a misconfigured start says everything wrong at
-//! once.
+//! once. Secrets are held as [`SecretString`], so no `Debug` output shows them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
 use jit_domain::{Email, GrantDuration, Rules};
-use jit_identity::VerifierConfig;
+use jit_identity::{Verifier, VerifierConfig};
 use jit_ppl::jit::DecodeOptions;
 use jit_service::Admins;
-use jit_zero::ZeroConfig;
-use secrecy::SecretString;
+use jit_zero::{ZeroClient, ZeroConfig};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The options of `serve` (and of `pomerium-jit` with no subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Pomerium Zero API user token (console → Account → API Tokens).
-    #[arg(long, env = "API_USER_TOKEN", hide_env_values = true)]
-    pub api_user_token: Option<String>,
+    #[arg(long, env = "API_USER_TOKEN", hide_env_values = true, value_parser = secret_arg)]
+    pub api_user_token: Option<SecretString>,
     /// File holding the API user token (instead of API_USER_TOKEN).
     #[arg(long, env = "API_USER_TOKEN_FILE")]
     pub api_user_token_file: Option<PathBuf>,
@@ -52,8 +53,8 @@ pub struct ServeArgs {
     #[arg(long, env = "JWT_LEEWAY", default_value = "60s")]
     pub jwt_leeway: String,
     /// Database: sqlite://path or postgres://… [default: sqlite in DATA_DIR].
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = secret_arg)]
+    pub database_url: Option<SecretString>,
     /// File holding DATABASE_URL (for a URL with a password).
     #[arg(long, env = "DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
@@ -98,16 +99,23 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
-/// Everything `serve` needs, parsed.
+/// Settings holding a secret: argument id and environment variable.
+const SECRET_ARGS: [(&str, &str); 2] = [
+    ("api_user_token", "API_USER_TOKEN"),
+    ("database_url", "DATABASE_URL"),
+];
+
+/// Everything `serve` needs, parsed and checked; the store is opened later.
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub verifier: VerifierConfig,
-    pub zero: ZeroConfig,
+    pub verifier: Verifier,
+    pub zero: ZeroClient,
     pub cluster_id: String,
     pub namespace_id: String,
     pub policy_name: String,
-    pub database_url: String,
+    /// May hold a PostgreSQL password.
+    pub database_url: SecretString,
     pub rules: Rules,
     pub admins: Admins,
     pub sync_interval: Duration,
@@ -183,7 +191,11 @@ impl ServeArgs {
                 Some(i) => v.with_issuer(i),
                 None => v,
             };
-            Some(v.with_leeway(leeway?))
+            check(
+                p,
+                Verifier::new(v.with_leeway(leeway?))
+                    .map_err(|e| format!("{}: {e}", verifier_setting(&e))),
+            )
         });
         let base = check(
             p,
@@ -195,7 +207,7 @@ impl ServeArgs {
             p,
             secret(&self.database_url, &self.database_url_file, "DATABASE_URL"),
         )
-        .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir)));
+        .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir).into()));
 
         let admin_emails: Vec<Email> = list(&self.admin_emails)
             .iter()
@@ -257,13 +269,23 @@ impl ServeArgs {
             p.push("POLICY_NAME is empty".into());
         }
 
+        let zero = match (token, org, base) {
+            (Some(token), Some(org), Some(base)) => {
+                let mut zero = ZeroConfig::new(token, org);
+                zero.base_url = base;
+                check(
+                    p,
+                    ZeroClient::new(zero).map_err(|e| format!("Pomerium Zero settings: {e}")),
+                )
+            }
+            _ => None,
+        };
+
         match (
             listen,
             verifier,
-            token,
-            org,
+            zero,
             cluster,
-            base,
             database_url,
             sync_interval,
             apply_wait,
@@ -273,18 +295,14 @@ impl ServeArgs {
             (
                 Some(listen),
                 Some(verifier),
-                Some(token),
-                Some(org),
+                Some(zero),
                 Some(cluster),
-                Some(base),
                 Some(database_url),
                 Some(sync_interval),
                 Some(apply_wait),
                 Some(apply_changesets),
                 Some(naive_offset),
             ) if problems.is_empty() => {
-                let mut zero = ZeroConfig::new(SecretString::from(token), org);
-                zero.base_url = base;
                 let namespace_id = nonempty(&self.namespace_id).unwrap_or_else(|| cluster.clone());
                 Ok(Settings {
                     listen,
@@ -307,17 +325,40 @@ impl ServeArgs {
     }
 }
 
+/// The secret settings given as command-line flags, which any user of the
+/// machine can read (`ps`, `/proc/PID/cmdline`).
+pub fn secrets_given_as_flags(matches: &ArgMatches) -> Vec<&'static str> {
+    SECRET_ARGS
+        .iter()
+        .filter(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|&(_, env)| env)
+        .collect()
+}
+
+/// Takes a secret argument straight into a [`SecretString`].
+fn secret_arg(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(value.into())
+}
+
+/// The setting a verifier configuration error is about.
+fn verifier_setting(error: &jit_identity::ConfigError) -> &'static str {
+    use jit_identity::ConfigError;
+    match error {
+        ConfigError::InvalidExpectedValue {
+            field: "audience", ..
+        } => "EXPECTED_JWT_AUDIENCE",
+        ConfigError::InvalidExpectedValue { .. } => "EXPECTED_JWT_ISSUER",
+        ConfigError::LeewayTooLarge { .. } => "JWT_LEEWAY",
+        _ => "JWKS_ENDPOINT",
+    }
+}
+
 /// Records a problem; the value if there was none.
 fn check<T>(problems: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
     r.map_err(|e| problems.push(e)).ok()
 }
 
-fn need(
-    problems: &mut Vec<String>,
-    name: &str,
-    value: Option<String>,
-    what: &str,
-) -> Option<String> {
+fn need<T>(problems: &mut Vec<String>, name: &str, value: Option<T>, what: &str) -> Option<T> {
     if value.is_none() {
         problems.push(format!("{name} is not set: {what}"));
     }
@@ -343,15 +384,19 @@ fn list(v: &Option<String>) -> Vec<String> {
 
 /// A secret from its variable or from the file its `_FILE` variable names (not both).
 fn secret(
-    value: &Option<String>,
+    value: &Option<SecretString>,
     file: &Option<PathBuf>,
     name: &str,
-) -> Result<Option<String>, String> {
-    match (nonempty(value), file) {
+) -> Result<Option<SecretString>, String> {
+    let value = value
+        .as_ref()
+        .map(|v| v.expose_secret().trim())
+        .filter(|v| !v.is_empty());
+    match (value, file) {
         (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
-        (Some(v), None) => Ok(Some(v)),
+        (Some(v), None) => Ok(Some(v.into())),
         (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+            .map(|s| Some(s.trim().into()).filter(|s: &SecretString| !s.expose_secret().is_empty()))
             .map_err(|e| format!("{name}_FILE: cannot read {}: {e}", path.display())),
         (None, None) => Ok(None),
     }
@@ -408,6 +453,74 @@ mod tests {
         T::try_parse_from(argv).unwrap().args.settings()
     }
 
+    const FULL: [&str; 8] = [
+        "--api-user-token",
+        "s3cr3t-api-token",
+        "--organization-id",
+        "org1",
+        "--cluster-id",
+        "c1",
+        "--jwks-endpoint",
+        "https://jit.example.com/.well-known/pomerium/jwks.json",
+    ];
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut argv = vec!["t", "--database-url", "postgres://jit:hunter2@db/jit"];
+        argv.extend_from_slice(&FULL);
+        let args = T::try_parse_from(argv).unwrap().args;
+        let settings = args.settings().unwrap();
+        for shown in [format!("{args:?}"), format!("{settings:?}")] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("org1"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn secrets_given_as_flags_are_named() {
+        use clap::CommandFactory;
+        let mut argv = vec!["t", "--database-url", "sqlite://x.db"];
+        argv.extend_from_slice(&FULL);
+        let matches = T::command().try_get_matches_from(argv).unwrap();
+        assert_eq!(
+            secrets_given_as_flags(&matches),
+            ["API_USER_TOKEN", "DATABASE_URL"]
+        );
+        let matches = T::command()
+            .try_get_matches_from(["t", "--organization-id", "org1"])
+            .unwrap();
+        assert!(secrets_given_as_flags(&matches).is_empty());
+    }
+
+    #[test]
+    fn jwks_over_plain_http_only_to_loopback() {
+        let mut argv = FULL.to_vec();
+        argv[7] = "http://jit.example.com/.well-known/pomerium/jwks.json";
+        let problems = parse(&argv).unwrap_err().join("\n");
+        assert!(
+            problems.starts_with("JWKS_ENDPOINT: ") && problems.contains("use https"),
+            "{problems}"
+        );
+        argv[7] = "http://127.0.0.1:8443/.well-known/pomerium/jwks.json";
+        assert!(parse(&argv).is_ok());
+    }
+
+    #[test]
+    fn verifier_and_zero_settings_are_checked_before_start_up() {
+        let mut argv = FULL.to_vec();
+        argv.extend_from_slice(&["--expected-jwt-audience", "https://jit.example.com"]);
+        let problems = parse(&argv).unwrap_err().join("\n");
+        assert!(
+            problems.starts_with("EXPECTED_JWT_AUDIENCE: "),
+            "{problems}"
+        );
+        let mut argv = FULL.to_vec();
+        argv[3] = "org 1";
+        let problems = parse(&argv).unwrap_err().join("\n");
+        assert!(problems.contains("organization id"), "{problems}");
+    }
+
     #[test]
     fn reports_every_missing_setting() {
         // Clear the environment's say in this test by passing flags only.
@@ -451,6 +564,6 @@ mod tests {
         assert_eq!(s.rules.default_duration.whole_minutes(), 30);
         assert_eq!(s.verifier.audience(), "jit.example.com");
         assert!(!s.admins.is_open());
-        assert!(s.database_url.starts_with("sqlite://"));
+        assert!(s.database_url.expose_secret().starts_with("sqlite://"));
     }
 }

@@ -25,12 +25,12 @@ use clap::Args;
 use jit_domain::{Email, GrantDuration, Rules};
 use jit_fakes::pomerium::{Alg, JwksServer, Signer, TestUser};
 use jit_fakes::zero::{FakeZero, FakeZeroConfig};
-use jit_identity::VerifierConfig;
+use jit_identity::{Verifier, VerifierConfig};
 use jit_ppl::Policy;
 use jit_ppl::eval::{Decision, Subject, evaluate};
 use jit_ppl::jit::DecodeOptions;
 use jit_service::Admins;
-use jit_zero::ZeroConfig;
+use jit_zero::{ZeroClient, ZeroConfig};
 use secrecy::SecretString;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -130,14 +130,16 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let settings = Settings {
         listen: SocketAddr::new(args.bind, 0),
         // The assertion's audience is the host the browser uses: loopback.
-        verifier: VerifierConfig::new(&jwks.url())?
-            .with_audience(host_of(args.bind))
-            .with_issuer(host_of(args.bind)),
-        zero: zero_config,
+        verifier: Verifier::new(
+            VerifierConfig::new(&jwks.url())?
+                .with_audience(host_of(args.bind))
+                .with_issuer(host_of(args.bind)),
+        )?,
+        zero: ZeroClient::new(zero_config)?,
         cluster_id: zero.cluster_id().to_owned(),
         namespace_id: zero.namespace_id().to_owned(),
         policy_name: POLICY_NAME.into(),
-        database_url: crate::config::default_database_url(&data_dir),
+        database_url: crate::config::default_database_url(&data_dir).into(),
         rules,
         admins: Admins::new([Email::parse(admin.email)?], []),
         sync_interval: Duration::from_secs(5),
@@ -147,12 +149,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     };
     let app_listener = TcpListener::bind(settings.listen).await?;
     let app_addr = app_listener.local_addr()?;
-    let app = tokio::spawn(crate::serve::serve(
-        settings,
-        app_listener,
-        true,
-        shutdown.child_token(),
-    ));
+    let app = crate::serve::App::open(settings, true).await?;
+    let app = tokio::spawn(app.serve(app_listener, shutdown.child_token()));
 
     let state = Arc::new(Proxy {
         app: format!("http://{app_addr}"),

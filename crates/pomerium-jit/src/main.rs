@@ -2,13 +2,22 @@
 
 mod audit;
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
 mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::{LogFormat, ServeArgs};
+
+/// How to try the product without an account, where this binary can.
+#[cfg(feature = "demo")]
+const DEMO_HINT: &str = "To try pomerium-jit without a Pomerium account: `pomerium-jit demo`.";
+#[cfg(not(feature = "demo"))]
+const DEMO_HINT: &str = "This binary was built without the demo; to try pomerium-jit without a \
+                         Pomerium account, build it with the default features and run `pomerium-jit demo`.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,8 +25,7 @@ use config::{LogFormat, ServeArgs};
     version,
     about = "Just-in-time access for Pomerium: users request access, admins approve, \
              and a Pomerium Zero policy grants it until it expires.",
-    args_conflicts_with_subcommands = true,
-    after_help = "With no subcommand, runs `serve`. To try it without a Pomerium account: `pomerium-jit demo`."
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,7 +39,15 @@ enum Command {
     /// Run the service behind Pomerium (the default).
     Serve(Box<ServeArgs>),
     /// Try it locally in one command: simulated Pomerium and Pomerium Zero, nothing to configure.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
+    /// Not in this build: says how to get it.
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        ignored: Vec<String>,
+    },
     /// Verify or export the audit trail.
     Audit(audit::AuditArgs),
     /// Exit 0 if the service on this machine answers /healthz (for container health checks).
@@ -43,13 +59,28 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command =
+        Cli::command().after_help(format!("With no subcommand, runs `serve`. {DEMO_HINT}"));
+    let matches = command.get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Some(Command::Serve(args)) => serve_cmd(*args),
-        None => serve_cmd(cli.serve),
+        Some(Command::Serve(args)) => {
+            let flags = matches
+                .subcommand_matches("serve")
+                .map(config::secrets_given_as_flags)
+                .unwrap_or_default();
+            serve_cmd(*args, &flags)
+        }
+        None => serve_cmd(cli.serve, &config::secrets_given_as_flags(&matches)),
+        #[cfg(feature = "demo")]
         Some(Command::Demo(args)) => {
             init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info");
             run(async move { demo::run(args, serve::shutdown_on_signals()).await })
+        }
+        #[cfg(not(feature = "demo"))]
+        Some(Command::Demo { .. }) => {
+            eprintln!("error: {DEMO_HINT}");
+            ExitCode::from(2)
         }
         Some(Command::Audit(args)) => {
             init_tracing_with(LogFormat::Text, "warn");
@@ -59,7 +90,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve_cmd(args: ServeArgs) -> ExitCode {
+/// Checks the settings, opens and migrates the store, and only then binds
+/// the port: a bad setting exits 2 with nothing listening, and "listening"
+/// is the last start-up line.
+fn serve_cmd(args: ServeArgs, secret_flags: &[&str]) -> ExitCode {
     let settings = match args.settings() {
         Ok(s) => s,
         Err(problems) => {
@@ -68,17 +102,28 @@ fn serve_cmd(args: ServeArgs) -> ExitCode {
             }
             eprintln!(
                 "\nSet these in the environment or as flags (`pomerium-jit --help` lists them all).\n\
-                 To try pomerium-jit without a Pomerium account, run `pomerium-jit demo`."
+                 {DEMO_HINT}"
             );
             return ExitCode::from(2);
         }
     };
     init_tracing(args.log_format());
+    for setting in secret_flags {
+        tracing::warn!(
+            setting,
+            "{setting} was given as a command-line flag, which any user of this machine can read \
+             (ps, /proc); set the {setting} environment variable or {setting}_FILE instead"
+        );
+    }
     run(async move {
         let shutdown = serve::shutdown_on_signals();
-        let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+        let listen = settings.listen;
+        let app = serve::App::open(settings, false).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (BIND_ADDRESS, PORT)"))?;
         tracing::info!(address = %listener.local_addr()?, "pomerium-jit listening");
-        serve::serve(settings, listener, false, shutdown).await
+        app.serve(listener, shutdown).await
     })
 }
 
@@ -97,7 +142,11 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<serve::BadSetting>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

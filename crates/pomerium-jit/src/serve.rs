@@ -1,87 +1,126 @@
 //! Wiring: the store, the Zero client, the reconciler, the service and the
-//! web edge, run until a shutdown signal.
+//! web edge. Everything that can fail on a setting or the database is done by
+//! [`App::open`], before the caller binds the port; [`App::serve`] then runs
+//! until a shutdown signal.
+
+use std::fmt;
 
 use anyhow::Context;
 use jit_identity::Verifier;
 use jit_reconcile::Reconciler;
 use jit_service::Service;
-use jit_store::Store;
+use jit_store::{Store, StoreError};
 use jit_web::{WebConfig, router};
-use jit_zero::ZeroClient;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 
-/// Runs the service on `listener` until `shutdown` is cancelled, then drains
-/// in-flight requests and stops the background tasks.
-pub async fn serve(
-    settings: Settings,
-    listener: TcpListener,
+/// A start-up failure caused by a setting (exit status 2, as for the
+/// settings checked before start-up), not by the environment.
+#[derive(Debug)]
+pub struct BadSetting(pub String);
+
+impl fmt::Display for BadSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadSetting {}
+
+/// The service, opened and ready to listen.
+#[derive(Debug)]
+pub struct App {
+    verifier: Verifier,
+    service: Service,
+    reconciler: Reconciler,
     demo: bool,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url)
-        .await
-        .context("opening the database (DATABASE_URL)")?;
-    let zero = ZeroClient::new(settings.zero).context("configuring the Pomerium Zero client")?;
-    let verifier = Verifier::new(settings.verifier)
-        .context("configuring the assertion verifier (JWKS_ENDPOINT)")?;
+}
 
-    let mut rc = jit_reconcile::Config::new(settings.policy_name, settings.cluster_id);
-    rc.namespace_id = settings.namespace_id;
-    rc.interval = settings.sync_interval;
-    rc.apply_changesets = settings.apply_changesets;
-    rc.decode = settings.decode;
-    let reconciler = Reconciler::new(rc, store.clone(), zero, settings.rules.clone());
+impl App {
+    /// Opens and migrates the store and loads it. A `DATABASE_URL` the
+    /// store cannot parse is a [`BadSetting`].
+    pub async fn open(settings: Settings, demo: bool) -> anyhow::Result<App> {
+        let store = Store::connect(settings.database_url.expose_secret())
+            .await
+            .map_err(|e| match e {
+                StoreError::UnsupportedScheme { .. } | StoreError::InvalidUrl { .. } => {
+                    anyhow::Error::new(BadSetting(format!("DATABASE_URL: {e}")))
+                }
+                e => anyhow::Error::new(e).context("opening the database (DATABASE_URL)"),
+            })?;
 
-    if settings.admins.is_open() {
-        tracing::warn!(
-            "ADMIN_EMAILS and ADMIN_GROUPS are not set: anyone Pomerium lets reach /admin can approve requests, \
-             as in the original jit-example; set one of them to check admins in the app too"
-        );
-    }
-    let service = Service::new(
-        store,
-        reconciler.clone(),
-        jit_service::Settings {
-            rules: settings.rules,
-            admins: settings.admins,
-            apply_wait: settings.apply_wait,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("loading requests from the database")?;
+        let mut rc = jit_reconcile::Config::new(settings.policy_name, settings.cluster_id);
+        rc.namespace_id = settings.namespace_id;
+        rc.interval = settings.sync_interval;
+        rc.apply_changesets = settings.apply_changesets;
+        rc.decode = settings.decode;
+        let reconciler = Reconciler::new(rc, store.clone(), settings.zero, settings.rules.clone());
 
-    let tasks = [
-        tokio::spawn(reconciler.run(shutdown.child_token())),
-        tokio::spawn(service.clone().watch_store(shutdown.child_token())),
-    ];
-    let app = router(WebConfig {
-        verifier,
-        service,
-        demo,
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
-    shutdown.cancel();
-    let stopped = async {
-        for t in tasks {
-            let _ = t.await;
+        if settings.admins.is_open() {
+            tracing::warn!(
+                "ADMIN_EMAILS and ADMIN_GROUPS are not set: anyone Pomerium lets reach /admin can approve requests, \
+                 as in the original jit-example; set one of them to check admins in the app too"
+            );
         }
-    };
-    if tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+        let service = Service::new(
+            store,
+            reconciler.clone(),
+            jit_service::Settings {
+                rules: settings.rules,
+                admins: settings.admins,
+                apply_wait: settings.apply_wait,
+                ..Default::default()
+            },
+        )
         .await
-        .is_err()
-    {
-        tracing::warn!(
-            "background tasks did not stop within 5 s; exiting anyway (the next start converges)"
-        );
+        .context("loading requests from the database")?;
+        Ok(App {
+            verifier: settings.verifier,
+            service,
+            reconciler,
+            demo,
+        })
     }
-    tracing::info!("pomerium-jit stopped");
-    Ok(())
+
+    /// Serves on `listener` until `shutdown` is cancelled, then drains
+    /// in-flight requests and stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let tasks = [
+            tokio::spawn(self.reconciler.run(shutdown.child_token())),
+            tokio::spawn(self.service.clone().watch_store(shutdown.child_token())),
+        ];
+        let app = router(WebConfig {
+            verifier: self.verifier,
+            service: self.service,
+            demo: self.demo,
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        shutdown.cancel();
+        let stopped = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "background tasks did not stop within 5 s; exiting anyway (the next start converges)"
+            );
+        }
+        tracing::info!("pomerium-jit stopped");
+        Ok(())
+    }
 }
 
 /// A token cancelled on SIGTERM (what Docker and Kubernetes send) or SIGINT.

@@ -58,13 +58,17 @@ impl Observed {
     }
 }
 
-/// Entries whose remote value differs from the base (what this app last
-/// wrote): someone changed them in Zero. Each is returned with its remote
-/// value (`None` = removed) for adoption — unless the store changed the same
-/// email since the base too, in which case the app's newer decision wins and
-/// is written over the edit.
+/// Entries someone changed in Zero: the remote value differs from the base
+/// (what the app last saw applied) *and* from every unsettled intent in
+/// `written` (what the app may have written since, its answer lost: the
+/// app's own write is never a console edit). Each is returned with its
+/// remote value (`None` = removed) for adoption — unless the store decided
+/// that email differently since the base, in which case the app's newer
+/// decision wins and is written over the edit (the safe side when the order
+/// of the two cannot be known).
 pub fn outside_changes(
     base: &Observed,
+    written: &[Observed],
     remote: &Observed,
     desired: &BTreeMap<Email, RemoteEntry>,
 ) -> Vec<(Email, Option<RemoteEntry>)> {
@@ -74,8 +78,9 @@ pub fn outside_changes(
         .filter(|e| !remote.ambiguous.contains(*e))
         .filter_map(|email| {
             let (b, r) = (base.entries.get(email), remote.entries.get(email));
+            let edited = r != b && written.iter().all(|w| w.entries.get(email) != r);
             let store_changed = desired.get(email) != b;
-            (r != b && !store_changed).then(|| (email.clone(), r.copied()))
+            (edited && !store_changed).then(|| (email.clone(), r.copied()))
         })
         .collect()
 }

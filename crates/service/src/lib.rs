@@ -11,54 +11,22 @@
 //! within a second when the store's generation moves (another replica, or
 //! edits adopted from Zero).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jit_domain::{DomainError, Email, GrantDuration, Reason, Request, Rules, Transition};
-use jit_reconcile::{Reconciler, SyncFailure, SyncStatus};
+use jit_reconcile::Reconciler;
 use jit_store::{Store, StoreError};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-/// A signed-in person, as the web edge read them from a verified assertion.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub email: Email,
-    pub groups: Vec<String>,
-}
+mod admins;
 
-/// Who may use the admin pages, checked in the app in addition to
-/// Pomerium's route policy. With no emails and no groups configured anyone
-/// Pomerium lets through is an admin, like the Go original.
-#[derive(Debug, Clone, Default)]
-pub struct Admins {
-    emails: BTreeSet<Email>,
-    groups: BTreeSet<String>,
-}
-
-impl Admins {
-    pub fn new(
-        emails: impl IntoIterator<Item = Email>,
-        groups: impl IntoIterator<Item = String>,
-    ) -> Self {
-        Self {
-            emails: emails.into_iter().collect(),
-            groups: groups.into_iter().collect(),
-        }
-    }
-
-    /// True when no admin list is configured (everyone is an admin).
-    pub fn is_open(&self) -> bool {
-        self.emails.is_empty() && self.groups.is_empty()
-    }
-
-    pub fn allows(&self, caller: &Caller) -> bool {
-        self.is_open()
-            || self.emails.contains(&caller.email)
-            || caller.groups.iter().any(|g| self.groups.contains(g))
-    }
-}
+pub use admins::{Admins, Caller, Route};
+// What the edge shows about syncing, so it needs neither the reconciler nor the store.
+pub use jit_reconcile::{FailureKind, SyncFailure, SyncStatus};
+pub use jit_store::SyncState;
 
 /// Whether a durable decision is in force in Pomerium yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +53,11 @@ pub enum ServiceError {
         "only admins can do this; ask an admin to add your email to ADMIN_EMAILS or one of your groups to ADMIN_GROUPS"
     )]
     NotAdmin,
+    /// Open admin mode, reached outside Pomerium's `/admin` route.
+    #[error(
+        "no ADMIN_EMAILS or ADMIN_GROUPS are set, so admin rights exist only on Pomerium's /admin route"
+    )]
+    AdminRouteOnly,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -186,6 +159,13 @@ impl Service {
 
     pub fn sync_status(&self) -> SyncStatus {
         self.inner.reconciler.status()
+    }
+
+    /// The store's record of the last sync by any replica; reading it also
+    /// shows that the store answers.
+    pub async fn recorded_sync(&self) -> Result<SyncState, StoreError> {
+        let policy = &self.inner.reconciler.config().policy_name;
+        self.inner.store.sync_state(policy).await
     }
 
     /// The caller's latest request: open, or recently ended. From memory.
@@ -303,11 +283,7 @@ impl Service {
     }
 
     fn require_admin(&self, caller: &Caller) -> Result<(), ServiceError> {
-        if self.is_admin(caller) {
-            Ok(())
-        } else {
-            Err(ServiceError::NotAdmin)
-        }
+        self.inner.settings.admins.check(caller)
     }
 
     /// The one path of every change: decide and commit, update the snapshot,

@@ -41,6 +41,20 @@ pub enum StoreError {
     },
 
     #[error(
+        "there is no database at {}: check DATABASE_URL (or DATA_DIR); this command only reads \
+         the database `serve` uses and never creates one",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+
+    #[error(
+        "the database at {target} {problem}: point DATABASE_URL at the database `serve` uses, or \
+         start `pomerium-jit serve` on it once to bring its schema up to date; this command \
+         never changes a database"
+    )]
+    Unmigrated { target: String, problem: String },
+
+    #[error(
         "cannot connect to the database at {target}: {source}; check that it is running and \
          reachable and that the URL's host, port, user and database name are right"
     )]
@@ -99,6 +113,11 @@ pub enum StoreError {
 
     #[error("the {what} {value} is beyond what the store can hold")]
     OutOfRange { what: &'static str, value: String },
+
+    #[error(
+        "this replica no longer holds the writer lease `{lease}` (epoch {epoch}): another replica took over; nothing was recorded"
+    )]
+    Fenced { lease: String, epoch: u64 },
 
     #[error("refusing to write request {request_id}: {problem}; nothing was changed")]
     InvalidTransition {

@@ -16,6 +16,7 @@
 mod audit;
 mod error;
 mod location;
+mod read_only;
 mod requests;
 mod rows;
 mod sync;
@@ -29,11 +30,13 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
-pub use audit::{AuditQuery, AuditRecord, ChainBreak, ChainProblem, ChainReport};
+pub use audit::{
+    AuditQuery, AuditRecord, ChainBreak, ChainProblem, ChainReport, MismatchProblem, StateMismatch,
+};
 pub use error::StoreError;
 pub use location::Backend;
 pub use requests::Committed;
-pub use sync::SyncState;
+pub use sync::{Fence, INTENT_RETENTION, Intent, IntentId, SyncState};
 
 use location::Location;
 
@@ -135,14 +138,16 @@ impl Store {
                 target: location.shown.clone(),
                 source,
             })?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 pool,
                 backend,
                 shown: location.shown,
                 writer: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        store.seal_unrecorded_states().await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {

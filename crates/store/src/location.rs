@@ -69,6 +69,44 @@ impl Location {
         }
     }
 
+    /// Parses `url` to read an existing database: creates nothing, and a
+    /// SQLite file must exist; it is opened read-only.
+    pub fn parse_existing(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        let is_sqlite = url
+            .get(.."sqlite:".len())
+            .is_some_and(|s| s.eq_ignore_ascii_case("sqlite:"));
+        if !is_sqlite {
+            return Self::parse(url);
+        }
+        let shown = redact(url);
+        let invalid = |reason: String| StoreError::InvalidUrl {
+            url: shown.clone(),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+        if is_memory(url) {
+            return Err(invalid(
+                "an in-memory database is always empty; name the file `serve` uses".into(),
+            ));
+        }
+        let file = options.get_filename().to_path_buf();
+        let path = match file.canonicalize() {
+            Ok(path) if path.is_file() => path,
+            _ => return Err(StoreError::Missing { path: file }),
+        };
+        let options = options
+            .filename(&path)
+            .read_only(true)
+            .create_if_missing(false);
+        Ok(Self {
+            backend: Backend::Sqlite,
+            connect_url: options.to_url_lossy().to_string(),
+            shown: sqlite_shown(&path),
+            sqlite_file: Some(path),
+        })
+    }
+
     fn sqlite(url: &str, shown: String) -> Result<Self, StoreError> {
         let invalid = |reason: String| StoreError::InvalidUrl {
             url: shown.clone(),
@@ -76,7 +114,7 @@ impl Location {
         };
         let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
         let rest = url["sqlite:".len()..].trim_start_matches("//");
-        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let database = rest.split_once('?').map_or(rest, |(d, _)| d);
         let memory = |connect_url: String| {
             Ok(Self {
                 backend: Backend::Sqlite,
@@ -94,7 +132,7 @@ impl Location {
                 "sqlite:file:pomerium-jit-memory-{n}?mode=memory&cache=shared"
             ));
         }
-        if params.split('&').any(|p| p == "mode=memory") {
+        if is_memory(url) {
             return memory(url.to_owned());
         }
         let file = options.get_filename();
@@ -123,6 +161,13 @@ impl Location {
             sqlite_file: Some(path),
         })
     }
+}
+
+/// Whether a `sqlite:` URL names an in-memory database.
+fn is_memory(url: &str) -> bool {
+    let rest = url["sqlite:".len()..].trim_start_matches("//");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }
 
 fn sqlite_shown(path: &Path) -> String {

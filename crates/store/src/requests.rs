@@ -4,8 +4,9 @@ use std::convert::Infallible;
 use jit_domain::{AuditEvent, Email, Request, RequestId, Transition};
 use time::OffsetDateTime;
 
-use crate::audit::AuditRow;
+use crate::audit::{announce_head, append_events};
 use crate::rows::{RequestRow, as_stored, from_millis, millis, select_requests};
+use crate::sync::{Fence, check_fence};
 use crate::{Backend, Head, Store, StoreError, next_count};
 
 /// What a committed decision wrote.
@@ -21,7 +22,7 @@ pub struct Committed {
 impl Backend {
     /// Starts a write transaction. SQLite's `IMMEDIATE` takes the write lock
     /// at once, so two writers never both read and then collide.
-    fn begin_write(self) -> &'static str {
+    pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
@@ -31,7 +32,7 @@ impl Backend {
     /// Reads the head row as the first statement of a write transaction. On
     /// PostgreSQL the row lock queues all writers, so each one reads what
     /// the previous one committed.
-    fn lock_head(self) -> &'static str {
+    pub(crate) fn lock_head(self) -> &'static str {
         match self {
             Backend::Sqlite => {
                 "SELECT audit_seq, audit_hash, generation FROM store_head WHERE id = 1"
@@ -59,7 +60,8 @@ impl Store {
         F: FnOnce(Option<&Request>) -> Result<Vec<Transition>, E> + Send,
         E: Send,
     {
-        self.commit(Some(email), |open| f(open.first())).await
+        self.commit(Some(email), None, |open| f(open.first()))
+            .await
     }
 
     /// Like [`Store::decide`], over all open requests at once: for the
@@ -69,7 +71,20 @@ impl Store {
         F: FnOnce(&[Request]) -> Vec<Transition> + Send,
     {
         let Ok(committed) = self
-            .commit(None, |open| Ok::<_, Infallible>(f(open)))
+            .commit(None, None, |open| Ok::<_, Infallible>(f(open)))
+            .await?;
+        Ok(committed)
+    }
+
+    /// Like [`Store::decide_all`], committed only if `fence` still holds
+    /// its lease (else [`StoreError::Fenced`] and nothing is written): for
+    /// adopting console edits, which only the current writer may judge.
+    pub async fn decide_all_fenced<F>(&self, fence: &Fence, f: F) -> Result<Committed, StoreError>
+    where
+        F: FnOnce(&[Request]) -> Vec<Transition> + Send,
+    {
+        let Ok(committed) = self
+            .commit(None, Some(fence), |open| Ok::<_, Infallible>(f(open)))
             .await?;
         Ok(committed)
     }
@@ -77,6 +92,7 @@ impl Store {
     async fn commit<F, E>(
         &self,
         email: Option<&Email>,
+        fence: Option<&Fence>,
         f: F,
     ) -> Result<Result<Committed, E>, StoreError>
     where
@@ -88,6 +104,9 @@ impl Store {
         // Any early return drops `tx`, which rolls it back.
         let mut tx = self.inner.pool.begin_with(backend.begin_write()).await?;
         let head = Head::read(&mut *tx, backend.lock_head()).await?;
+        if let Some(fence) = fence {
+            check_fence(&mut tx, backend, fence).await?;
+        }
         let rows: Vec<RequestRow> = match email {
             Some(email) => {
                 sqlx::query_as(select_requests!(
@@ -154,37 +173,25 @@ impl Store {
             }
         }
 
-        let (mut seq, mut hash) = (head.audit_seq, head.audit_hash);
-        for t in &transitions {
-            seq = next_count("audit_seq", seq)?;
-            let row = AuditRow::new(seq, &t.event, &hash);
-            sqlx::query(
-                "INSERT INTO audit_events (seq, at, actor, action, subject, request_id, details, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(row.seq)
-            .bind(row.at)
-            .bind(row.actor)
-            .bind(row.action)
-            .bind(row.subject)
-            .bind(row.request_id)
-            .bind(row.details)
-            .bind(&row.hash)
-            .execute(&mut *tx)
-            .await?;
-            hash = row.hash;
-        }
+        // Collected first: a closure held across the await would make this
+        // future not `Send` (rust-lang/rust#110338), and callers spawn it.
+        let events: Vec<_> = transitions
+            .iter()
+            .map(|t| (&t.event, RequestRow::from(&t.request)))
+            .collect();
+        let (seq, hash) = append_events(&mut tx, head.audit_seq, head.audit_hash, events).await?;
 
         let generation = next_count("generation", head.generation)?;
         sqlx::query(
             "UPDATE store_head SET audit_seq = $1, audit_hash = $2, generation = $3 WHERE id = 1",
         )
         .bind(seq)
-        .bind(hash)
+        .bind(&hash)
         .bind(generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        announce_head(head.audit_seq, seq, &hash);
         Ok(Ok(Committed {
             transitions,
             generation: generation.unsigned_abs(),

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use jit_domain::{Actor, Email, Grant, Reason, Request, RequestId, State, Status};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::StoreError;
 
@@ -31,8 +32,10 @@ pub(crate) fn from_millis(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
-/// One row of `requests`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One row of `requests`. Its JSON form is what an audit event commits to
+/// (see `crate::audit`): the field names are part of the hashed format.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RequestRow {
     pub id: String,
     pub email: String,
@@ -75,6 +78,38 @@ impl From<&Request> for RequestRow {
 }
 
 impl RequestRow {
+    /// Every column by name, as people read it and distinct for distinct
+    /// values: text quoted, times in RFC 3339 (raw milliseconds if out of
+    /// range), `NULL` for nothing.
+    pub fn cells(&self) -> [(&'static str, String); 12] {
+        let quoted = |v: &str| format!("{v:?}");
+        let text = |v: &Option<String>| v.as_deref().map_or_else(|| "NULL".into(), quoted);
+        let time = |v: Option<i64>| {
+            v.map_or_else(
+                || "NULL".into(),
+                |ms| {
+                    from_millis(ms)
+                        .and_then(|t| t.format(&Rfc3339).ok())
+                        .unwrap_or_else(|| ms.to_string())
+                },
+            )
+        };
+        [
+            ("id", quoted(&self.id)),
+            ("email", quoted(&self.email)),
+            ("reason", text(&self.reason)),
+            ("requested_at", time(Some(self.requested_at))),
+            ("requested_by", quoted(&self.requested_by)),
+            ("status", quoted(&self.status)),
+            ("approved_by", text(&self.approved_by)),
+            ("approved_at", time(self.approved_at)),
+            ("starts_at", time(self.starts_at)),
+            ("expires_at", time(self.expires_at)),
+            ("ended_by", text(&self.ended_by)),
+            ("ended_at", time(self.ended_at)),
+        ]
+    }
+
     pub fn into_request(self) -> Result<Request, StoreError> {
         let bad =
             |column: &'static str, value: &dyn Display, problem: String| StoreError::Corrupt {

@@ -3,7 +3,47 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::rows::{from_millis, millis};
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
+
+/// How long an intent whose write was never answered is still taken as
+/// the app's own: a write cut off by a timeout, a dropped connection or a
+/// paused replica can land in Zero long after it was sent. Settled intents
+/// are pruned once they are older than this.
+pub const INTENT_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// At most this many unsettled intents are kept per policy.
+const MAX_INTENTS: i64 = 64;
+
+/// Proof of holding a lease: its name, holder and epoch (fencing token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    lease: String,
+    holder: String,
+    epoch: i64,
+}
+
+impl Fence {
+    /// The fencing token: grows by one each time the lease changes hands.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.unsigned_abs()
+    }
+}
+
+/// Identifies one recorded intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntentId(i64);
+
+/// PPL the reconciler recorded before writing it to Zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    pub id: IntentId,
+    pub ppl: serde_json::Value,
+    /// The store generation the PPL was rendered from.
+    pub generation: u64,
+    /// The fencing token of the writer that recorded it.
+    pub epoch: u64,
+    pub created_at: OffsetDateTime,
+}
 
 /// What the reconciler remembers about one Pomerium Zero policy.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -96,21 +136,27 @@ impl Store {
     }
 
     /// Records that `base_ppl` (rendered from generation
-    /// `applied_generation`) is now the policy `policy_id` in Zero. The
-    /// applied generation only moves forward, so a slow, stale run cannot
-    /// make a newer change look unapplied.
+    /// `applied_generation`) is now the policy `policy_id` in Zero, if
+    /// `fence` is still the current holder of its lease; else nothing is
+    /// written and [`StoreError::Fenced`] is returned. The applied
+    /// generation only moves forward, so a slow, stale run cannot make a
+    /// newer change look unapplied. `confirmed` names the intent this
+    /// success settles (its write was answered, or Zero was found holding
+    /// it); it is dropped, and so is every intent older than
+    /// [`INTENT_RETENTION`].
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_sync_success(
         &self,
+        fence: &Fence,
         policy_name: &str,
         policy_id: &str,
         base_ppl: &serde_json::Value,
         applied_generation: u64,
+        confirmed: Option<IntentId>,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let generation = i64::try_from(applied_generation).map_err(|_| StoreError::OutOfRange {
-            what: "applied generation",
-            value: applied_generation.to_string(),
-        })?;
+        let generation = stored_generation(applied_generation)?;
+        let mut tx = self.fenced(fence).await?;
         sqlx::query(
             "INSERT INTO sync_state (policy_name, policy_id, base_ppl, applied_generation, \
              last_attempt_at, last_success_at, last_error) VALUES ($1, $2, $3, $4, $5, $5, NULL) \
@@ -126,9 +172,103 @@ impl Store {
         .bind(base_ppl.to_string())
         .bind(generation)
         .bind(millis(at))
-        .execute(&self.inner.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(IntentId(id)) = confirmed {
+            sqlx::query("DELETE FROM sync_intents WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        prune_intents(&mut tx, policy_name, at).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Records, before writing `ppl` (rendered from `generation`) to Zero,
+    /// that the app is about to write it, if `fence` is still current.
+    /// While the write's answer is unknown, finding any part of this PPL in
+    /// Zero means the app wrote it: it is never adopted as a console edit.
+    /// The same PPL intended twice is kept once.
+    pub async fn record_intent(
+        &self,
+        fence: &Fence,
+        policy_name: &str,
+        ppl: &serde_json::Value,
+        generation: u64,
+        at: OffsetDateTime,
+    ) -> Result<IntentId, StoreError> {
+        let generation = stored_generation(generation)?;
+        let text = ppl.to_string();
+        let mut tx = self.fenced(fence).await?;
+        sqlx::query("DELETE FROM sync_intents WHERE policy_name = $1 AND ppl = $2")
+            .bind(policy_name)
+            .bind(&text)
+            .execute(&mut *tx)
+            .await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO sync_intents (policy_name, ppl, generation, epoch, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(policy_name)
+        .bind(&text)
+        .bind(generation)
+        .bind(fence.epoch)
+        .bind(millis(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        // Bounded even while Zero keeps failing: the oldest go first.
+        sqlx::query(
+            "DELETE FROM sync_intents WHERE policy_name = $1 AND id NOT IN \
+             (SELECT id FROM sync_intents WHERE policy_name = $1 ORDER BY id DESC LIMIT $2)",
+        )
+        .bind(policy_name)
+        .bind(MAX_INTENTS)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(IntentId(id))
+    }
+
+    /// The unsettled intents for `policy_name`, oldest first.
+    pub async fn intents(&self, policy_name: &str) -> Result<Vec<Intent>, StoreError> {
+        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, ppl, generation, epoch, created_at FROM sync_intents \
+             WHERE policy_name = $1 ORDER BY id",
+        )
+        .bind(policy_name)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, ppl, generation, epoch, created_at)| {
+                let bad = |column: &'static str, value: String, problem: String| {
+                    StoreError::Corrupt {
+                        table: "sync_intents",
+                        key: id.to_string(),
+                        column,
+                        value: value.chars().take(200).collect(),
+                        problem,
+                    }
+                };
+                Ok(Intent {
+                    id: IntentId(id),
+                    generation: u64::try_from(generation).map_err(|_| {
+                        bad("generation", generation.to_string(), "is negative".into())
+                    })?,
+                    epoch: u64::try_from(epoch)
+                        .map_err(|_| bad("epoch", epoch.to_string(), "is negative".into()))?,
+                    created_at: from_millis(created_at).ok_or_else(|| {
+                        bad(
+                            "created_at",
+                            created_at.to_string(),
+                            "is not a representable time".into(),
+                        )
+                    })?,
+                    ppl: serde_json::from_str(&ppl)
+                        .map_err(|e| bad("ppl", ppl.clone(), format!("is not JSON ({e})")))?,
+                })
+            })
+            .collect()
     }
 
     /// Records a failed attempt; what was last applied stays as it was.
@@ -152,41 +292,139 @@ impl Store {
     }
 
     /// Takes the lease `name` for `holder` until `now + ttl`, if it is free,
-    /// expired or already `holder`'s (then it is renewed). Returns whether
-    /// `holder` now has it; two holders never both do. Replicas compare
-    /// their own clocks with the stored expiry, so keep `ttl` well above
-    /// their clock skew.
+    /// expired or already `holder`'s (then it is renewed). Returns the
+    /// fence `holder` now holds, or `None`; two holders never both hold
+    /// one. The fence's epoch grows each time the lease changes hands, so
+    /// [`Store::renew_lease`] and every fenced write refuse a holder that
+    /// was paused while another took over. Replicas compare their own
+    /// clocks with the stored expiry, so keep `ttl` well above their skew.
     pub async fn try_lease(
         &self,
         name: &str,
         holder: &str,
         ttl: Duration,
         now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Fence>, StoreError> {
         let now = millis(now);
-        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let taken = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE leases.holder = excluded.holder OR leases.expires_at <= $4",
+        let taken: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO leases (name, holder, expires_at, epoch) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at, \
+             epoch = CASE WHEN leases.holder = excluded.holder THEN leases.epoch \
+             ELSE leases.epoch + 1 END \
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= $4 \
+             RETURNING epoch",
         )
         .bind(name)
         .bind(holder)
-        .bind(now.saturating_add(ttl))
+        .bind(now.saturating_add(ttl_millis(ttl)))
         .bind(now)
-        .execute(&self.inner.pool)
+        .fetch_optional(&self.inner.pool)
         .await?;
-        Ok(taken.rows_affected() == 1)
+        Ok(taken.map(|(epoch,)| Fence {
+            lease: name.to_owned(),
+            holder: holder.to_owned(),
+            epoch,
+        }))
     }
 
-    /// Gives the lease up early if `holder` has it, so another replica need
-    /// not wait for it to expire.
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.inner.pool)
-            .await?;
+    /// Extends `fence`'s lease to `now + ttl` if it is still current (the
+    /// same holder and epoch); returns whether it was.
+    pub async fn renew_lease(
+        &self,
+        fence: &Fence,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND epoch = $4",
+        )
+        .bind(millis(now).saturating_add(ttl_millis(ttl)))
+        .bind(&fence.lease)
+        .bind(&fence.holder)
+        .bind(fence.epoch)
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// Gives the lease up early if `fence` is still current, so another
+    /// replica need not wait for it to expire. The row (and its epoch) stays.
+    pub async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
+        )
+        .bind(&fence.lease)
+        .bind(&fence.holder)
+        .bind(fence.epoch)
+        .execute(&self.inner.pool)
+        .await?;
         Ok(())
     }
+
+    /// A write transaction that has checked `fence` is current; the check
+    /// holds until commit (SQLite's write lock; a share lock on PostgreSQL,
+    /// which a takeover must wait for).
+    pub(crate) async fn fenced(
+        &self,
+        fence: &Fence,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let backend = self.inner.backend;
+        let mut tx = self.inner.pool.begin_with(backend.begin_write()).await?;
+        check_fence(&mut tx, backend, fence).await?;
+        Ok(tx)
+    }
+}
+
+/// Fails with [`StoreError::Fenced`] unless `fence` holds its lease now.
+pub(crate) async fn check_fence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    fence: &Fence,
+) -> Result<(), StoreError> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3",
+        Backend::Postgres => {
+            "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3 FOR SHARE"
+        }
+    };
+    let current: Option<(i64,)> = sqlx::query_as(sql)
+        .bind(&fence.lease)
+        .bind(&fence.holder)
+        .bind(fence.epoch)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match current {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced {
+            lease: fence.lease.clone(),
+            epoch: fence.epoch.unsigned_abs(),
+        }),
+    }
+}
+
+/// Drops settled intents older than [`INTENT_RETENTION`].
+async fn prune_intents(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    policy_name: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let before = millis(now).saturating_sub(ttl_millis(INTENT_RETENTION));
+    sqlx::query("DELETE FROM sync_intents WHERE policy_name = $1 AND created_at < $2")
+        .bind(policy_name)
+        .bind(before)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn ttl_millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn stored_generation(generation: u64) -> Result<i64, StoreError> {
+    i64::try_from(generation).map_err(|_| StoreError::OutOfRange {
+        what: "applied generation",
+        value: generation.to_string(),
+    })
 }

@@ -148,9 +148,13 @@ on_both_backends!(
     audit_query_filters_and_pages,
     sync_state_round_trips_and_only_moves_forward,
     leases_are_exclusive_renewable_and_expire,
+    fenced_writes_need_the_current_epoch,
+    intents_are_deduplicated_bounded_and_pruned,
     migrations_are_idempotent_and_safe_to_race,
     debug_and_errors_hide_the_password,
 );
+
+mod audit_state;
 
 // ---------------------------------------------------------------- helpers
 
@@ -823,8 +827,13 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
 
     let ppl = json!([{ "allow": { "or": [{ "email": { "is": "a@x.test" } }] }, "z": 1, "a": [true, null, 1.5] }]);
     let t1 = datetime!(2026-11-28 12:00:00.001 UTC);
+    let fence = store
+        .try_lease("reconcile:jit-example", "me", Duration::from_secs(15), t1)
+        .await
+        .unwrap()
+        .unwrap();
     store
-        .record_sync_success(name, "pol-1", &ppl, 5, t1)
+        .record_sync_success(&fence, name, "pol-1", &ppl, 5, None, t1)
         .await
         .unwrap();
     let s = store.sync_state(name).await.unwrap();
@@ -859,7 +868,7 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
     let older = json!({ "allow": {} });
     let t3 = t2 + minutes(1);
     store
-        .record_sync_success(name, "pol-2", &older, 3, t3)
+        .record_sync_success(&fence, name, "pol-2", &older, 3, None, t3)
         .await
         .unwrap();
     let s = store.sync_state(name).await.unwrap();
@@ -872,13 +881,13 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         (Some("pol-2"), Some(older), None)
     );
     store
-        .record_sync_success(name, "pol-2", &ppl, 7, t3)
+        .record_sync_success(&fence, name, "pol-2", &ppl, 7, None, t3)
         .await
         .unwrap();
     assert_eq!(store.sync_state(name).await.unwrap().applied_generation, 7);
 
     let err = store
-        .record_sync_success(name, "pol-2", &ppl, u64::MAX, t3)
+        .record_sync_success(&fence, name, "pol-2", &ppl, u64::MAX, None, t3)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
@@ -905,51 +914,100 @@ async fn leases_are_exclusive_renewable_and_expire(db: TestDb) {
     let ttl = Duration::from_secs(30);
     let at = |s: i64| T0 + time::Duration::seconds(s);
     let lease = "reconcile:jit-example";
-    assert!(store.try_lease(lease, "a", ttl, at(0)).await.unwrap());
-    assert!(!store.try_lease(lease, "b", ttl, at(1)).await.unwrap());
-    assert!(
+    let a = store.try_lease(lease, "a", ttl, at(0)).await.unwrap().unwrap();
+    assert_eq!(a.epoch(), 1);
+    assert!(store.try_lease(lease, "b", ttl, at(1)).await.unwrap().is_none());
+    assert_eq!(
         store.try_lease(lease, "a", ttl, at(10)).await.unwrap(),
-        "renewed"
+        Some(a.clone()),
+        "renewed, same epoch"
     );
     assert!(
-        !store.try_lease(lease, "b", ttl, at(35)).await.unwrap(),
+        store.try_lease(lease, "b", ttl, at(35)).await.unwrap().is_none(),
         "the renewal counts"
     );
+    let b = store.try_lease(lease, "b", ttl, at(40)).await.unwrap().unwrap();
+    assert_eq!(b.epoch(), 2, "expired at 40; a new holder bumps the epoch");
+    assert!(store.try_lease(lease, "a", ttl, at(41)).await.unwrap().is_none());
     assert!(
-        store.try_lease(lease, "b", ttl, at(40)).await.unwrap(),
-        "expired at 40"
+        !store.renew_lease(&a, ttl, at(41)).await.unwrap(),
+        "a paused holder cannot renew once another took over"
     );
-    assert!(!store.try_lease(lease, "a", ttl, at(41)).await.unwrap());
-    store.release_lease(lease, "a").await.unwrap();
+    store.release_lease(&a).await.unwrap();
     assert!(
-        !store.try_lease(lease, "a", ttl, at(42)).await.unwrap(),
+        store.try_lease(lease, "a", ttl, at(42)).await.unwrap().is_none(),
         "only the holder releases"
     );
-    store.release_lease(lease, "b").await.unwrap();
-    assert!(store.try_lease(lease, "a", ttl, at(43)).await.unwrap());
-    assert!(
-        store.try_lease("another", "b", ttl, at(43)).await.unwrap(),
-        "leases are independent"
-    );
+    store.release_lease(&b).await.unwrap();
+    let a2 = store.try_lease(lease, "a", ttl, at(43)).await.unwrap().unwrap();
+    assert_eq!(a2.epoch(), 3, "a release keeps the epoch counting");
+    assert!(store.renew_lease(&a2, ttl, at(44)).await.unwrap());
+}
 
-    // Many would-be holders on two replicas at once: exactly one wins.
-    let replicas = [store.clone(), db.store().await];
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let store = replicas[i % 2].clone();
-            tokio::spawn(async move {
-                store
-                    .try_lease("race", &format!("h{i}"), ttl, T0)
-                    .await
-                    .unwrap()
-            })
+async fn fenced_writes_need_the_current_epoch(db: TestDb) {
+    let store = db.store().await;
+    let ttl = Duration::from_secs(15);
+    let at = |s: i64| T0 + time::Duration::seconds(s);
+    let (lease, name) = ("reconcile:p", "p");
+    let stale = store.try_lease(lease, "a", ttl, at(0)).await.unwrap().unwrap();
+    let current = store.try_lease(lease, "b", ttl, at(20)).await.unwrap().unwrap();
+    let ppl = json!([{"allow": {"or": [{"email": {"is": "a@example.com"}}]}}]);
+
+    let refused = store.record_intent(&stale, name, &ppl, 1, at(21)).await;
+    assert!(matches!(refused, Err(StoreError::Fenced { epoch: 1, .. })), "{refused:?}");
+    let refused = store
+        .record_sync_success(&stale, name, "id", &ppl, 1, None, at(21))
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced { .. })), "{refused:?}");
+    let refused = store
+        .decide_all_fenced(&stale, |open: &[Request]| {
+            assert!(open.is_empty());
+            Vec::new()
         })
-        .collect();
-    let mut winners = 0;
-    for t in tasks {
-        winners += usize::from(t.await.unwrap());
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced { .. })), "{refused:?}");
+    assert!(store.intents(name).await.unwrap().is_empty());
+    assert_eq!(store.sync_state(name).await.unwrap().base_ppl, None);
+
+    let id = store.record_intent(&current, name, &ppl, 1, at(21)).await.unwrap();
+    let intents = store.intents(name).await.unwrap();
+    assert_eq!(intents.len(), 1);
+    assert_eq!((intents[0].id, &intents[0].ppl, intents[0].generation, intents[0].epoch), (id, &ppl, 1, 2));
+    store
+        .record_sync_success(&current, name, "id", &ppl, 1, Some(id), at(22))
+        .await
+        .unwrap();
+    assert!(store.intents(name).await.unwrap().is_empty(), "settled");
+    assert_eq!(store.sync_state(name).await.unwrap().base_ppl, Some(ppl));
+}
+
+async fn intents_are_deduplicated_bounded_and_pruned(db: TestDb) {
+    let store = db.store().await;
+    let at = |s: i64| T0 + time::Duration::seconds(s);
+    let fence = store
+        .try_lease("reconcile:p", "a", Duration::from_secs(15), at(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let ppl = |n: usize| json!([{"allow": {"or": [{"email": {"is": format!("u{n}@example.com")}}]}}]);
+    store.record_intent(&fence, "p", &ppl(0), 1, at(0)).await.unwrap();
+    store.record_intent(&fence, "p", &ppl(0), 2, at(1)).await.unwrap();
+    let kept = store.intents("p").await.unwrap();
+    assert_eq!(kept.len(), 1, "the same PPL is one intent");
+    assert_eq!(kept[0].generation, 2);
+    for n in 1..80 {
+        store.record_intent(&fence, "p", &ppl(n), 3, at(2)).await.unwrap();
     }
-    assert_eq!(winners, 1);
+    let kept = store.intents("p").await.unwrap();
+    assert_eq!(kept.len(), 64, "bounded");
+    assert_eq!(kept.last().unwrap().ppl, ppl(79), "the newest are kept");
+    assert!(store.intents("other").await.unwrap().is_empty());
+    let later = at(2) + time::Duration::try_from(INTENT_RETENTION).unwrap() + time::Duration::SECOND;
+    store
+        .record_sync_success(&fence, "p", "id", &ppl(0), 3, None, later)
+        .await
+        .unwrap();
+    assert!(store.intents("p").await.unwrap().is_empty(), "pruned after the retention");
 }
 
 async fn migrations_are_idempotent_and_safe_to_race(db: TestDb) {

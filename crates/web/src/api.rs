@@ -1,5 +1,8 @@
-//! A small read-only JSON API for scripts: `GET /api/v1/me` and, for admins,
-//! `GET /api/v1/requests`. Errors are `application/problem+json`.
+//! A small read-only JSON API for scripts: `GET /api/v1/me` (the caller's
+//! own status) and, for admins, `GET /admin/api/v1/requests` (everyone's).
+//! `GET /api/v1/requests` answers admins too when admin lists are set; in
+//! open admin mode it is outside Pomerium's admin route, so it answers 403.
+//! Errors are `application/problem+json`.
 
 use axum::Json;
 use axum::extract::State;

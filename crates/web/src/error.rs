@@ -15,8 +15,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use jit_domain::{DomainError, EmailError};
 use jit_identity::VerifyError;
-use jit_reconcile::SyncFailure;
-use jit_service::ServiceError;
+use jit_service::{ServiceError, SyncFailure};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tower_http::csrf::ProtectionError;
@@ -130,6 +129,18 @@ impl WebError {
                      of your groups to ADMIN_GROUPS, in this app's configuration.",
                 )
                 .back("/"),
+            WebError::Service(ServiceError::AdminRouteOnly) => {
+                p(S::FORBIDDEN, "admin-route-only", "Admins only, under /admin")
+                    .detail(
+                        "No ADMIN_EMAILS or ADMIN_GROUPS are set, so admin rights exist only under /admin/, \
+                         where Pomerium's admin route checks them.",
+                    )
+                    .hint(
+                        "Use the same address under /admin (the JSON API is at /admin/api/v1/), or set \
+                         ADMIN_EMAILS or ADMIN_GROUPS so the app checks admin rights itself.",
+                    )
+                    .back("/")
+            }
             WebError::Service(ServiceError::Domain(e)) => domain_problem(e),
             WebError::Service(ServiceError::Store(_)) => {
                 p(S::INTERNAL_SERVER_ERROR, "store", "Database unavailable")
@@ -188,7 +199,7 @@ impl WebError {
             WebError::Unverified(u) => {
                 tracing::info!(reason = u.reason(), detail = %u, "assertion refused");
             }
-            WebError::Service(ServiceError::NotAdmin) => {
+            WebError::Service(ServiceError::NotAdmin | ServiceError::AdminRouteOnly) => {
                 tracing::info!("admin action refused: not an admin")
             }
             WebError::Service(ServiceError::Store(e)) => {
@@ -315,7 +326,9 @@ impl Reader {
     fn of(request: &Request) -> Reader {
         let path = request.uri().path();
         Reader {
-            json: path.starts_with("/api/") || prefers_json(request.headers()),
+            json: path.starts_with("/api/")
+                || path.starts_with("/admin/api/")
+                || prefers_json(request.headers()),
             back: if path == "/admin" || path.starts_with("/admin/") {
                 "/admin"
             } else {
@@ -547,7 +560,7 @@ mod tests {
     #[test]
     fn not_applied_says_saved_and_names_the_failure() {
         let failure = SyncFailure {
-            kind: jit_reconcile::FailureKind::ZeroRefused,
+            kind: jit_service::FailureKind::ZeroRefused,
             message: "secret detail".into(),
         };
         let p = WebError::NotApplied(Some(failure)).problem();

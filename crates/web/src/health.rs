@@ -28,19 +28,17 @@ pub(crate) struct Readiness {
 /// Reading the reconciler's record both checks that the store answers and
 /// tells how the last sync (by any replica) went.
 pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let policy = &app.service.reconciler().config().policy_name;
-    let recorded =
-        match tokio::time::timeout(STORE_TIMEOUT, app.service.store().sync_state(policy)).await {
-            Ok(Ok(state)) => Some(state),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: the store does not answer");
-                None
-            }
-            Err(_) => {
-                tracing::warn!("readiness: the store did not answer within {STORE_TIMEOUT:?}");
-                None
-            }
-        };
+    let recorded = match tokio::time::timeout(STORE_TIMEOUT, app.service.recorded_sync()).await {
+        Ok(Ok(state)) => Some(state),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store does not answer");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the store did not answer within {STORE_TIMEOUT:?}");
+            None
+        }
+    };
     let sync = SyncJson::of(&app.service.sync_status(), recorded.as_ref());
     let store_ok = recorded.is_some();
     let status = if store_ok && sync.ok {

@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::{AppState, BODY_LIMIT, error};
+use crate::{AppState, BODY_LIMIT, auth, error};
 
 /// Pomerium's identity header.
 pub(crate) const ASSERTION: HeaderName = HeaderName::from_static("x-pomerium-jwt-assertion");
@@ -52,6 +52,7 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration)
         .layer(CsrfLayer::new())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     routes
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(layers)
         .with_state(state)

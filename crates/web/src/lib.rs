@@ -8,12 +8,14 @@
 //! | `GET /admin` | admins | pending, active and ended; 503 (page still shown) when Zero is out of reach |
 //! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | admins | 303 back to `/admin` |
 //! | `GET /admin/audit` | admins | the audit trail, paged, with the chain check |
-//! | `GET /api/v1/me`, `GET /api/v1/requests` | signed in / admins | the same as JSON |
+//! | `GET /api/v1/me` | anyone signed in | your status as JSON |
+//! | `GET /admin/api/v1/requests` (and `GET /api/v1/requests` when admin lists are set) | admins | everyone's requests as JSON |
 //! | `GET /healthz`, `GET /readyz`, `GET /assets/*` | anyone | no assertion needed |
 //!
-//! Identity comes only from a verified `X-Pomerium-Jwt-Assertion` (the
-//! `SignedIn` extractor); admin rights are checked here as well as
-//! by Pomerium's route policy, since the assertion carries no path. Every
+//! Identity comes only from a verified `X-Pomerium-Jwt-Assertion`, checked
+//! before routing for every other path. Admin rights are checked here as
+//! well as by Pomerium's route policy; with no admin lists set, only paths
+//! under `/admin` (the ones Pomerium's admin route guards) carry them. Every
 //! failure is one [`WebError`], shown as an HTML page or, for `/api/` and
 //! clients asking for JSON, as `application/problem+json`.
 //!
@@ -21,7 +23,8 @@
 //! sensitive, a request id is set, the request is traced (method, path,
 //! status, latency; never headers, queries or emails), security headers are
 //! added, errors are rendered, a timeout, cross-site POSTs are refused
-//! (Fetch Metadata with the `Origin`/`Host` fallback), and bodies are capped.
+//! (Fetch Metadata with the `Origin`/`Host` fallback), bodies are capped,
+//! and the caller is authenticated.
 
 mod api;
 mod assets;
@@ -62,6 +65,8 @@ pub(crate) struct AppState {
     verifier: Verifier,
     service: Service,
     demo: bool,
+    /// Signs the flash cookies that carry notices; made anew by each process.
+    flash: notice::FlashKey,
 }
 
 /// The largest request body accepted: forms here are an email, a duration
@@ -75,6 +80,7 @@ pub fn router(config: WebConfig) -> Router {
         verifier: config.verifier,
         service: config.service,
         demo: config.demo,
+        flash: notice::FlashKey::generate(),
     };
     let routes = Router::new()
         .route("/", get(pages::index::page))
@@ -87,6 +93,7 @@ pub fn router(config: WebConfig) -> Router {
         .route("/admin/audit", get(pages::audit::page))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/requests", get(api::requests))
+        .route("/admin/api/v1/requests", get(api::requests))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/assets/{file}", get(assets::serve))

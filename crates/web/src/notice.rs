@@ -1,12 +1,28 @@
-//! Confirmations after a form POST. The POST answers 303 to the page with a
-//! fixed code (`?notice=approved&email=…`); the page shows the message for
-//! that code. Unknown codes show nothing, and the only text taken from the
-//! query is an email, parsed as one and escaped like everything else.
+//! Confirmations after a form POST, carried by a flash cookie. The POST
+//! answers 303 to the page and sets `jit_flash` (a notice code and, for
+//! admin notices, an email), MAC'd with a key made when the process starts;
+//! the page shows the message for it and clears the cookie. A link cannot
+//! make a page say something (a query string is never read), and a cookie
+//! from anywhere else, expired, or from another process (a restart, another
+//! replica) shows nothing.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, IntoResponseParts, Redirect, Response, ResponseParts};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jit_domain::Email;
 
-use crate::WebError;
-use crate::input::{Input, optional_email};
+use crate::AppState;
+
+const COOKIE: &str = "jit_flash";
+/// Long enough to follow the redirect, short enough not to resurface later.
+const LIFETIME: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Notice {
@@ -34,7 +50,7 @@ impl Notice {
         Notice::Revoked,
     ];
 
-    pub fn code(self) -> &'static str {
+    fn code(self) -> &'static str {
         match self {
             Notice::Requested => "requested",
             Notice::AlreadyPending => "already_pending",
@@ -50,17 +66,6 @@ impl Notice {
 
     fn parse(code: &str) -> Option<Notice> {
         Notice::ALL.into_iter().find(|n| n.code() == code)
-    }
-
-    /// The page address that shows this notice, about `email` if given.
-    pub fn location(self, page: &str, email: Option<&Email>) -> String {
-        let mut pairs = vec![("notice", self.code())];
-        if let Some(e) = email {
-            pairs.push(("email", e.as_str()));
-        }
-        // Serializing plain string pairs cannot fail.
-        let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
-        format!("{page}?{query}")
     }
 
     fn message(self, email: Option<&Email>) -> String {
@@ -108,28 +113,154 @@ pub(crate) struct Shown {
     pub tone: &'static str,
 }
 
-/// The `notice` and `email` query parameters of a page.
-#[derive(Debug, Default)]
-pub(crate) struct NoticeQuery(pub Option<Shown>);
+/// The per-process key that signs flash cookies.
+#[derive(Clone)]
+pub(crate) struct FlashKey(hmac::Key);
 
-#[derive(Debug, Default, serde::Deserialize)]
-pub(crate) struct RawNoticeQuery {
-    notice: Option<String>,
-    email: Option<String>,
+impl std::fmt::Debug for FlashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlashKey(redacted)")
+    }
 }
 
-impl Input for NoticeQuery {
-    type Raw = RawNoticeQuery;
-    fn parse(raw: RawNoticeQuery) -> Result<Self, WebError> {
-        let Some(notice) = raw.notice.as_deref().and_then(Notice::parse) else {
-            return Ok(NoticeQuery(None));
+impl FlashKey {
+    pub fn generate() -> FlashKey {
+        // Only fails if the operating system has no randomness to give.
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+            .expect("the operating system's random number generator failed");
+        FlashKey(key)
+    }
+
+    /// The cookie value: `expiry.code.email.mac`, every part free of `.`,
+    /// `;`, `,` and spaces.
+    fn seal(&self, notice: Notice, email: Option<&Email>, expires: u64) -> String {
+        let email = email.map_or_else(String::new, |e| B64.encode(e.as_str()));
+        let payload = format!("{expires}.{}.{email}", notice.code());
+        let tag = hmac::sign(&self.0, payload.as_bytes());
+        format!("{payload}.{}", B64.encode(tag.as_ref()))
+    }
+
+    /// The notice in a cookie value, if this process sealed it and it has not expired.
+    fn open(&self, value: &str, now: u64) -> Option<Shown> {
+        let (payload, tag) = value.rsplit_once('.')?;
+        let tag = B64.decode(tag).ok()?;
+        hmac::verify(&self.0, payload.as_bytes(), &tag).ok()?;
+        let mut parts = payload.splitn(3, '.');
+        let expires: u64 = parts.next()?.parse().ok()?;
+        let notice = Notice::parse(parts.next()?)?;
+        let email = match parts.next()? {
+            "" => None,
+            e => Some(Email::parse(std::str::from_utf8(&B64.decode(e).ok()?).ok()?).ok()?),
         };
-        // A bad email in a confirmation link is dropped, not an error page.
-        let email = optional_email("email", raw.email).ok().flatten();
-        Ok(NoticeQuery(Some(Shown {
+        (now < expires).then(|| Shown {
             text: notice.message(email.as_ref()),
             tone: notice.tone(),
-        })))
+        })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Behind Pomerium the app speaks plain HTTP; the browser's scheme is in
+/// `X-Forwarded-Proto`. The cookie is `Secure` whenever the browser used HTTPS.
+fn is_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+fn cookie(value: &str, max_age: Duration, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        max_age.as_secs()
+    );
+    // Every part is ASCII without control characters.
+    HeaderValue::from_str(&cookie).expect("a flash cookie is a valid header value")
+}
+
+/// What a POST handler needs to answer with a notice.
+#[derive(Debug)]
+pub(crate) struct Flasher {
+    key: FlashKey,
+    secure: bool,
+}
+
+impl FromRequestParts<AppState> for Flasher {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Flasher {
+            key: state.flash.clone(),
+            secure: is_https(&parts.headers),
+        })
+    }
+}
+
+impl Flasher {
+    /// 303 to `page`, which will show `notice` (about `email`, if given) once.
+    pub fn redirect(&self, page: &str, notice: Notice, email: Option<&Email>) -> Response {
+        let value = self
+            .key
+            .seal(notice, email, unix_now() + LIFETIME.as_secs());
+        (
+            [(header::SET_COOKIE, cookie(&value, LIFETIME, self.secure))],
+            Redirect::to(page),
+        )
+            .into_response()
+    }
+}
+
+/// The notice a page was sent with, if any; as a response part it clears
+/// the cookie, so a reload shows nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Flash {
+    pub shown: Option<Shown>,
+    sent: bool,
+    secure: bool,
+}
+
+impl FromRequestParts<AppState> for Flash {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+            .collect();
+        let now = unix_now();
+        Ok(Flash {
+            shown: values.iter().find_map(|v| state.flash.open(v, now)),
+            sent: !values.is_empty(),
+            secure: is_https(&parts.headers),
+        })
+    }
+}
+
+impl IntoResponseParts for Flash {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        if self.sent {
+            res.headers_mut()
+                .append(header::SET_COOKIE, cookie("", Duration::ZERO, self.secure));
+        }
+        Ok(res)
     }
 }
 
@@ -137,32 +268,62 @@ impl Input for NoticeQuery {
 mod tests {
     use super::*;
 
-    fn shown(query: &str) -> Option<Shown> {
-        NoticeQuery::parse(serde_urlencoded::from_str(query).unwrap())
-            .unwrap()
-            .0
-    }
+    const NOW: u64 = 1_800_000_000;
 
     #[test]
-    fn every_code_round_trips_through_its_location() {
+    fn every_notice_round_trips_through_its_cookie() {
+        let key = FlashKey::generate();
         let email = Email::parse("a+b@example.com").unwrap();
         for n in Notice::ALL {
-            let location = n.location("/admin", Some(&email));
-            let query = location.strip_prefix("/admin?").unwrap();
-            let s = shown(query).unwrap();
-            assert_eq!(s.text, n.message(Some(&email)));
+            let value = key.seal(n, Some(&email), NOW + 60);
+            assert!(
+                !value.contains([';', ',', ' ', '"', '\\']),
+                "{value} is a valid cookie value"
+            );
+            let shown = key.open(&value, NOW).unwrap();
+            assert_eq!(
+                (shown.text, shown.tone),
+                (n.message(Some(&email)), n.tone())
+            );
         }
-        assert_eq!(
-            Notice::Approved.location("/admin", Some(&email)),
-            "/admin?notice=approved&email=a%2Bb%40example.com"
-        );
+        let shown = key.open(&key.seal(Notice::Approved, None, NOW + 60), NOW);
+        assert_eq!(shown.unwrap().text, "Approved.");
     }
 
     #[test]
-    fn unknown_codes_and_bad_emails_show_nothing_arbitrary() {
-        assert_eq!(shown("notice=<b>hi</b>"), None);
-        assert_eq!(shown(""), None);
-        let s = shown("notice=approved&email=not+an+email").unwrap();
-        assert_eq!(s.text, "Approved.");
+    fn forged_altered_foreign_and_expired_cookies_show_nothing() {
+        let key = FlashKey::generate();
+        let mallory = Email::parse("mallory@evil.example").unwrap();
+        let value = key.seal(Notice::Rejected, Some(&mallory), NOW + 60);
+        let altered = value.replacen("rejected", "approved", 1);
+        assert_eq!(key.open(&altered, NOW), None);
+        assert_eq!(
+            FlashKey::generate().open(&value, NOW),
+            None,
+            "another process"
+        );
+        assert_eq!(key.open(&value, NOW + 60), None, "expired");
+        for junk in ["", ".", "approved", "1.approved..", "x.y.z.w"] {
+            assert_eq!(key.open(junk, NOW), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_secure_over_https() {
+        let c = cookie("v", LIFETIME, false);
+        assert_eq!(
+            c,
+            "jit_flash=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict"
+        );
+        assert!(
+            cookie("v", LIFETIME, true)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
+        let mut headers = HeaderMap::new();
+        assert!(!is_https(&headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(is_https(&headers));
     }
 }

@@ -1,8 +1,7 @@
 //! How the state of synchronisation with Pomerium Zero is told: a stable
 //! code for machines and `/readyz`, a sentence for people.
 
-use jit_reconcile::{FailureKind, SyncStatus};
-use jit_store::SyncState;
+use jit_service::{FailureKind, SyncState, SyncStatus};
 use serde::Serialize;
 
 /// A stable, public name for a kind of sync failure.
@@ -79,7 +78,7 @@ impl SyncJson {
 
 #[cfg(test)]
 mod tests {
-    use jit_reconcile::SyncFailure;
+    use jit_service::SyncFailure;
     use time::macros::datetime;
 
     use super::*;

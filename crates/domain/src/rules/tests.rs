@@ -121,6 +121,27 @@ fn revoke_on_pending_rejects_and_cancel_withdraws() {
 }
 
 #[test]
+fn giving_back_and_withdrawing_are_their_own_kinds() {
+    let rules = Rules::default();
+    let (alice, admin) = (email("alice@x.test"), email("admin@x.test"));
+    let pending = last(rules.request(None, &alice, None, NOW).unwrap());
+    let withdrawn = rules.cancel(Some(&pending), &alice, NOW).unwrap();
+    assert_eq!(withdrawn[0].event.action, Action::Cancelled);
+    assert_eq!(withdrawn[0].event.action.word(), "withdrew");
+    let active = last(
+        rules
+            .approve(Some(&pending), &alice, &admin, None, NOW)
+            .unwrap(),
+    );
+    let given = rules.cancel(Some(&active), &alice, NOW).unwrap();
+    assert_eq!(given[0].event.action, Action::GaveBack);
+    assert_eq!(given[0].event.action.word(), "gave back");
+    assert_eq!(given[0].event.actor, Actor::User(alice.clone()));
+    let revoked = rules.revoke(Some(&active), &alice, &admin, NOW).unwrap();
+    assert_eq!(revoked[0].event.action, Action::Revoked);
+}
+
+#[test]
 fn self_approval_and_duration_limits() {
     let mut rules = Rules::default();
     let admin = email("admin@x.test");
@@ -238,6 +259,32 @@ fn adopts_console_edits() {
     // A pending entry added by hand.
     let ts = rules.adopt(None, &alice, Some(RemoteEntry::Pending), NOW);
     assert_eq!(last(ts).state, State::Pending);
+}
+
+#[test]
+fn a_console_extension_seen_after_the_old_expiry_extends_the_grant() {
+    let rules = Rules::default();
+    let alice = email("alice@x.test");
+    let old = RemoteEntry::Grant {
+        starts_at: None,
+        expires_at: NOW + Duration::minutes(1),
+    };
+    let active = last(rules.adopt(None, &alice, Some(old), NOW));
+    let extended = RemoteEntry::Grant {
+        starts_at: None,
+        expires_at: NOW + Duration::HOUR,
+    };
+    // Seen two minutes later, past the old expiry.
+    let ts = rules.adopt(Some(&active), &alice, Some(extended), NOW + Duration::minutes(2));
+    assert_eq!(
+        ts.iter().map(|t| t.event.action).collect::<Vec<_>>(),
+        [Action::Modified],
+        "not expired and granted anew"
+    );
+    assert_eq!(
+        last(ts).state.grant().unwrap().expires_at,
+        NOW + Duration::HOUR
+    );
 }
 
 #[test]

@@ -36,6 +36,12 @@ impl Env {
 
     /// Starts the app with the original's environment plus `extra`.
     pub fn spawn(&self, extra: &[(&str, &str)]) -> App {
+        App::start(self.command(extra))
+    }
+
+    /// The app's command line with the original's environment plus `extra`,
+    /// stderr piped.
+    pub fn command(&self, extra: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pomerium-jit"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -59,7 +65,7 @@ impl Env {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        App::start(cmd)
+        cmd
     }
 
     /// A fresh assertion for `user`, minted as Pomerium would for the app's host.
@@ -100,7 +106,8 @@ pub struct App {
 }
 
 impl App {
-    fn start(mut cmd: Command) -> App {
+    /// Spawns `cmd` and waits for it to log that it listens.
+    pub fn start(mut cmd: Command) -> App {
         let mut child = cmd.spawn().expect("spawn pomerium-jit");
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));

@@ -7,4 +7,5 @@ mod harness;
 mod browser;
 mod faults;
 mod flow;
+mod startup;
 mod web;

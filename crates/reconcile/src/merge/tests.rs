@@ -69,7 +69,7 @@ fn three_way_merge() {
     };
     // Store unchanged since base.
     let desired: BTreeMap<_, _> = base.entries.clone();
-    let changes = outside_changes(&base, &remote, &desired);
+    let changes = outside_changes(&base, &[], &remote, &desired);
     assert_eq!(
         changes,
         vec![
@@ -81,14 +81,58 @@ fn three_way_merge() {
 
     // The store revoked b since the base: the app's decision wins, nothing to adopt for b.
     let desired: BTreeMap<_, _> = [(a.clone(), RemoteEntry::Pending)].into();
-    let changes = outside_changes(&base, &remote, &desired);
+    let changes = outside_changes(&base, &[], &remote, &desired);
     assert_eq!(
         changes,
         vec![(a, Some(grant)), (c, Some(RemoteEntry::Pending))]
     );
 
     // Nothing changed outside: nothing to adopt.
-    assert!(outside_changes(&base, &base, &base.entries).is_empty());
+    assert!(outside_changes(&base, &[], &base, &base.entries).is_empty());
+}
+
+#[test]
+fn what_the_app_intended_is_never_a_console_edit() {
+    let until = datetime!(2026-11-28 13:00 UTC);
+    let grant = RemoteEntry::Grant {
+        starts_at: None,
+        expires_at: until,
+    };
+    let alice = email("alice@x.test");
+    let observed = |entries: Vec<(Email, RemoteEntry)>| Observed {
+        entries: entries.into_iter().collect(),
+        ..Default::default()
+    };
+    // Two writes landed but their answers were lost: the base knows neither.
+    let base = observed(vec![]);
+    let intents = [
+        observed(vec![(alice.clone(), RemoteEntry::Pending)]),
+        observed(vec![(alice.clone(), grant)]),
+    ];
+    let remote = observed(vec![(alice.clone(), grant)]);
+    // Then the admin revoked: the store holds nothing for Alice.
+    let desired = BTreeMap::new();
+    assert_eq!(
+        outside_changes(&base, &[], &remote, &desired),
+        vec![(alice.clone(), Some(grant))],
+        "without intents the lost write looks like a console grant"
+    );
+    assert!(
+        outside_changes(&base, &intents, &remote, &desired).is_empty(),
+        "the app's own write is not adopted"
+    );
+    // A console extension on top of the app's write is still an edit.
+    let extended = RemoteEntry::Grant {
+        starts_at: None,
+        expires_at: until + time::Duration::HOUR,
+    };
+    let remote = observed(vec![(alice.clone(), extended)]);
+    let decided = BTreeMap::from([(alice.clone(), grant)]);
+    let base = observed(vec![(alice.clone(), grant)]);
+    assert_eq!(
+        outside_changes(&base, &intents, &remote, &decided),
+        vec![(alice, Some(extended))]
+    );
 }
 
 #[test]
@@ -157,7 +201,7 @@ fn a_console_grant_for_a_spaced_email_is_nobodys_and_kept_verbatim() {
 
     // The next run, after alice is approved: nothing to adopt, the rule stays.
     let desired: BTreeMap<_, _> = [(alice.clone(), grant(T))].into();
-    assert!(outside_changes(&base, &remote, &desired).is_empty());
+    assert!(outside_changes(&base, &[], &remote, &desired).is_empty());
     let written = render(&remote.foreign, &[(alice, grant(T))]);
     assert_eq!(
         serde_json::to_string(&written.rules()[0]).unwrap(),
@@ -184,7 +228,7 @@ fn approving_bob_keeps_the_spaced_console_rule_beside_his_grant() {
 
     let approved = grant(datetime!(2026-11-28 14:00 UTC));
     let desired: BTreeMap<_, _> = [(bob.clone(), approved)].into();
-    assert!(outside_changes(&base, &remote, &desired).is_empty());
+    assert!(outside_changes(&base, &[], &remote, &desired).is_empty());
     let written = render(&remote.foreign, &[(bob, approved)]);
     assert_eq!(written.rules()[0], rule(spaced));
     assert_eq!(

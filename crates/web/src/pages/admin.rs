@@ -6,16 +6,15 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use jit_domain::{Email, GrantDuration, Request, Rules, State as RequestState, Status};
-use jit_reconcile::SyncStatus;
-use jit_service::AdminView;
+use jit_service::{AdminView, SyncFailure, SyncStatus};
 use time::OffsetDateTime;
 
 use super::{Chrome, actor_label, require_applied};
 use crate::auth::SignedIn;
-use crate::input::{Approval, Form, Params, Subject};
-use crate::notice::{Notice, NoticeQuery, Shown};
+use crate::input::{Approval, Form, Subject};
+use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::sync::{failure_code, failure_text};
 use crate::when::When;
 use crate::{AppState, WebError};
@@ -87,11 +86,7 @@ struct Banner {
 }
 
 impl SyncPanel {
-    fn of(
-        status: &SyncStatus,
-        fresh: &Result<(), jit_reconcile::SyncFailure>,
-        now: OffsetDateTime,
-    ) -> SyncPanel {
+    fn of(status: &SyncStatus, fresh: &Result<(), SyncFailure>, now: OffsetDateTime) -> SyncPanel {
         SyncPanel {
             last_success: status.last_success_at.map(|at| When::new(at, now)),
             failure: fresh.as_ref().err().map(|f| Banner {
@@ -109,8 +104,9 @@ impl SyncPanel {
 pub(crate) async fn page(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
-    Params(NoticeQuery(notice)): Params<NoticeQuery>,
+    mut flash: Flash,
 ) -> Result<Response, WebError> {
+    let notice = flash.shown.take();
     let view = app.service.admin_view(&admin).await?;
     let now = OffsetDateTime::now_utc();
     let status = if view.fresh.is_ok() {
@@ -127,7 +123,7 @@ pub(crate) async fn page(
         &app.service.settings().rules,
         now,
     );
-    Ok((status, page).into_response())
+    Ok((status, flash, page).into_response())
 }
 
 impl AdminPage {
@@ -237,13 +233,12 @@ fn label(d: GrantDuration) -> String {
 pub(crate) async fn approve(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
+    flasher: Flasher,
     Form(Approval { email, duration }): Form<Approval>,
-) -> Result<Redirect, WebError> {
+) -> Result<Response, WebError> {
     let outcome = app.service.approve(&admin, &email, duration).await?;
     require_applied(&outcome)?;
-    Ok(Redirect::to(
-        &Notice::Approved.location("/admin", Some(&email)),
-    ))
+    Ok(flasher.redirect("/admin", Notice::Approved, Some(&email)))
 }
 
 /// `revoke-access` and `reject-access`: ends whatever is open for the email,
@@ -252,8 +247,9 @@ pub(crate) async fn approve(
 pub(crate) async fn end(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
+    flasher: Flasher,
     Form(Subject { email }): Form<Subject>,
-) -> Result<Redirect, WebError> {
+) -> Result<Response, WebError> {
     let outcome = app.service.revoke(&admin, &email).await?;
     require_applied(&outcome)?;
     let notice = if outcome.request.state.status() == Status::Rejected {
@@ -261,7 +257,7 @@ pub(crate) async fn end(
     } else {
         Notice::Revoked
     };
-    Ok(Redirect::to(&notice.location("/admin", Some(&email))))
+    Ok(flasher.redirect("/admin", notice, Some(&email)))
 }
 
 #[cfg(test)]

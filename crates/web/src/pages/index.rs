@@ -4,15 +4,15 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::response::Redirect;
+use axum::response::Response;
 use jit_domain::{DomainError, Email, Grant, Reason, Request, State as RequestState, Status};
 use jit_service::ServiceError;
 use time::OffsetDateTime;
 
 use super::{Chrome, actor_label, require_applied};
 use crate::auth::SignedIn;
-use crate::input::{AccessRequest, Empty, Form, Params};
-use crate::notice::{Notice, NoticeQuery, Shown};
+use crate::input::{AccessRequest, Empty, Form};
+use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -106,19 +106,21 @@ impl Mine {
 pub(crate) async fn page(
     State(app): State<AppState>,
     SignedIn(caller): SignedIn,
-    Params(NoticeQuery(notice)): Params<NoticeQuery>,
-) -> IndexPage {
+    mut flash: Flash,
+) -> (Flash, IndexPage) {
+    let notice = flash.shown.take();
     let mine = Mine::of(
         app.service.status_of(&caller.email).as_ref(),
         &caller.email,
         OffsetDateTime::now_utc(),
     );
-    IndexPage {
+    let page = IndexPage {
         chrome: Chrome::signed_in(&app, &caller, "home"),
         notice,
         mine,
         reason_max: Reason::MAX_LEN,
-    }
+    };
+    (flash, page)
 }
 
 /// Asking twice is not an error for a person double-clicking: they are sent
@@ -126,8 +128,9 @@ pub(crate) async fn page(
 pub(crate) async fn request_access(
     State(app): State<AppState>,
     SignedIn(caller): SignedIn,
+    flasher: Flasher,
     Form(AccessRequest { reason }): Form<AccessRequest>,
-) -> Result<Redirect, WebError> {
+) -> Result<Response, WebError> {
     let notice = match app.service.request_access(&caller, reason).await {
         Ok(outcome) => {
             require_applied(&outcome)?;
@@ -137,15 +140,16 @@ pub(crate) async fn request_access(
         Err(ServiceError::Domain(DomainError::AlreadyActive { .. })) => Notice::AlreadyActive,
         Err(e) => return Err(e.into()),
     };
-    Ok(Redirect::to(&notice.location("/", None)))
+    Ok(flasher.redirect("/", notice, None))
 }
 
 /// Withdraws a pending request or gives up access, whichever is open.
 pub(crate) async fn cancel_request(
     State(app): State<AppState>,
     SignedIn(caller): SignedIn,
+    flasher: Flasher,
     Form(Empty): Form<Empty>,
-) -> Result<Redirect, WebError> {
+) -> Result<Response, WebError> {
     let notice = match app.service.cancel(&caller).await {
         Ok(outcome) => {
             require_applied(&outcome)?;
@@ -158,7 +162,7 @@ pub(crate) async fn cancel_request(
         Err(ServiceError::Domain(DomainError::NoOpenRequest { .. })) => Notice::NothingOpen,
         Err(e) => return Err(e.into()),
     };
-    Ok(Redirect::to(&notice.location("/", None)))
+    Ok(flasher.redirect("/", notice, None))
 }
 
 #[cfg(test)]

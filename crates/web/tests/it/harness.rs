@@ -77,6 +77,14 @@ impl Answer {
             .unwrap_or_default()
     }
 
+    /// The `name=value` of the cookie set by this answer, as a browser sends it back.
+    pub fn cookie(&self) -> &str {
+        self.header("set-cookie")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -168,6 +176,17 @@ impl App {
             b = b.header("x-pomerium-jwt-assertion", self.token(u));
         }
         self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    /// Follows a POST's redirect as a browser does, sending back its cookie.
+    pub async fn follow(&self, answer: &Answer, user: &TestUser) -> Answer {
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        let request = Request::get(answer.location())
+            .header(header::HOST, HOST)
+            .header(header::ACCEPT, "text/html,*/*;q=0.8")
+            .header(header::COOKIE, answer.cookie())
+            .header("x-pomerium-jwt-assertion", self.token(user));
+        self.send(request.body(Body::empty()).unwrap()).await
     }
 
     /// A form POST as the app's own pages send it from a modern browser.

@@ -94,3 +94,19 @@ async fn health_and_assets_need_no_assertion() {
         "application/json"
     );
 }
+
+#[tokio::test]
+async fn the_assertions_email_is_taken_exactly_never_trimmed() {
+    // Pomerium matches `is` exactly: " alice@example.com " is not Alice, and
+    // trimming it would show this caller Alice's requests.
+    let app = App::start().await;
+    let spaced = TestUser::new("u-spaced", " alice@example.com ");
+    let a = app.get("/", Some(&spaced)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(
+        a.body
+            .contains("the email in the token is not a valid address"),
+        "{}",
+        a.body
+    );
+}

@@ -35,8 +35,8 @@ async fn the_index_follows_a_request_through_every_status() {
         )
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    assert_eq!(a.location(), "/?notice=requested");
-    let page = app.get(a.location(), Some(&alice)).await;
+    assert_eq!(a.location(), "/");
+    let page = app.follow(&a, &alice).await;
     assert!(page.body.contains("Your request was sent."));
     assert!(page.body.contains("Your request is waiting for an admin."));
     assert!(
@@ -89,8 +89,8 @@ async fn the_index_follows_a_request_through_every_status() {
 
     app.request(&alice).await;
     let a = app.post("/cancel-request", &alice, &[]).await;
-    assert_eq!(a.location(), "/?notice=withdrawn");
-    let page = app.get(a.location(), Some(&alice)).await;
+    assert_eq!(a.location(), "/");
+    let page = app.follow(&a, &alice).await;
     assert!(page.body.contains("Your request was withdrawn."));
     assert!(page.body.contains("You withdrew your request"));
 }
@@ -102,7 +102,7 @@ async fn giving_up_access_ends_it() {
     app.request(&alice).await;
     app.approve(&alice).await;
     let a = app.post("/cancel-request", &alice, &[]).await;
-    assert_eq!(a.location(), "/?notice=gave_up");
+    assert_eq!(a.location(), "/");
     let page = app.get("/", Some(&alice)).await;
     assert!(page.body.contains("You gave up your access"));
     let policy = app.zero.policy_by_name("jit-example").unwrap();
@@ -118,16 +118,18 @@ async fn double_submits_are_answered_kindly() {
     let alice = TestUser::alice();
     app.request(&alice).await;
     let a = app.post("/request-access", &alice, &[]).await;
-    assert_eq!(
-        (a.status, a.location()),
-        (StatusCode::SEE_OTHER, "/?notice=already_pending")
-    );
-    let page = app.get(a.location(), Some(&alice)).await;
+    assert_eq!((a.status, a.location()), (StatusCode::SEE_OTHER, "/"));
+    let page = app.follow(&a, &alice).await;
     assert!(page.body.contains("You already have a pending request"));
 
     app.approve(&alice).await;
     let a = app.post("/request-access", &alice, &[]).await;
-    assert_eq!(a.location(), "/?notice=already_active");
+    assert!(
+        app.follow(&a, &alice)
+            .await
+            .body
+            .contains("You already have access, so no new request was made.")
+    );
     assert!(
         app.service
             .status_of(&email(&alice.email))
@@ -138,7 +140,12 @@ async fn double_submits_are_answered_kindly() {
 
     app.post("/cancel-request", &alice, &[]).await;
     let a = app.post("/cancel-request", &alice, &[]).await;
-    assert_eq!(a.location(), "/?notice=nothing_open");
+    assert!(
+        app.follow(&a, &alice)
+            .await
+            .body
+            .contains("There was no pending request or access left to end.")
+    );
 }
 
 #[tokio::test]

@@ -7,4 +7,5 @@ mod admin;
 mod api;
 mod identity;
 mod index;
+mod open_mode;
 mod security;

@@ -89,7 +89,7 @@ async fn every_response_carries_the_security_headers() {
     let answers = [
         ("index", app.get("/", Some(&alice)).await),
         ("403", app.get("/", None).await),
-        ("404", app.get("/nope", None).await),
+        ("unknown", app.get("/nope", None).await),
         ("healthz", app.get("/healthz", None).await),
         ("readyz", app.get("/readyz", None).await),
         ("css", app.get("/assets/app.css", None).await),
@@ -184,5 +184,96 @@ async fn assets_revalidate_with_their_etag() {
         page.body
             .contains(&format!("/assets/app.css?v={}", etag.trim_matches('"'))),
         "the page links this version"
+    );
+}
+
+#[tokio::test]
+async fn without_an_assertion_only_health_checks_and_assets_answer() {
+    let app = App::start().await;
+    for path in [
+        "/",
+        "/nope",
+        "/admin",
+        "/admin/nope",
+        "/admin/api/v1/requests",
+        "/api/v1/nope",
+        "/request-access",
+    ] {
+        let a = app.get(path, None).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            a.body.contains("Sign-in not verified"),
+            "{path}: {}",
+            a.body
+        );
+    }
+    let request = Request::put("/no/such/route")
+        .header(header::HOST, HOST)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send(request).await.status, StatusCode::FORBIDDEN);
+    for (path, status) in [
+        ("/healthz", StatusCode::OK),
+        ("/assets/app.css", StatusCode::OK),
+        ("/assets/nope.js", StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(app.get(path, None).await.status, status, "{path}");
+    }
+    assert_ne!(app.get("/readyz", None).await.status, StatusCode::FORBIDDEN);
+    let a = app.get("/nope", Some(&TestUser::alice())).await;
+    assert_eq!(
+        a.status,
+        StatusCode::NOT_FOUND,
+        "signed in, unknown paths are 404"
+    );
+}
+
+#[tokio::test]
+async fn a_link_cannot_make_a_page_announce_anything() {
+    let app = App::start().await;
+    let admin = TestUser::admin();
+    for path in [
+        "/admin?notice=approved&email=mallory%40evil.example",
+        "/?notice=gave_up",
+    ] {
+        let a = app.get(path, Some(&admin)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert!(
+            !a.body.contains("mallory") && !a.body.contains(r#"role="status""#),
+            "{path}: {}",
+            a.body
+        );
+    }
+    let forged = Request::get("/admin")
+        .header(header::HOST, HOST)
+        .header(
+            header::COOKIE,
+            "jit_flash=4102444800.approved.bWFsbG9yeUBldmlsLmV4YW1wbGU.AAAA",
+        )
+        .header("x-pomerium-jwt-assertion", app.token(&admin))
+        .body(Body::empty())
+        .unwrap();
+    let a = app.send(forged).await;
+    assert!(!a.body.contains("mallory") && !a.body.contains(r#"role="status""#));
+    assert!(a.header("set-cookie").contains("Max-Age=0"), "cleared");
+
+    // The real thing: shown once, then cleared.
+    let alice = TestUser::alice();
+    app.request(&alice).await;
+    let a = app
+        .post("/admin/approve-access", &admin, &[("email", &alice.email)])
+        .await;
+    assert_eq!(a.location(), "/admin");
+    let flash = a.header("set-cookie");
+    assert!(
+        flash.starts_with("jit_flash=")
+            && flash.ends_with("; Path=/; Max-Age=60; HttpOnly; SameSite=Strict"),
+        "{flash}"
+    );
+    let page = app.follow(&a, &admin).await;
+    assert!(page.body.contains("Approved access for alice@example.com."));
+    assert_eq!(
+        page.header("set-cookie"),
+        "jit_flash=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
     );
 }

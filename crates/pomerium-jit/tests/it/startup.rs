@@ -1,0 +1,111 @@
+//! Start-up as an operator sees it: bad settings fail before the port is
+//! bound, "listening" comes last, secrets on the command line are flagged.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{App, Env};
+
+#[tokio::test]
+async fn a_bad_database_url_exits_2_before_anything_listens() {
+    let env = Env::new().await;
+    // Hold the port: an app that bound before opening the store would fail
+    // on the port (exit 1) instead of naming the setting.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for (url, needle) in [
+        (
+            "mysql://root:hunter2@db.internal/jit",
+            "unsupported database URL scheme `mysql`",
+        ),
+        ("sqlite://jit.db?bogus=1", "is invalid"),
+    ] {
+        let out = env
+            .command(&[("DATABASE_URL", url), ("PORT", &port)])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(
+            lines[0].starts_with("error: DATABASE_URL: ") && lines[0].contains(needle),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "password shown: {err}");
+        assert!(!err.contains("listening"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn listening_is_the_last_start_up_line() {
+    let env = Env::new().await;
+    let mut cmd = env.command(&[]);
+    // Open admin mode: its warning is a start-up line.
+    cmd.env_remove("ADMIN_EMAILS");
+    let app = App::start(cmd);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = app.logs.lock().unwrap().clone();
+    let position = |needle: &str| {
+        logs.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {logs:#?}"))
+    };
+    assert!(
+        position("ADMIN_EMAILS and ADMIN_GROUPS are not set") < position("pomerium-jit listening"),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_given_as_a_flag_is_warned_about_without_showing_it() {
+    let env = Env::new().await;
+    let token = env.zero.api_user_token().to_owned();
+    for subcommand in [None, Some("serve")] {
+        let mut cmd = env.command(&[]);
+        cmd.env_remove("API_USER_TOKEN");
+        cmd.args(subcommand).args(["--api-user-token", &token]);
+        let app = App::start(cmd);
+        let warning = app
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("command-line flag"))
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(warning.len(), 1, "{:#?}", app.logs.lock().unwrap());
+        for needle in ["API_USER_TOKEN", "API_USER_TOKEN_FILE", "WARN"] {
+            assert!(warning[0].contains(needle), "{needle}: {}", warning[0]);
+        }
+        assert!(!app.log_text().contains(&token), "{}", app.log_text());
+    }
+
+    // Set in the environment: no warning.
+    let app = env.spawn(&[]);
+    assert!(!app.log_text().contains("command-line flag"));
+}
+
+#[cfg(feature = "demo")]
+#[test]
+fn the_demo_is_built_in_by_default() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pomerium-jit"))
+        .args(["demo", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--grant-duration"));
+}
+
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_the_demo_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pomerium-jit"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("built without the demo"), "{err}");
+}

@@ -1,0 +1,212 @@
+//! One run's work under the lease: read, adopt, sweep, render, write.
+//!
+//! The base is the PPL this app last saw applied. Before each write the PPL
+//! about to be written is recorded as an *intent*; a write whose answer was
+//! lost (timeout, dropped connection, shutdown, a replica paused past its
+//! lease) thus stays known as the app's own. A run that finds Zero holding
+//! exactly an intent takes it as the base; otherwise only entries that
+//! differ from the base *and* from every unsettled intent count as console
+//! edits. Base, intents and adoptions are recorded only while this run's
+//! fence is current.
+
+use std::collections::BTreeMap;
+
+use jit_domain::{Request, desired_entries};
+use jit_ppl::Policy;
+use jit_store::{Fence, IntentId};
+use time::PrimitiveDateTime;
+
+use crate::failure::SyncError;
+use crate::merge::{Observed, outside_changes, render};
+use crate::{Reconciler, SyncReport};
+
+impl Reconciler {
+    pub(crate) async fn converge(&self, fence: &Fence) -> Result<SyncReport, SyncError> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let store = &inner.store;
+        let name = &cfg.policy_name;
+        let mut report = SyncReport::default();
+
+        let mut state = store.sync_state(name).await?;
+        let mut remote = self.find_policy(state.policy_id.as_deref()).await?;
+
+        for _ in 0..3 {
+            let now = cfg.clock.now();
+            let mut written = Vec::new();
+            if let Some(p) = &remote
+                && state.base_ppl.as_ref() != Some(&p.properties().ppl)
+            {
+                let intents = store.intents(name).await?;
+                match intents.iter().find(|i| i.ppl == p.properties().ppl) {
+                    Some(landed) => {
+                        // Our own write whose answer was lost: it is the base.
+                        store
+                            .record_sync_success(
+                                fence,
+                                name,
+                                &p.id,
+                                &landed.ppl,
+                                landed.generation,
+                                Some(landed.id),
+                                now,
+                            )
+                            .await?;
+                        state = store.sync_state(name).await?;
+                        report.recovered = true;
+                        tracing::info!(
+                            generation = landed.generation,
+                            "found a write whose answer was lost in Zero; taken as applied"
+                        );
+                    }
+                    None => {
+                        written = intents
+                            .iter()
+                            .filter_map(|i| Policy::parse(&i.ppl).ok())
+                            .map(|p| Observed::of(&p, &cfg.decode))
+                            .collect();
+                    }
+                }
+            }
+            let base = state
+                .base_ppl
+                .as_ref()
+                .and_then(|v| Policy::parse(v).ok())
+                .map(|p| Observed::of(&p, &cfg.decode))
+                .unwrap_or_default();
+            let remote_seen = match &remote {
+                Some(p) => Observed::of(&self.parse_remote(p)?, &cfg.decode),
+                None => Observed::default(),
+            };
+
+            // Read the generation before the state it stands for.
+            let mut generation = store.generation().await?;
+            let mut open = store.open_requests().await?;
+            // Adopt first (rare: only when the remote differs from what the
+            // app wrote), so the sweep below never undoes a console extension.
+            if !outside_changes(&base, &written, &remote_seen, &decided(&open)).is_empty() {
+                let rules = &inner.rules;
+                let adopted = store
+                    .decide_all_fenced(fence, |open: &[Request]| {
+                        outside_changes(&base, &written, &remote_seen, &decided(open))
+                            .into_iter()
+                            .flat_map(|(email, entry)| {
+                                let current = open.iter().find(|r| r.email == email);
+                                rules.adopt(current, &email, entry, now)
+                            })
+                            .collect()
+                    })
+                    .await?;
+                report.adopted += adopted.transitions.len();
+                tracing::info!(
+                    changes = adopted.transitions.len(),
+                    "adopted changes made in Pomerium Zero"
+                );
+                generation = adopted.generation;
+                open = store.open_requests().await?;
+            }
+            if open
+                .iter()
+                .any(|r| !inner.rules.expire(Some(r), now).is_empty())
+            {
+                let rules = &inner.rules;
+                let swept = store
+                    .decide_all_fenced(fence, |open: &[Request]| {
+                        open.iter()
+                            .flat_map(|r| rules.expire(Some(r), now))
+                            .collect()
+                    })
+                    .await?;
+                report.expired += swept.transitions.len();
+                generation = swept.generation;
+                open = store.open_requests().await?;
+            }
+            let desired = render(&remote_seen.foreign, &desired_entries(&open, now)).to_value();
+            report.generation = generation;
+
+            let (policy_id, confirmed) = match &remote {
+                Some(p) if p.properties().ppl == desired => (p.id.clone(), None),
+                Some(p) => {
+                    let fresh = inner.zero.get_policy(&p.id).await?;
+                    if fresh.properties().ppl != p.properties().ppl {
+                        remote = Some(fresh);
+                        continue;
+                    }
+                    let intent = self.intend(fence, &desired, generation).await?;
+                    let mut props = fresh.into_properties();
+                    props.ppl = desired.clone();
+                    let written = inner.zero.update_policy(&p.id, &props).await?;
+                    self.count_write(&mut report);
+                    (written.id, Some(intent))
+                }
+                None => {
+                    let intent = self.intend(fence, &desired, generation).await?;
+                    let created = inner
+                        .zero
+                        .create_policy(&self.new_policy(desired.clone()))
+                        .await?;
+                    self.count_write(&mut report);
+                    // A person or an old replica may have created one at the same time.
+                    self.find_policy(None).await?;
+                    (created.id, Some(intent))
+                }
+            };
+            let unchanged = confirmed.is_none()
+                && state.last_error.is_none()
+                && state.policy_id.as_deref() == Some(policy_id.as_str())
+                && state.applied_generation >= generation
+                && state.base_ppl.as_ref() == Some(&desired);
+            if !unchanged {
+                store
+                    .record_sync_success(
+                        fence,
+                        name,
+                        &policy_id,
+                        &desired,
+                        generation,
+                        confirmed,
+                        cfg.clock.now(),
+                    )
+                    .await?;
+            }
+            inner
+                .status
+                .send_modify(|s| s.policy_id = Some(policy_id.clone()));
+            self.check_changesets(&policy_id).await;
+            return Ok(report);
+        }
+        Err(SyncError::KeptChanging)
+    }
+
+    /// Checks the lease right before a write to Zero (renewing it, so the
+    /// write has a whole TTL), then records what is about to be written.
+    async fn intend(
+        &self,
+        fence: &Fence,
+        ppl: &serde_json::Value,
+        generation: u64,
+    ) -> Result<IntentId, SyncError> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let now = cfg.clock.now();
+        if !inner.store.renew_lease(fence, cfg.lease_ttl, now).await? {
+            return Err(SyncError::LostLease);
+        }
+        Ok(inner
+            .store
+            .record_intent(fence, &cfg.policy_name, ppl, generation, now)
+            .await?)
+    }
+
+    fn count_write(&self, report: &mut SyncReport) {
+        report.wrote = true;
+        self.inner.status.send_modify(|s| s.writes += 1);
+    }
+}
+
+/// What the store decided for each email, lapsed grants included: a grant
+/// lapsing is not a decision, so it never outweighs a console extension.
+fn decided(open: &[Request]) -> BTreeMap<jit_domain::Email, jit_domain::RemoteEntry> {
+    let ever = PrimitiveDateTime::MIN.assume_utc();
+    desired_entries(open, ever).into_iter().collect()
+}
