@@ -188,7 +188,16 @@ impl AuditRow {
         let (request_id, details) = (&self.request_id, &self.details);
         let canonical = match (self.format, &self.state) {
             (1, None) => {
-                json!(["jit-audit/1", seq, at, actor, action, subject, request_id, details])
+                json!([
+                    "jit-audit/1",
+                    seq,
+                    at,
+                    actor,
+                    action,
+                    subject,
+                    request_id,
+                    details
+                ])
             }
             (2, Some(state)) => json!([
                 "jit-audit/2",
@@ -324,11 +333,11 @@ macro_rules! select_audit {
 /// Appends one event per `(event, the request row it leaves behind)` after
 /// the chain's end `seq`/`hash`, inside the caller's write transaction;
 /// returns the new end. The caller updates the head row.
-pub(crate) async fn append_events<'a>(
+pub(crate) async fn append_events(
     conn: &mut AnyConnection,
     mut seq: i64,
     mut hash: String,
-    events: Vec<(&'a AuditEvent, RequestRow)>,
+    events: Vec<(&AuditEvent, RequestRow)>,
 ) -> Result<(i64, String), StoreError> {
     for (event, state) in events {
         seq = next_count("audit_seq", seq)?;
@@ -482,19 +491,17 @@ impl Store {
         let _writer = self.inner.writer.lock().await;
         let mut tx = self.inner.pool.begin_with(backend.begin_write()).await?;
         let head = Head::read(&mut *tx, backend.lock_head()).await?;
-        let (sealed,): (i64,) =
-            sqlx::query_as("SELECT states_sealed FROM store_head WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
+        let (sealed,): (i64,) = sqlx::query_as("SELECT states_sealed FROM store_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
         if sealed != 0 {
             tx.rollback().await?;
             log_head(head.audit_seq, &head.audit_hash);
             return Ok(());
         }
-        let rows: Vec<RequestRow> =
-            sqlx::query_as(select_requests!("ORDER BY requested_at, id"))
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<RequestRow> = sqlx::query_as(select_requests!("ORDER BY requested_at, id"))
+            .fetch_all(&mut *tx)
+            .await?;
         let now = OffsetDateTime::now_utc();
         let mut events = Vec::with_capacity(rows.len());
         for row in rows {
@@ -607,7 +614,10 @@ mod tests {
         let e = event();
         let row = row(1, &e, GENESIS);
         let state = row.state.clone().unwrap();
-        assert!(state.starts_with(&format!(r#"{{"id":"{}","email":"alice@x.test","#, e.request_id)));
+        assert!(state.starts_with(&format!(
+            r#"{{"id":"{}","email":"alice@x.test","#,
+            e.request_id
+        )));
         assert!(state.contains(r#""status":"active""#), "{state}");
         let canonical = format!(
             r#"["jit-audit/2",1,{},"user:admin@x.test","approved","alice@x.test","{}","{{\"expires_at\":\"2026-11-28T13:00:00Z\",\"duration\":\"1h\"}}",{}]"#,

@@ -71,8 +71,8 @@ impl Replay {
             return Ok(());
         };
         let bad = |problem: String| row.corrupt("state", state, problem);
-        let committed: RequestRow = serde_json::from_str(state)
-            .map_err(|e| bad(format!("is not a request row ({e})")))?;
+        let committed: RequestRow =
+            serde_json::from_str(state).map_err(|e| bad(format!("is not a request row ({e})")))?;
         if committed.id != row.request_id || committed.email != row.subject {
             return Err(bad("names another request than its event".into()));
         }

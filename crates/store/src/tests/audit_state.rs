@@ -110,7 +110,11 @@ async fn state_tampering_is_named_by_request_and_column(db: TestDb) {
 
     // A row deleted.
     disarm(&store, db.backend).await;
-    raw_without_foreign_keys(&store, &format!("DELETE FROM requests WHERE id = '{bob_id}'")).await;
+    raw_without_foreign_keys(
+        &store,
+        &format!("DELETE FROM requests WHERE id = '{bob_id}'"),
+    )
+    .await;
     let m = mismatch(&store.verify_audit_chain().await.unwrap());
     assert_eq!(
         (m.request_id.as_str(), &m.problem),
@@ -259,11 +263,13 @@ async fn legacy_database(db: &TestDb) {
         .unwrap();
         hash = v1.hash;
     }
-    sqlx::query("UPDATE store_head SET audit_seq = 2, audit_hash = $1, generation = 1 WHERE id = 1")
-        .bind(&hash)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE store_head SET audit_seq = 2, audit_hash = $1, generation = 1 WHERE id = 1",
+    )
+    .bind(&hash)
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
 }
 
@@ -290,18 +296,31 @@ async fn databases_from_before_state_commitments_verify_and_are_sealed(db: TestD
     assert_eq!(all_audit(&store).await.len(), 3);
 
     // The sealed state protects the grant like any later event.
-    raw(&store, "UPDATE requests SET status = 'expired', ended_at = 1")
-        .await
-        .unwrap();
+    raw(
+        &store,
+        "UPDATE requests SET status = 'expired', ended_at = 1",
+    )
+    .await
+    .unwrap();
     let m = mismatch(&store.verify_audit_chain().await.unwrap());
     assert!(
-        matches!(m.problem, MismatchProblem::Column { column: "status", seq: 3, .. }),
+        matches!(
+            m.problem,
+            MismatchProblem::Column {
+                column: "status",
+                seq: 3,
+                ..
+            }
+        ),
         "{m:?}"
     );
     // New decisions keep the chain whole across formats.
-    raw(&store, "UPDATE requests SET status = 'active', ended_at = NULL")
-        .await
-        .unwrap();
+    raw(
+        &store,
+        "UPDATE requests SET status = 'active', ended_at = NULL",
+    )
+    .await
+    .unwrap();
     store
         .decide(&email("alice@x.test"), |open| {
             Rules::default().revoke(open, &email("alice@x.test"), &admin(), T0)
