@@ -29,4 +29,4 @@ pub use audit::{Action, Actor, AuditEvent};
 pub use duration::{DurationError, GrantDuration};
 pub use email::{Email, EmailError};
 pub use render::{RemoteEntry, desired_entries};
-pub use rules::{DomainError, Reason, ReasonError, Rules, Transition};
+pub use rules::{Change, DomainError, Reason, ReasonError, Rules, Seen, Transition};

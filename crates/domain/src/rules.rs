@@ -71,6 +71,9 @@ pub enum DomainError {
     SelfApproval,
     #[error(transparent)]
     Duration(#[from] DurationError),
+    /// The request acted on is not the one the page showed any more.
+    #[error("the request from {email} changed since it was shown: {change}")]
+    Changed { email: Email, change: Change },
 }
 
 /// One move of one request: its new state and the audit event recording it.
@@ -450,5 +453,8 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+mod seen;
 #[cfg(test)]
 mod tests;
+
+pub use seen::{Change, Seen};

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jit_domain::{DomainError, Email, GrantDuration, Reason, Request, Rules, Transition};
+use jit_domain::{DomainError, Email, GrantDuration, Reason, Request, Rules, Seen, Transition};
 use jit_reconcile::Reconciler;
 use jit_store::{Store, StoreError};
 use time::OffsetDateTime;
@@ -60,6 +60,17 @@ pub enum ServiceError {
     AdminRouteOnly,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Decisions without a `seen` (the Go original's email-only forms) act on
+/// whatever is open.
+fn check_seen(
+    seen: Option<Seen>,
+    open: Option<&Request>,
+    email: &Email,
+    now: OffsetDateTime,
+) -> Result<(), DomainError> {
+    seen.map_or(Ok(()), |s| s.check(open, email, now))
 }
 
 /// Everything the admin page shows.
@@ -195,28 +206,41 @@ impl Service {
             .await
     }
 
+    /// Approves the email's pending request; when `seen` is given, only if
+    /// it is still the request the admin saw, as they saw it.
     pub async fn approve(
         &self,
         admin: &Caller,
         email: &Email,
         duration: Option<GrantDuration>,
+        seen: Option<Seen>,
     ) -> Result<Outcome, ServiceError> {
         self.require_admin(admin)?;
         let rules = &self.inner.settings.rules;
         let now = OffsetDateTime::now_utc();
         self.decide(email, |open| {
+            check_seen(seen, open, email, now)?;
             rules.approve(open, email, &admin.email, duration, now)
         })
         .await
     }
 
-    /// Rejects a pending request or revokes active access.
-    pub async fn revoke(&self, admin: &Caller, email: &Email) -> Result<Outcome, ServiceError> {
+    /// Rejects a pending request or revokes active access; when `seen` is
+    /// given, only if it is still the request the admin saw, as they saw it.
+    pub async fn revoke(
+        &self,
+        admin: &Caller,
+        email: &Email,
+        seen: Option<Seen>,
+    ) -> Result<Outcome, ServiceError> {
         self.require_admin(admin)?;
         let rules = &self.inner.settings.rules;
         let now = OffsetDateTime::now_utc();
-        self.decide(email, |open| rules.revoke(open, email, &admin.email, now))
-            .await
+        self.decide(email, |open| {
+            check_seen(seen, open, email, now)?;
+            rules.revoke(open, email, &admin.email, now)
+        })
+        .await
     }
 
     /// Syncs with Zero first (sharing a run with concurrent page loads), then

@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use jit_domain::{DomainError, EmailError};
+use jit_domain::{Change, DomainError, EmailError};
 use jit_identity::VerifyError;
 use jit_service::{ServiceError, SyncFailure};
 use serde::Serialize;
@@ -248,6 +248,39 @@ fn domain_problem(e: &DomainError) -> Problem {
         )
         .detail("You cannot approve your own request.")
         .hint("Ask another admin to approve it."),
+        DomainError::Changed { email, change } => {
+            let what = match change {
+                Change::Ended => format!(
+                    "The request from {email} shown on your page is no longer open: it was decided, \
+                     withdrawn or expired since."
+                ),
+                Change::Approved { by, at } => {
+                    let at = When::new(*at, now);
+                    format!(
+                        "The request from {email} shown on your page was approved meanwhile by {} ({}, {}).",
+                        by.label(),
+                        at.rel,
+                        at.abs
+                    )
+                }
+                Change::Replaced {
+                    status,
+                    requested_at,
+                } => {
+                    let at = When::new(*requested_at, now);
+                    format!(
+                        "The request from {email} shown on your page has ended, and a newer one made {} \
+                         ({}) is now {}.",
+                        at.rel,
+                        at.abs,
+                        status.as_str()
+                    )
+                }
+            };
+            Problem::new(S::CONFLICT, "changed", "Changed since you looked")
+                .detail(format!("{what} Nothing was changed."))
+                .hint("Reload the admin page to see where things stand now, then decide again.")
+        }
         DomainError::Duration(d) => Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
             .detail(format!("The field `duration` is invalid: {d}."))
             .hint("Choose one of the offered durations."),

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use jit_domain::{Email, GrantDuration, Reason};
+use jit_domain::{Email, GrantDuration, Reason, RequestId};
 use serde::de::DeserializeOwned;
 
 use crate::WebError;
@@ -91,6 +91,18 @@ fn required_email(field: &'static str, value: Option<String>) -> Result<Email, W
     Email::from_input(&value).map_err(|e| WebError::field(field, e))
 }
 
+/// The request a decision is about, as the page showed it; absent in the Go
+/// original's forms, which name only the email.
+fn optional_request(value: Option<String>) -> Result<Option<RequestId>, WebError> {
+    present(value)
+        .map(|v| {
+            v.trim().parse().map_err(|_| {
+                WebError::field("request", "it must be a request id from the admin page")
+            })
+        })
+        .transpose()
+}
+
 pub(crate) fn optional_email(
     field: &'static str,
     value: Option<String>,
@@ -131,18 +143,20 @@ impl Input for Empty {
     }
 }
 
-/// `POST /admin/approve-access`: whose request, and for how long (the
-/// configured default when absent).
+/// `POST /admin/approve-access`: whose request, for how long (the
+/// configured default when absent), and which request the page showed.
 #[derive(Debug)]
 pub(crate) struct Approval {
     pub email: Email,
     pub duration: Option<GrantDuration>,
+    pub request: Option<RequestId>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RawApproval {
     email: Option<String>,
     duration: Option<String>,
+    request: Option<String>,
 }
 
 impl Input for Approval {
@@ -155,19 +169,26 @@ impl Input for Approval {
                     .map_err(|e| WebError::field("duration", e))
             })
             .transpose()?;
-        Ok(Approval { email, duration })
+        Ok(Approval {
+            email,
+            duration,
+            request: optional_request(raw.request)?,
+        })
     }
 }
 
-/// `POST /admin/revoke-access` and `/admin/reject-access`: whose.
+/// `POST /admin/revoke-access` and `/admin/reject-access`: whose, and which
+/// request the page showed.
 #[derive(Debug)]
 pub(crate) struct Subject {
     pub email: Email,
+    pub request: Option<RequestId>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RawSubject {
     email: Option<String>,
+    request: Option<String>,
 }
 
 impl Input for Subject {
@@ -175,6 +196,7 @@ impl Input for Subject {
     fn parse(raw: RawSubject) -> Result<Self, WebError> {
         Ok(Subject {
             email: required_email("email", raw.email)?,
+            request: optional_request(raw.request)?,
         })
     }
 }
@@ -220,6 +242,7 @@ mod tests {
             ("email=not-an-address", "email"),
             ("email=a@b.c&duration=soon", "duration"),
             ("email=a@b.c&duration=0m", "duration"),
+            ("email=a@b.c&request=42", "request"),
         ] {
             match form::<Approval>(FORM, body).await {
                 Err(WebError::Field { field: f, .. }) => assert_eq!(f, field, "{body}"),

@@ -6,7 +6,7 @@
 //! | `GET /` | anyone signed in | your status; request, withdraw, give up |
 //! | `POST /request-access`, `POST /cancel-request` | anyone signed in | 303 back to `/` |
 //! | `GET /admin` | admins | pending, active and ended; 503 (page still shown) when Zero is out of reach |
-//! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | admins | 303 back to `/admin` |
+//! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | admins | 303 back to `/admin`; 409 if the request shown changed |
 //! | `GET /admin/audit` | admins | the audit trail, paged, with the chain check |
 //! | `GET /api/v1/me` | anyone signed in | your status as JSON |
 //! | `GET /admin/api/v1/requests` (and `GET /api/v1/requests` when admin lists are set) | admins | everyone's requests as JSON |
@@ -88,8 +88,8 @@ pub fn router(config: WebConfig) -> Router {
         .route("/cancel-request", post(pages::index::cancel_request))
         .route("/admin", get(pages::admin::page))
         .route("/admin/approve-access", post(pages::admin::approve))
-        .route("/admin/revoke-access", post(pages::admin::end))
-        .route("/admin/reject-access", post(pages::admin::end))
+        .route("/admin/revoke-access", post(pages::admin::revoke))
+        .route("/admin/reject-access", post(pages::admin::reject))
         .route("/admin/audit", get(pages::audit::page))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/requests", get(api::requests))

@@ -1,13 +1,16 @@
 //! `GET /admin` and the admin actions. The service checks admin rights on
 //! every call (`ServiceError::NotAdmin` → 403), whatever Pomerium's route
-//! policy let through.
+//! policy let through. The page's forms carry the request id they show, so
+//! a decision on a request that changed meanwhile is refused (409).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use jit_domain::{Email, GrantDuration, Request, Rules, State as RequestState, Status};
+use jit_domain::{
+    Email, GrantDuration, Request, RequestId, Rules, Seen, State as RequestState, Status,
+};
 use jit_service::{AdminView, SyncFailure, SyncStatus};
 use time::OffsetDateTime;
 
@@ -33,6 +36,7 @@ pub(crate) struct AdminPage {
 
 #[derive(Debug)]
 struct PendingRow {
+    id: String,
     email: String,
     requested: When,
     reason: Option<String>,
@@ -42,6 +46,7 @@ struct PendingRow {
 
 #[derive(Debug)]
 struct ActiveRow {
+    id: String,
     email: String,
     approved_by: String,
     until: When,
@@ -140,6 +145,7 @@ impl AdminPage {
             .pending
             .iter()
             .map(|r| PendingRow {
+                id: r.id.to_string(),
                 email: r.email.to_string(),
                 requested: when(r.requested_at),
                 reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
@@ -152,6 +158,7 @@ impl AdminPage {
             .filter_map(|r| {
                 let g = r.state.grant()?;
                 Some(ActiveRow {
+                    id: r.id.to_string(),
                     email: r.email.to_string(),
                     approved_by: actor_label(&g.approved_by, me),
                     until: when(g.expires_at),
@@ -234,23 +241,59 @@ pub(crate) async fn approve(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
     flasher: Flasher,
-    Form(Approval { email, duration }): Form<Approval>,
+    Form(Approval {
+        email,
+        duration,
+        request,
+    }): Form<Approval>,
 ) -> Result<Response, WebError> {
-    let outcome = app.service.approve(&admin, &email, duration).await?;
+    let seen = seen(request, Status::Pending);
+    let outcome = app.service.approve(&admin, &email, duration, seen).await?;
     require_applied(&outcome)?;
     Ok(flasher.redirect("/admin", Notice::Approved, Some(&email)))
 }
 
-/// `revoke-access` and `reject-access`: ends whatever is open for the email,
-/// a pending request (rejected) or access (revoked), like the original's
-/// `revoke-access`. The confirmation says which it was.
-pub(crate) async fn end(
+/// A decision on the request the page showed: pending for approve and
+/// reject, active for revoke.
+fn seen(request: Option<RequestId>, status: Status) -> Option<Seen> {
+    request.map(|id| Seen { id, status })
+}
+
+/// `revoke-access`: ends the access the page showed. With only an email
+/// (the original's form), it ends whatever is open, like `reject-access`.
+pub(crate) async fn revoke(
+    state: State<AppState>,
+    signed_in: SignedIn,
+    flasher: Flasher,
+    Form(subject): Form<Subject>,
+) -> Result<Response, WebError> {
+    end(state, signed_in, flasher, subject, Status::Active).await
+}
+
+/// `reject-access`: rejects the pending request the page showed.
+pub(crate) async fn reject(
+    state: State<AppState>,
+    signed_in: SignedIn,
+    flasher: Flasher,
+    Form(subject): Form<Subject>,
+) -> Result<Response, WebError> {
+    end(state, signed_in, flasher, subject, Status::Pending).await
+}
+
+/// Ends whatever is open for the email, a pending request (rejected) or
+/// access (revoked), like the original's `revoke-access`, unless the page
+/// showed another request or status. The confirmation says which it was.
+async fn end(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
     flasher: Flasher,
-    Form(Subject { email }): Form<Subject>,
+    Subject { email, request }: Subject,
+    shown: Status,
 ) -> Result<Response, WebError> {
-    let outcome = app.service.revoke(&admin, &email).await?;
+    let outcome = app
+        .service
+        .revoke(&admin, &email, seen(request, shown))
+        .await?;
     require_applied(&outcome)?;
     let notice = if outcome.request.state.status() == Status::Rejected {
         Notice::Rejected

@@ -294,3 +294,69 @@ async fn the_audit_trail_is_listed_filtered_paged_and_verified() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.body.contains("`before`"));
 }
+
+#[tokio::test]
+async fn a_decision_on_a_request_that_changed_since_the_page_was_shown_is_refused() {
+    let (carol, dave) = (TestUser::admin(), TestUser::new("dave", "dave@example.com"));
+    let app = App::with(Options {
+        admins: Admins::new([email(&carol.email), email(&dave.email)], []),
+        ..Options::default()
+    })
+    .await;
+    let alice = TestUser::alice();
+    app.request(&alice).await;
+    let shown = app
+        .service
+        .status_of(&email(&alice.email))
+        .unwrap()
+        .id
+        .to_string();
+    let page = app.get("/admin", Some(&carol)).await;
+    assert!(
+        page.body
+            .contains(&format!(r#"name="request" value="{shown}""#))
+    );
+
+    // Approved meanwhile by another admin: rejecting what the page showed is refused.
+    app.post("/admin/approve-access", &dave, &[("email", &alice.email)])
+        .await;
+    let form = [("email", alice.email.as_str()), ("request", shown.as_str())];
+    let a = app.post("/admin/reject-access", &carol, &form).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(
+        a.body
+            .contains("was approved meanwhile by dave@example.com"),
+        "{}",
+        a.body
+    );
+    let a = app.post("/admin/approve-access", &carol, &form).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    let status = |app: &App| {
+        app.service
+            .status_of(&email(&alice.email))
+            .unwrap()
+            .state
+            .status()
+    };
+    assert_eq!(status(&app), jit_domain::Status::Active, "nothing changed");
+
+    // Revoked and requested again: the old page's revoke does not touch the new request.
+    let a = app.post("/admin/revoke-access", &carol, &form).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "as shown: {}", a.body);
+    app.request(&alice).await;
+    let a = app.post("/admin/revoke-access", &carol, &form).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("a newer one made just now"), "{}", a.body);
+    assert!(a.body.contains("is now pending"), "{}", a.body);
+    assert_eq!(status(&app), jit_domain::Status::Pending, "nothing changed");
+
+    // The Go original's email-only forms act on whatever is open.
+    let a = app
+        .post("/admin/revoke-access", &carol, &[("email", &alice.email)])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(status(&app), jit_domain::Status::Rejected);
+    let a = app.post("/admin/reject-access", &carol, &form).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "ended: {}", a.body);
+    assert!(a.body.contains("is no longer open"), "{}", a.body);
+}
