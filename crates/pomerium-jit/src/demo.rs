@@ -424,6 +424,19 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
             out = out.header(name, value);
         }
     }
+    // Like Pomerium: the app's own cookies (its flash notices) pass, the session's does not.
+    let app_cookies: Vec<&str> = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && c.split_once('=').is_none_or(|(k, _)| k != SESSION_COOKIE))
+        .collect();
+    if !app_cookies.is_empty() {
+        out = out.header(header::COOKIE, app_cookies.join("; "));
+    }
     if let Some(u) = &user {
         out = out.header("x-pomerium-jwt-assertion", s.signer.mint(&s.host, u));
     }

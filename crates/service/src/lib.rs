@@ -22,8 +22,11 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 mod admins;
+mod audit;
 
 pub use admins::{Admins, Caller, Route};
+pub use audit::AuditCheck;
+pub use jit_store::{AuditQuery, AuditRecord, ChainReport};
 // What the edge shows about syncing, so it needs neither the reconciler nor the store.
 pub use jit_reconcile::{FailureKind, SyncFailure, SyncStatus};
 pub use jit_store::SyncState;
@@ -92,6 +95,9 @@ pub struct Settings {
     pub apply_wait: Duration,
     /// How many ended requests the admin page and snapshot keep.
     pub recent_ended: usize,
+    /// How old a check of the audit trail may be before the audit page
+    /// redoes it (a full walk and replay).
+    pub audit_check_max_age: Duration,
 }
 
 impl Default for Settings {
@@ -101,6 +107,7 @@ impl Default for Settings {
             admins: Admins::default(),
             apply_wait: Duration::from_secs(5),
             recent_ended: 200,
+            audit_check_max_age: Duration::from_secs(300),
         }
     }
 }
@@ -123,6 +130,7 @@ struct Inner {
     reconciler: Reconciler,
     settings: Settings,
     snapshot: RwLock<Arc<Snapshot>>,
+    last_audit_check: audit::LastCheck,
 }
 
 /// The latest request per email (open, or recently ended), with the store
@@ -146,6 +154,7 @@ impl Service {
                 reconciler,
                 settings,
                 snapshot: RwLock::new(Arc::default()),
+                last_audit_check: audit::LastCheck::default(),
             }),
         };
         service.reload().await?;
@@ -154,14 +163,6 @@ impl Service {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn reconciler(&self) -> &Reconciler {
-        &self.inner.reconciler
     }
 
     pub fn is_admin(&self, caller: &Caller) -> bool {
