@@ -420,6 +420,12 @@ impl Store {
         rows.into_iter().map(AuditRow::into_record).collect()
     }
 
+    /// The end of the chain as the head row records it: sequence number and hash.
+    pub async fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        let head = self.head(&self.inner.pool).await?;
+        Ok((head.audit_seq.unsigned_abs(), head.audit_hash))
+    }
+
     /// The sequence number of the event carrying `hash`, if one does: with
     /// an intact chain, proof that no event up to it was removed.
     pub async fn find_audit_hash(&self, hash: &str) -> Result<Option<u64>, StoreError> {

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod audit;
 mod browser;
 mod faults;
 mod flow;

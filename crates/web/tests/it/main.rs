@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod api;
+mod audit;
 mod identity;
 mod index;
 mod open_mode;
