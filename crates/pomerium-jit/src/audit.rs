@@ -8,14 +8,22 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use jit_domain::Email;
 use jit_store::{AuditQuery, Store};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Database: sqlite://path or postgres://… [default: sqlite in DATA_DIR].
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
-    database_url: Option<String>,
+    // The same type as `serve`'s: clap shares one argument id between them.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true,
+        value_parser = crate::config::secret_arg
+    )]
+    database_url: Option<SecretString>,
     /// Directory of the default SQLite database.
     #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
     data_dir: PathBuf,
@@ -46,9 +54,10 @@ enum AuditCommand {
 /// Opens the database read-only (never creating or migrating it) and
 /// refuses one without events: that is never the database `serve` uses.
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
-    let url = args
-        .database_url
-        .unwrap_or_else(|| crate::config::default_database_url(&args.data_dir));
+    let url = args.database_url.map_or_else(
+        || crate::config::default_database_url(&args.data_dir),
+        |url| url.expose_secret().to_owned(),
+    );
     let store = Store::open_read_only(&url).await?;
     let (head_seq, head_hash) = store.audit_head().await?;
     if head_seq == 0 {

@@ -336,7 +336,7 @@ pub fn secrets_given_as_flags(matches: &ArgMatches) -> Vec<&'static str> {
 }
 
 /// Takes a secret argument straight into a [`SecretString`].
-fn secret_arg(value: &str) -> Result<SecretString, std::convert::Infallible> {
+pub(crate) fn secret_arg(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(value.into())
 }
 
