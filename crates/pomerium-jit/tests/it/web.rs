@@ -119,3 +119,54 @@ fn missing_settings_exit_2_naming_each_and_the_demo() {
         "one line per problem: {err}"
     );
 }
+
+/// Open admin mode (no ADMIN_EMAILS, no ADMIN_GROUPS), as the original runs:
+/// Pomerium guards only `/admin`, so outside it nobody sees anyone else.
+#[tokio::test]
+async fn open_admin_mode_shows_nobody_else_outside_admin() {
+    let env = Env::new().await;
+    let mut cmd = env.command(&[]);
+    cmd.env_remove("ADMIN_EMAILS");
+    let app = crate::harness::App::start(cmd);
+    let (alice, bob, carol) = (TestUser::alice(), TestUser::bob(), TestUser::admin());
+    app.post(
+        "/request-access",
+        &env.token(&alice),
+        &[("reason", "secret reason")],
+    )
+    .await;
+    let bob_token = env.token(&bob);
+    app.post("/request-access", &bob_token, &[]).await;
+    for path in ["/", "/api/v1/me", "/api/v1/requests", "/nope"] {
+        let (status, body) = app.get(path, Some(&bob_token)).await;
+        assert!(
+            !body.contains("alice") && !body.contains("secret reason"),
+            "{path} ({status}): {body}"
+        );
+    }
+    let (status, body) = app.get("/api/v1/requests", Some(&bob_token)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("/admin/api/v1/"), "{body}");
+    let (_, body) = app.get("/api/v1/me", Some(&bob_token)).await;
+    assert!(body.contains(r#""admin":false"#), "{body}");
+
+    // Under /admin (Pomerium's admin route) the admin sees everyone.
+    let carol_token = env.token(&carol);
+    let (status, body) = app.get("/admin/api/v1/requests", Some(&carol_token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("alice@example.com") && body.contains("bob@example.com"));
+    let (_, body) = app
+        .get(
+            "/admin?notice=approved&email=mallory%40evil.example",
+            Some(&carol_token),
+        )
+        .await;
+    assert!(!body.contains("mallory"), "a link makes no notice: {body}");
+    for path in ["/nope", "/admin/nope", "/api/v1/requests"] {
+        assert_eq!(
+            app.get(path, None).await.0,
+            403,
+            "{path} without an assertion"
+        );
+    }
+}
