@@ -322,6 +322,17 @@ impl FakeZero {
         self.add_fault(n, FaultKind::DropAfterProcessing, FaultTarget::Api(None));
     }
 
+    /// The next `n` API calls with `method` are processed, then their
+    /// connection is closed without an answer: e.g. a policy update that
+    /// lands while the app never learns it did.
+    pub fn drop_after_processing_next_method(&self, method: Method, n: u32) {
+        self.add_fault(
+            n,
+            FaultKind::DropAfterProcessing,
+            FaultTarget::Api(Some(method)),
+        );
+    }
+
     /// Delays every request (including `/token`) by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;

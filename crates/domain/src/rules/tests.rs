@@ -275,7 +275,12 @@ fn a_console_extension_seen_after_the_old_expiry_extends_the_grant() {
         expires_at: NOW + Duration::HOUR,
     };
     // Seen two minutes later, past the old expiry.
-    let ts = rules.adopt(Some(&active), &alice, Some(extended), NOW + Duration::minutes(2));
+    let ts = rules.adopt(
+        Some(&active),
+        &alice,
+        Some(extended),
+        NOW + Duration::minutes(2),
+    );
     assert_eq!(
         ts.iter().map(|t| t.event.action).collect::<Vec<_>>(),
         [Action::Modified],

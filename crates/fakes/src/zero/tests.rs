@@ -341,9 +341,29 @@ async fn injected_faults() {
     assert!(api.zero.policy_by_name("lost").is_some());
     assert_eq!(api.zero.policy_writes(), 1);
 
+    // Only the method named loses its answer.
+    api.zero.drop_after_processing_next_method(Method::PUT, 1);
+    assert_eq!(api.call(Method::GET, &ns, None).await.0, 200);
+    let id = api.zero.policy_by_name("lost").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lost = api
+        .http
+        .put(api.org_url(&format!("/policies/{id}")))
+        .bearer_auth(&api.token)
+        .json(&api.props("lost-renamed"))
+        .send()
+        .await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert!(
+        api.zero.policy_by_name("lost-renamed").is_some(),
+        "it landed"
+    );
+
     let log = api.zero.requests();
     let dropped: Vec<_> = log.iter().filter(|r| r.status.is_none()).collect();
-    assert_eq!(dropped.len(), 2);
+    assert_eq!(dropped.len(), 3);
     assert_eq!(dropped[1].method, Method::POST);
     assert!(
         log.iter()

@@ -4,7 +4,7 @@ use http::StatusCode;
 use jit_fakes::pomerium::TestUser;
 use jit_fakes::zero::RetryAfter;
 
-use crate::harness::{Env, is_granted, is_pending};
+use crate::harness::{Env, is_granted, is_pending, rule_for};
 
 async fn requested(env: &Env, app: &crate::harness::App, user: &TestUser) {
     assert_eq!(
@@ -277,4 +277,48 @@ async fn changesets_are_reported_and_applied_when_asked() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The hardening issue's reproduction: every policy update lands in Zero
+/// but its answer is lost, so the app's base never learns of Alice's
+/// request or grant. Then the admin revokes. Before write intents, the next
+/// run read Alice's grant in Zero as a console edit, adopted it, and she
+/// kept access; the revoke must stand and nothing be attributed to Zero.
+#[tokio::test]
+async fn a_revoke_after_lost_answers_stands() {
+    let env = Env::new().await;
+    let app = env.spawn(&[("APPLY_WAIT", "1s"), ("SYNC_INTERVAL", "1s")]);
+    let alice = TestUser::alice();
+    let admin = env.token(&TestUser::admin());
+    env.wait_ppl("the policy is created", |_| true).await;
+
+    env.zero
+        .drop_after_processing_next_method(http::Method::PUT, 1_000_000);
+    let (status, _) = app.post("/request-access", &env.token(&alice), &[]).await;
+    assert_eq!(status, 503, "the answer was lost: saved, not known applied");
+    env.wait_ppl("the request landed", |p| is_pending(p, &alice.email))
+        .await;
+    let approve = [("email", alice.email.as_str())];
+    let (status, _) = app.post("/admin/approve-access", &admin, &approve).await;
+    assert_eq!(status, 503);
+    env.wait_ppl("the grant landed", |p| is_granted(p, &alice.email))
+        .await;
+
+    env.zero.clear_faults();
+    let (status, page) = app.post("/admin/revoke-access", &admin, &approve).await;
+    assert_eq!(status, 303, "{page}");
+    env.wait_ppl("the revoke is applied", |p| {
+        rule_for(p, &alice.email).is_none()
+    })
+    .await;
+    // Several more syncs: it stays revoked.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(rule_for(&env.ppl().unwrap(), &alice.email).is_none());
+    let (_, audit) = app
+        .get("/admin/audit?email=alice@example.com", Some(&admin))
+        .await;
+    assert!(
+        !audit.contains("an edit in Pomerium Zero"),
+        "nothing the app wrote is adopted: {audit}"
+    );
 }
