@@ -60,8 +60,7 @@ impl Store {
         F: FnOnce(Option<&Request>) -> Result<Vec<Transition>, E> + Send,
         E: Send,
     {
-        self.commit(Some(email), None, |open| f(open.first()))
-            .await
+        self.commit(Some(email), None, |open| f(open.first())).await
     }
 
     /// Like [`Store::decide`], over all open requests at once: for the

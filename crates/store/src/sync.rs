@@ -241,15 +241,14 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(id, ppl, generation, epoch, created_at)| {
-                let bad = |column: &'static str, value: String, problem: String| {
-                    StoreError::Corrupt {
+                let bad =
+                    |column: &'static str, value: String, problem: String| StoreError::Corrupt {
                         table: "sync_intents",
                         key: id.to_string(),
                         column,
                         value: value.chars().take(200).collect(),
                         problem,
-                    }
-                };
+                    };
                 Ok(Intent {
                     id: IntentId(id),
                     generation: u64::try_from(generation).map_err(|_| {
@@ -383,7 +382,9 @@ pub(crate) async fn check_fence(
     fence: &Fence,
 ) -> Result<(), StoreError> {
     let sql = match backend {
-        Backend::Sqlite => "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3",
+        Backend::Sqlite => {
+            "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3"
+        }
         Backend::Postgres => {
             "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3 FOR SHARE"
         }

@@ -914,32 +914,64 @@ async fn leases_are_exclusive_renewable_and_expire(db: TestDb) {
     let ttl = Duration::from_secs(30);
     let at = |s: i64| T0 + time::Duration::seconds(s);
     let lease = "reconcile:jit-example";
-    let a = store.try_lease(lease, "a", ttl, at(0)).await.unwrap().unwrap();
+    let a = store
+        .try_lease(lease, "a", ttl, at(0))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a.epoch(), 1);
-    assert!(store.try_lease(lease, "b", ttl, at(1)).await.unwrap().is_none());
+    assert!(
+        store
+            .try_lease(lease, "b", ttl, at(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.try_lease(lease, "a", ttl, at(10)).await.unwrap(),
         Some(a.clone()),
         "renewed, same epoch"
     );
     assert!(
-        store.try_lease(lease, "b", ttl, at(35)).await.unwrap().is_none(),
+        store
+            .try_lease(lease, "b", ttl, at(35))
+            .await
+            .unwrap()
+            .is_none(),
         "the renewal counts"
     );
-    let b = store.try_lease(lease, "b", ttl, at(40)).await.unwrap().unwrap();
+    let b = store
+        .try_lease(lease, "b", ttl, at(40))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.epoch(), 2, "expired at 40; a new holder bumps the epoch");
-    assert!(store.try_lease(lease, "a", ttl, at(41)).await.unwrap().is_none());
+    assert!(
+        store
+            .try_lease(lease, "a", ttl, at(41))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         !store.renew_lease(&a, ttl, at(41)).await.unwrap(),
         "a paused holder cannot renew once another took over"
     );
     store.release_lease(&a).await.unwrap();
     assert!(
-        store.try_lease(lease, "a", ttl, at(42)).await.unwrap().is_none(),
+        store
+            .try_lease(lease, "a", ttl, at(42))
+            .await
+            .unwrap()
+            .is_none(),
         "only the holder releases"
     );
     store.release_lease(&b).await.unwrap();
-    let a2 = store.try_lease(lease, "a", ttl, at(43)).await.unwrap().unwrap();
+    let a2 = store
+        .try_lease(lease, "a", ttl, at(43))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a2.epoch(), 3, "a release keeps the epoch counting");
     assert!(store.renew_lease(&a2, ttl, at(44)).await.unwrap());
 }
@@ -949,30 +981,58 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
     let ttl = Duration::from_secs(15);
     let at = |s: i64| T0 + time::Duration::seconds(s);
     let (lease, name) = ("reconcile:p", "p");
-    let stale = store.try_lease(lease, "a", ttl, at(0)).await.unwrap().unwrap();
-    let current = store.try_lease(lease, "b", ttl, at(20)).await.unwrap().unwrap();
+    let stale = store
+        .try_lease(lease, "a", ttl, at(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let current = store
+        .try_lease(lease, "b", ttl, at(20))
+        .await
+        .unwrap()
+        .unwrap();
     let ppl = json!([{"allow": {"or": [{"email": {"is": "a@example.com"}}]}}]);
 
     let refused = store.record_intent(&stale, name, &ppl, 1, at(21)).await;
-    assert!(matches!(refused, Err(StoreError::Fenced { epoch: 1, .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { epoch: 1, .. })),
+        "{refused:?}"
+    );
     let refused = store
         .record_sync_success(&stale, name, "id", &ppl, 1, None, at(21))
         .await;
-    assert!(matches!(refused, Err(StoreError::Fenced { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
     let refused = store
         .decide_all_fenced(&stale, |open: &[Request]| {
             assert!(open.is_empty());
             Vec::new()
         })
         .await;
-    assert!(matches!(refused, Err(StoreError::Fenced { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
     assert!(store.intents(name).await.unwrap().is_empty());
     assert_eq!(store.sync_state(name).await.unwrap().base_ppl, None);
 
-    let id = store.record_intent(&current, name, &ppl, 1, at(21)).await.unwrap();
+    let id = store
+        .record_intent(&current, name, &ppl, 1, at(21))
+        .await
+        .unwrap();
     let intents = store.intents(name).await.unwrap();
     assert_eq!(intents.len(), 1);
-    assert_eq!((intents[0].id, &intents[0].ppl, intents[0].generation, intents[0].epoch), (id, &ppl, 1, 2));
+    assert_eq!(
+        (
+            intents[0].id,
+            &intents[0].ppl,
+            intents[0].generation,
+            intents[0].epoch
+        ),
+        (id, &ppl, 1, 2)
+    );
     store
         .record_sync_success(&current, name, "id", &ppl, 1, Some(id), at(22))
         .await
@@ -989,25 +1049,39 @@ async fn intents_are_deduplicated_bounded_and_pruned(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    let ppl = |n: usize| json!([{"allow": {"or": [{"email": {"is": format!("u{n}@example.com")}}]}}]);
-    store.record_intent(&fence, "p", &ppl(0), 1, at(0)).await.unwrap();
-    store.record_intent(&fence, "p", &ppl(0), 2, at(1)).await.unwrap();
+    let ppl =
+        |n: usize| json!([{"allow": {"or": [{"email": {"is": format!("u{n}@example.com")}}]}}]);
+    store
+        .record_intent(&fence, "p", &ppl(0), 1, at(0))
+        .await
+        .unwrap();
+    store
+        .record_intent(&fence, "p", &ppl(0), 2, at(1))
+        .await
+        .unwrap();
     let kept = store.intents("p").await.unwrap();
     assert_eq!(kept.len(), 1, "the same PPL is one intent");
     assert_eq!(kept[0].generation, 2);
     for n in 1..80 {
-        store.record_intent(&fence, "p", &ppl(n), 3, at(2)).await.unwrap();
+        store
+            .record_intent(&fence, "p", &ppl(n), 3, at(2))
+            .await
+            .unwrap();
     }
     let kept = store.intents("p").await.unwrap();
     assert_eq!(kept.len(), 64, "bounded");
     assert_eq!(kept.last().unwrap().ppl, ppl(79), "the newest are kept");
     assert!(store.intents("other").await.unwrap().is_empty());
-    let later = at(2) + time::Duration::try_from(INTENT_RETENTION).unwrap() + time::Duration::SECOND;
+    let later =
+        at(2) + time::Duration::try_from(INTENT_RETENTION).unwrap() + time::Duration::SECOND;
     store
         .record_sync_success(&fence, "p", "id", &ppl(0), 3, None, later)
         .await
         .unwrap();
-    assert!(store.intents("p").await.unwrap().is_empty(), "pruned after the retention");
+    assert!(
+        store.intents("p").await.unwrap().is_empty(),
+        "pruned after the retention"
+    );
 }
 
 async fn migrations_are_idempotent_and_safe_to_race(db: TestDb) {

@@ -228,3 +228,35 @@ async fn a_failed_sync_says_why() {
     let failure = rig.reconciler_via("a", zero).sync_now().await.unwrap_err();
     assert!(failure.message.contains("503"), "{}", failure.message);
 }
+
+/// A failure's message carries its causes: an unreachable Zero says
+/// "Connection refused", not only "failed after N attempt(s)".
+#[tokio::test]
+async fn an_unreachable_zero_is_named_with_its_cause() {
+    let rig = Rig::sqlite().await;
+    // A port nothing listens on: bind one, then close it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = jit_zero::ZeroConfig::new("token".to_owned().into(), "org-1");
+    config.base_url = format!("http://{addr}").parse().unwrap();
+    config.retry.base_delay = std::time::Duration::from_millis(1);
+    let client = jit_zero::ZeroClient::new(config).unwrap();
+    let mut rc = jit_reconcile::Config::new(POLICY, "cluster-1");
+    rc.clock = jit_reconcile::Clock::new({
+        let clock = rig.clock.clone();
+        move || clock.now()
+    });
+    let reconciler =
+        jit_reconcile::Reconciler::new(rc, rig.store.clone(), client, rig.rules.clone());
+    let failure = reconciler.sync_now().await.unwrap_err();
+    assert!(
+        failure
+            .message
+            .to_lowercase()
+            .contains("connection refused"),
+        "{}",
+        failure.message
+    );
+}
