@@ -79,6 +79,8 @@ struct Inner {
     /// callers of [`Reconciler::sync_now`] share a run.
     last_run: Mutex<Option<(Instant, Result<SyncReport, SyncFailure>)>>,
     status: watch::Sender<SyncStatus>,
+    /// The lease of the run under way, to hand back if shutdown cuts it short.
+    held: std::sync::Mutex<Option<jit_store::Fence>>,
 }
 
 impl Reconciler {
@@ -95,6 +97,7 @@ impl Reconciler {
                 wake: Notify::new(),
                 last_run: Mutex::new(None),
                 status,
+                held: std::sync::Mutex::new(None),
             }),
         }
     }

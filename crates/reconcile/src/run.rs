@@ -15,11 +15,17 @@ impl Reconciler {
         let mut failures: u32 = 0;
         loop {
             // A run cut short by shutdown is safe: its intent was recorded
-            // before any write, and the next start converges. The lease
-            // expires by itself.
+            // before any write, and the next start converges. Its lease is
+            // handed back so another replica need not wait for the TTL.
             let result = tokio::select! {
                 r = self.sync_now() => r,
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    let held = self.inner.held.lock().expect("lease slot").take();
+                    if let Some(fence) = held {
+                        let _ = self.inner.store.release_lease(&fence).await;
+                    }
+                    return;
+                }
             };
             let delay = match result {
                 Ok(_) => {
@@ -71,6 +77,7 @@ impl Reconciler {
         else {
             return Err(SyncError::Busy);
         };
+        *inner.held.lock().expect("lease slot") = Some(fence.clone());
         // Renew the lease while the run lasts, so that a short TTL both
         // covers slow runs and frees the lease soon after a crash. A run
         // paused past the TTL anyway is fenced: its later writes to the
@@ -91,6 +98,7 @@ impl Reconciler {
             r = self.converge(&fence) => r,
             e = renew => Err(e),
         };
+        inner.held.lock().expect("lease slot").take();
         if let Err(e) = inner.store.release_lease(&fence).await {
             tracing::warn!(error = %e, "could not release the reconciler lease; it will expire");
         }

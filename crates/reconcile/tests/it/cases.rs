@@ -260,3 +260,26 @@ async fn an_unreachable_zero_is_named_with_its_cause() {
         failure.message
     );
 }
+
+/// A run cut short by shutdown hands its lease back: another replica can
+/// write at once, not only after the TTL.
+#[tokio::test]
+async fn shutdown_mid_run_hands_the_lease_back() {
+    let rig = Rig::sqlite().await;
+    let gate = Gate::new();
+    rig.zero.inject(Call::List, Fault::Stall(gate.clone()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(rig.reconciler("a").run(shutdown.clone()));
+    gate.arrived().await;
+    shutdown.cancel();
+    running.await.unwrap();
+    let other = rig
+        .store
+        .try_lease("reconcile:jit-example", "b", TTL, rig.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        other.is_some(),
+        "the lease is free without waiting for the TTL"
+    );
+}
