@@ -4,7 +4,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Actor, Email, Reason};
+use crate::{Actor, Email, GrantDuration, Reason, ResourceName, Ticket};
 
 /// Identifies one access request through its whole life. Time-ordered (UUID
 /// v7), so ids sort by creation.
@@ -47,7 +47,7 @@ impl FromStr for RequestId {
 pub struct Grant {
     pub approved_by: Actor,
     pub approved_at: OffsetDateTime,
-    /// A scheduled start (`date.after`), only ever adopted from the console.
+    /// A scheduled start (`date.after`), asked for or adopted from the console.
     pub starts_at: Option<OffsetDateTime>,
     pub expires_at: OffsetDateTime,
 }
@@ -158,21 +158,73 @@ impl State {
     }
 }
 
-/// One access request and where it stands.
+/// What a person asked for, beyond the resource: why, for how long, from
+/// when, under which ticket. Every part is optional unless the resource's
+/// rules require it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ask {
+    pub reason: Option<Reason>,
+    /// The proposed length; `None`: the approver's choice or the default.
+    pub duration: Option<GrantDuration>,
+    /// A scheduled start (`date.after`); `None`: on approval.
+    pub starts_at: Option<OffsetDateTime>,
+    pub ticket: Option<Ticket>,
+}
+
+impl From<Option<Reason>> for Ask {
+    fn from(reason: Option<Reason>) -> Self {
+        Self {
+            reason,
+            ..Self::default()
+        }
+    }
+}
+
+/// One approver's approval of a pending request or of an asked extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub by: Email,
+    pub at: OffsetDateTime,
+}
+
+/// More time the holder of active access asked for, awaiting approvers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionAsk {
+    pub duration: GrantDuration,
+    pub reason: Option<Reason>,
+    pub asked_at: OffsetDateTime,
+}
+
+/// One access request on one resource and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub id: RequestId,
+    pub resource: ResourceName,
     pub email: Email,
-    pub reason: Option<Reason>,
+    pub ask: Ask,
     pub requested_at: OffsetDateTime,
-    /// The requester, or [`Actor::Zero`] for an entry adopted from the policy.
+    /// The requester, an approver granting on someone's behalf, or
+    /// [`Actor::Zero`] for an entry adopted from the policy.
     pub requested_by: Actor,
     pub state: State,
+    /// Approvals so far toward what is open: the pending request, or the
+    /// active grant's asked extension. Cleared when that is decided.
+    pub approvals: Vec<Approval>,
+    /// An extension asked of active access and not yet decided.
+    pub extension: Option<ExtensionAsk>,
+    /// How many times this grant was extended.
+    pub extensions: u32,
+    /// The approver's comment on the last rejection or revocation.
+    pub comment: Option<Reason>,
 }
 
 impl Request {
     pub fn is_open(&self) -> bool {
         self.state.status().is_open()
+    }
+
+    pub fn reason(&self) -> Option<&Reason> {
+        self.ask.reason.as_ref()
     }
 
     /// Whether this request's access is in force at `now`: approved, started
@@ -182,5 +234,16 @@ impl Request {
             State::Active(g) => now < g.expires_at && g.starts_at.is_none_or(|s| s <= now),
             _ => false,
         }
+    }
+
+    /// Whether the system closed this request unanswered (its time to live passed).
+    pub fn timed_out(&self) -> bool {
+        matches!(
+            self.state,
+            State::Cancelled {
+                by: Actor::System,
+                ..
+            }
+        )
     }
 }

@@ -71,10 +71,20 @@ pub enum Action {
     /// The store recorded a request's state as it found it when upgrading
     /// to events that commit to state: written before, not by a decision.
     Sealed,
+    /// One approver approved; the request (or extension) needs more.
+    Reviewed,
+    /// The holder of active access asked for more time.
+    ExtensionRequested,
+    /// Active access was given more time.
+    Extended,
+    /// An approver declined an asked extension; the access runs on.
+    ExtensionRejected,
+    /// A pending request waited past its resource's time to live.
+    TimedOut,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 14] = [
         Action::Requested,
         Action::Approved,
         Action::Rejected,
@@ -84,6 +94,11 @@ impl Action {
         Action::GaveBack,
         Action::Modified,
         Action::Sealed,
+        Action::Reviewed,
+        Action::ExtensionRequested,
+        Action::Extended,
+        Action::ExtensionRejected,
+        Action::TimedOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +112,11 @@ impl Action {
             Action::GaveBack => "gave-back",
             Action::Modified => "modified",
             Action::Sealed => "sealed",
+            Action::Reviewed => "reviewed",
+            Action::ExtensionRequested => "extension-requested",
+            Action::Extended => "extended",
+            Action::ExtensionRejected => "extension-rejected",
+            Action::TimedOut => "timed-out",
         }
     }
 
@@ -112,6 +132,11 @@ impl Action {
             Action::GaveBack => "gave back",
             Action::Modified => "changed",
             Action::Sealed => "sealed on upgrade",
+            Action::Reviewed => "approved, awaiting more approvals",
+            Action::ExtensionRequested => "asked to extend",
+            Action::Extended => "extended",
+            Action::ExtensionRejected => "declined the extension",
+            Action::TimedOut => "timed out unanswered",
         }
     }
 }

@@ -22,11 +22,21 @@ mod audit;
 mod duration;
 mod email;
 mod render;
+mod resource;
 mod rules;
 
-pub use access::{Grant, Request, RequestId, State, Status};
+pub use access::{
+    Approval, Ask, ExtensionAsk, Grant, Request, RequestId, State, Status,
+};
+pub use resource::{
+    Approvers, AutoApprove, Condition, Person, PolicyTarget, Resource, ResourceName,
+    ResourceNameError,
+};
 pub use audit::{Action, Actor, AuditEvent};
 pub use duration::{DurationError, GrantDuration};
 pub use email::{Email, EmailError};
 pub use render::{RemoteEntry, desired_entries};
-pub use rules::{Change, DomainError, Reason, ReasonError, Rules, Seen, Transition};
+pub use rules::{
+    Change, DomainError, Durations, Pattern, PatternError, Reason, ReasonError, ReasonRule, Rules,
+    Seen, Ticket, TicketRule, Transition,
+};

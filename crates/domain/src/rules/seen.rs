@@ -6,7 +6,7 @@
 
 use time::OffsetDateTime;
 
-use super::{DomainError, settle};
+use super::DomainError;
 use crate::{Actor, Email, Request, RequestId, State, Status};
 
 /// The request an admin saw, and the status it had then.
@@ -52,7 +52,10 @@ impl Seen {
         email: &Email,
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
-        let (open, _) = settle(open, now);
+        // A lapsed grant counts as ended, as it does for every decision.
+        let open = open.filter(|r| {
+            r.is_open() && !matches!(&r.state, State::Active(g) if g.expires_at <= now)
+        });
         let change = match open {
             None => Change::Ended,
             Some(r) if r.id != self.id => Change::Replaced {

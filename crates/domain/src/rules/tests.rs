@@ -38,7 +38,7 @@ fn the_whole_flow() {
     assert!(!active.grants_access_at(NOW + Duration::HOUR));
 
     let ts = rules
-        .revoke(Some(&active), &alice, &admin, NOW + Duration::minutes(5))
+        .revoke(Some(&active), &alice, &admin, None, NOW + Duration::minutes(5))
         .unwrap();
     assert_eq!(last(ts).state.status(), Status::Revoked);
 }
@@ -85,7 +85,7 @@ fn approve_and_revoke_need_an_open_request() {
         }
     );
     assert_eq!(
-        rules.revoke(None, &alice, &admin, NOW).unwrap_err(),
+        rules.revoke(None, &alice, &admin, None, NOW).unwrap_err(),
         DomainError::NoOpenRequest {
             email: alice.clone()
         }
@@ -103,7 +103,7 @@ fn approve_and_revoke_need_an_open_request() {
     // Revoking a lapsed grant is refused: it already ended.
     assert!(
         rules
-            .revoke(Some(&active), &alice, &admin, NOW + Duration::HOUR)
+            .revoke(Some(&active), &alice, &admin, None, NOW + Duration::HOUR)
             .is_err()
     );
 }
@@ -113,7 +113,7 @@ fn revoke_on_pending_rejects_and_cancel_withdraws() {
     let rules = Rules::default();
     let (alice, admin) = (email("alice@x.test"), email("admin@x.test"));
     let pending = last(rules.request(None, &alice, None, NOW).unwrap());
-    let ts = rules.revoke(Some(&pending), &alice, &admin, NOW).unwrap();
+    let ts = rules.revoke(Some(&pending), &alice, &admin, None, NOW).unwrap();
     assert_eq!(ts[0].event.action, Action::Rejected);
     let ts = rules.cancel(Some(&pending), &alice, NOW).unwrap();
     assert_eq!(ts[0].event.action, Action::Cancelled);
@@ -137,7 +137,7 @@ fn giving_back_and_withdrawing_are_their_own_kinds() {
     assert_eq!(given[0].event.action, Action::GaveBack);
     assert_eq!(given[0].event.action.word(), "gave back");
     assert_eq!(given[0].event.actor, Actor::User(alice.clone()));
-    let revoked = rules.revoke(Some(&active), &alice, &admin, NOW).unwrap();
+    let revoked = rules.revoke(Some(&active), &alice, &admin, None, NOW).unwrap();
     assert_eq!(revoked[0].event.action, Action::Revoked);
 }
 
@@ -313,7 +313,7 @@ fn desired_leaves_out_ended_and_lapsed() {
             .request(None, &c, None, NOW + Duration::seconds(2))
             .unwrap(),
     );
-    let rc = last(rules.revoke(Some(&pc), &c, &admin, NOW).unwrap());
+    let rc = last(rules.revoke(Some(&pc), &c, &admin, None, NOW).unwrap());
     let want = vec![
         (a.clone(), RemoteEntry::Pending),
         (
@@ -380,7 +380,7 @@ proptest! {
                 Cmd::Tick(m) => { now += Duration::minutes(i64::from(m)); continue; }
                 Cmd::Request(i) => (i, rules.request(open[i].as_ref(), &people[i], None, now)),
                 Cmd::Approve(i, m) => (i, rules.approve(open[i].as_ref(), &people[i], &admin, Some(GrantDuration::from_minutes(m).unwrap()), now)),
-                Cmd::Revoke(i) => (i, rules.revoke(open[i].as_ref(), &people[i], &admin, now)),
+                Cmd::Revoke(i) => (i, rules.revoke(open[i].as_ref(), &people[i], &admin, None, now)),
                 Cmd::Cancel(i) => (i, rules.cancel(open[i].as_ref(), &people[i], now)),
                 Cmd::Expire(i) => (i, Ok(rules.expire(open[i].as_ref(), now))),
                 Cmd::Adopt(i, e) => {
