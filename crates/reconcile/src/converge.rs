@@ -81,13 +81,13 @@ impl Reconciler {
 
             // Read the generation before the state it stands for.
             let mut generation = store.generation().await?;
-            let mut open = store.open_requests().await?;
+            let mut open = store.open_requests_on(&inner.rules.resource).await?;
             // Adopt first (rare: only when the remote differs from what the
             // app wrote), so the sweep below never undoes a console extension.
             if !outside_changes(&base, &written, &remote_seen, &decided(&open)).is_empty() {
                 let rules = &inner.rules;
                 let adopted = store
-                    .decide_all_fenced(fence, |open: &[Request]| {
+                    .decide_all_fenced(&inner.rules.resource, fence, |open: &[Request]| {
                         outside_changes(&base, &written, &remote_seen, &decided(open))
                             .into_iter()
                             .flat_map(|(email, entry)| {
@@ -103,7 +103,7 @@ impl Reconciler {
                     "adopted changes made in Pomerium Zero"
                 );
                 generation = adopted.generation;
-                open = store.open_requests().await?;
+                open = store.open_requests_on(&inner.rules.resource).await?;
             }
             if open
                 .iter()
@@ -111,7 +111,7 @@ impl Reconciler {
             {
                 let rules = &inner.rules;
                 let swept = store
-                    .decide_all_fenced(fence, |open: &[Request]| {
+                    .decide_all_fenced(&inner.rules.resource, fence, |open: &[Request]| {
                         open.iter()
                             .flat_map(|r| rules.expire(Some(r), now))
                             .collect()
@@ -119,7 +119,7 @@ impl Reconciler {
                     .await?;
                 report.expired += swept.transitions.len();
                 generation = swept.generation;
-                open = store.open_requests().await?;
+                open = store.open_requests_on(&inner.rules.resource).await?;
             }
             let desired = render(&remote_seen.foreign, &desired_entries(&open, now)).to_value();
             report.generation = generation;

@@ -54,7 +54,13 @@ impl Reconciler {
 
     async fn until_next_due(&self) -> Duration {
         let interval = self.inner.config.interval;
-        match self.inner.store.next_expiry().await {
+        let inner = &self.inner;
+        let due = inner
+            .store
+            .open_requests_on(&inner.rules.resource)
+            .await
+            .map(|open| open.iter().filter_map(|r| inner.rules.deadline(r)).min());
+        match due {
             Ok(Some(at)) => {
                 let wait = at - self.inner.config.clock.now() + time::Duration::SECOND;
                 Duration::try_from(wait)

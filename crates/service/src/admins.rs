@@ -1,8 +1,8 @@
 //! Who is asking, and whether they are an admin.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use jit_domain::Email;
+use jit_domain::{Email, Person};
 
 use crate::ServiceError;
 
@@ -11,8 +11,21 @@ use crate::ServiceError;
 pub struct Caller {
     pub email: Email,
     pub groups: Vec<String>,
+    /// The assertion's other string claims, for auto-approve rules.
+    pub claims: BTreeMap<String, Vec<String>>,
     /// Which of Pomerium's routes the request came through.
     pub route: Route,
+}
+
+impl Caller {
+    /// The caller as the domain's rules see them.
+    pub fn person(&self) -> Person {
+        Person {
+            email: self.email.clone(),
+            groups: self.groups.clone(),
+            claims: self.claims.clone(),
+        }
+    }
 }
 
 /// The Pomerium route a request came through. Pomerium's admin route guards
@@ -81,6 +94,7 @@ mod tests {
         Caller {
             email: Email::parse(email).unwrap(),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            claims: BTreeMap::new(),
             route,
         }
     }

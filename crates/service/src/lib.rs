@@ -15,7 +15,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jit_domain::{DomainError, Email, GrantDuration, Reason, Request, Rules, Seen, Transition};
+use jit_domain::{
+    Ask, DomainError, Email, GrantDuration, Reason, Request, RequestId, Resource, ResourceName,
+    Rules, Seen, Status, Transition,
+};
 use jit_reconcile::Reconciler;
 use jit_store::{Store, StoreError};
 use time::OffsetDateTime;
@@ -23,9 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 mod admins;
 mod audit;
+mod history;
 
 pub use admins::{Admins, Caller, Route};
 pub use audit::AuditCheck;
+pub use history::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, Whose};
 pub use jit_store::{AuditQuery, AuditRecord, ChainReport};
 // What the edge shows about syncing, so it needs neither the reconciler nor the store.
 pub use jit_reconcile::{FailureKind, SyncFailure, SyncStatus};
@@ -61,6 +66,12 @@ pub enum ServiceError {
         "no ADMIN_EMAILS or ADMIN_GROUPS are set, so admin rights exist only on Pomerium's /admin route"
     )]
     AdminRouteOnly,
+    #[error("you are not an approver of {title}; ask one of its approvers")]
+    NotApprover { title: String },
+    #[error("there is no resource named `{0}`; pick one from the catalog on the home page")]
+    UnknownResource(String),
+    #[error("that request does not exist, or is not yours to see")]
+    NoSuchRequest,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,20 +87,46 @@ fn check_seen(
     seen.map_or(Ok(()), |s| s.check(open, email, now))
 }
 
+/// One resource and the reconciler that writes its policy.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub resource: Resource,
+    pub reconciler: Reconciler,
+}
+
+/// What the admin page shows of one resource the caller approves.
+#[derive(Debug, Clone)]
+pub struct ResourceView {
+    pub resource: Resource,
+    /// Waiting for a decision, oldest first.
+    pub pending: Vec<Request>,
+    /// Holding access, soonest expiry first; those with an asked extension
+    /// wait for a decision too.
+    pub active: Vec<Request>,
+    pub sync: SyncStatus,
+}
+
 /// Everything the admin page shows.
 #[derive(Debug, Clone)]
 pub struct AdminView {
-    pub pending: Vec<Request>,
-    pub active: Vec<Request>,
+    pub resources: Vec<ResourceView>,
+    /// Recently ended requests on those resources, newest first.
     pub ended: Vec<Request>,
-    pub sync: SyncStatus,
-    /// The result of the sync made for this view.
+    /// The result of the syncs made for this view.
     pub fresh: Result<(), SyncFailure>,
+}
+
+/// Which open grants a bulk revocation ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokeScope {
+    /// Only this person's; `None`: everyone's.
+    pub person: Option<Email>,
+    /// Only on this resource; `None`: every resource the caller approves.
+    pub resource: Option<ResourceName>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub rules: Rules,
     pub admins: Admins,
     /// How long a change waits to be applied before answering.
     pub apply_wait: Duration,
@@ -103,7 +140,6 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            rules: Rules::default(),
             admins: Admins::default(),
             apply_wait: Duration::from_secs(5),
             recent_ended: 200,
@@ -121,37 +157,39 @@ impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
             .field("settings", &self.inner.settings)
+            .field("resources", &self.inner.desks.len())
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
     store: Store,
-    reconciler: Reconciler,
+    /// In catalog order.
+    desks: Vec<Desk>,
     settings: Settings,
     snapshot: RwLock<Arc<Snapshot>>,
     last_audit_check: audit::LastCheck,
 }
 
-/// The latest request per email (open, or recently ended), with the store
-/// generation it reflects.
+type Key = (ResourceName, Email);
+
+/// The latest request per person and resource (open, or recently ended),
+/// with the store generation it reflects.
 #[derive(Debug, Default, Clone)]
 struct Snapshot {
     generation: u64,
-    by_email: HashMap<Email, (u64, Request)>,
+    latest: HashMap<Key, (u64, Request)>,
 }
 
 impl Service {
-    /// Builds the service and loads the snapshot.
-    pub async fn new(
-        store: Store,
-        reconciler: Reconciler,
-        settings: Settings,
-    ) -> Result<Self, StoreError> {
+    /// Builds the service over `desks` (at least one, names distinct) and
+    /// loads the snapshot.
+    pub async fn new(store: Store, desks: Vec<Desk>, settings: Settings) -> Result<Self, StoreError> {
+        assert!(!desks.is_empty(), "a service needs at least one resource");
         let service = Self {
             inner: Arc::new(Inner {
                 store,
-                reconciler,
+                desks,
                 settings,
                 snapshot: RwLock::new(Arc::default()),
                 last_audit_check: audit::LastCheck::default(),
@@ -165,117 +203,330 @@ impl Service {
         &self.inner.settings
     }
 
+    /// Every resource, in catalog order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.inner.desks.iter().map(|d| &d.resource)
+    }
+
+    pub fn resource(&self, name: &str) -> Result<&Resource, ServiceError> {
+        self.desk(name).map(|d| &d.resource)
+    }
+
+    /// Whether the caller may use the admin pages: an admin, or an approver
+    /// of some resource.
     pub fn is_admin(&self, caller: &Caller) -> bool {
         self.inner.settings.admins.allows(caller)
+            || self.resources().any(|r| self.approves(caller, r).is_ok())
     }
 
+    /// Whether `caller` may decide requests on `resource`.
+    pub fn approves(&self, caller: &Caller, resource: &Resource) -> Result<(), ServiceError> {
+        match resource.approvers.lists(&caller.person()) {
+            None => self.inner.settings.admins.check(caller),
+            Some(true) => Ok(()),
+            Some(false) => Err(ServiceError::NotApprover {
+                title: resource.title.clone(),
+            }),
+        }
+    }
+
+    /// The sync status of the first resource's policy (the original's one).
     pub fn sync_status(&self) -> SyncStatus {
-        self.inner.reconciler.status()
+        self.inner.desks[0].reconciler.status()
     }
 
-    /// The store's record of the last sync by any replica; reading it also
-    /// shows that the store answers.
-    pub async fn recorded_sync(&self) -> Result<SyncState, StoreError> {
-        let policy = &self.inner.reconciler.config().policy_name;
-        self.inner.store.sync_state(policy).await
+    /// The store's record of the last sync of each resource's policy, by
+    /// any replica; reading it also shows that the store answers.
+    pub async fn recorded_sync(&self) -> Result<Vec<(ResourceName, SyncState)>, StoreError> {
+        let mut out = Vec::with_capacity(self.inner.desks.len());
+        for d in &self.inner.desks {
+            let policy = &d.reconciler.config().policy_name;
+            out.push((d.resource.name.clone(), self.inner.store.sync_state(policy).await?));
+        }
+        Ok(out)
     }
 
-    /// The caller's latest request: open, or recently ended. From memory.
-    pub fn status_of(&self, email: &Email) -> Option<Request> {
-        let snap = self.inner.snapshot.read().expect("snapshot lock").clone();
-        snap.by_email.get(email).map(|(_, r)| r.clone())
+    /// The caller's latest request on each resource where they have one,
+    /// in catalog order. From memory.
+    pub fn status_of(&self, email: &Email) -> Vec<Request> {
+        let snap = self.snapshot();
+        self.resources()
+            .filter_map(|r| snap.latest.get(&(r.name.clone(), email.clone())))
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
+    /// One request, for its own page: to its requester and to the
+    /// approvers of its resource.
+    pub async fn request_by_id(&self, caller: &Caller, id: RequestId) -> Result<Request, ServiceError> {
+        let request = self
+            .inner
+            .store
+            .request(id)
+            .await?
+            .ok_or(ServiceError::NoSuchRequest)?;
+        let mine = request.email == caller.email;
+        let approver = self
+            .desk(request.resource.as_str())
+            .is_ok_and(|d| self.approves(caller, &d.resource).is_ok());
+        if mine || approver {
+            Ok(request)
+        } else {
+            Err(ServiceError::NoSuchRequest)
+        }
+    }
+
+    /// The caller asks for access to `resource`; approved at once when an
+    /// auto-approve rule of the resource fires (audited with its name).
     pub async fn request_access(
         &self,
         caller: &Caller,
-        reason: Option<Reason>,
+        resource: &str,
+        ask: Ask,
     ) -> Result<Outcome, ServiceError> {
-        let rules = &self.inner.settings.rules;
+        let desk = self.desk(resource)?;
+        let rules = &desk.resource.rules;
+        let auto = desk
+            .resource
+            .auto_approval(&caller.person())
+            .map(|r| r.name.clone());
         let now = OffsetDateTime::now_utc();
-        self.decide(&caller.email, |open| {
-            rules.request(open, &caller.email, reason, now)
+        self.decide(desk, &caller.email, |open| {
+            let mut out = rules.request(open, &caller.email, ask, now)?;
+            if let (Some(rule), Some(pending)) = (&auto, out.last()) {
+                let approved = rules.auto_approve(&pending.request, rule, now);
+                out.push(approved);
+            }
+            Ok(out)
         })
         .await
     }
 
     /// The caller withdraws their pending request or gives up their access.
-    pub async fn cancel(&self, caller: &Caller) -> Result<Outcome, ServiceError> {
-        let rules = &self.inner.settings.rules;
+    pub async fn cancel(&self, caller: &Caller, resource: &str) -> Result<Outcome, ServiceError> {
+        let desk = self.desk(resource)?;
         let now = OffsetDateTime::now_utc();
-        self.decide(&caller.email, |open| rules.cancel(open, &caller.email, now))
-            .await
+        self.decide(desk, &caller.email, |open| {
+            desk.resource.rules.cancel(open, &caller.email, now)
+        })
+        .await
+    }
+
+    /// The caller asks for more time on their active access.
+    pub async fn extend(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        duration: GrantDuration,
+        reason: Option<Reason>,
+    ) -> Result<Outcome, ServiceError> {
+        let desk = self.desk(resource)?;
+        let now = OffsetDateTime::now_utc();
+        self.decide(desk, &caller.email, |open| {
+            desk.resource
+                .rules
+                .extend(open, &caller.email, duration, reason, now)
+        })
+        .await
     }
 
     /// Approves the email's pending request; when `seen` is given, only if
-    /// it is still the request the admin saw, as they saw it.
+    /// it is still the request the approver saw, as they saw it.
     pub async fn approve(
         &self,
-        admin: &Caller,
+        approver: &Caller,
+        resource: &str,
         email: &Email,
         duration: Option<GrantDuration>,
         seen: Option<Seen>,
     ) -> Result<Outcome, ServiceError> {
-        self.require_admin(admin)?;
-        let rules = &self.inner.settings.rules;
-        let now = OffsetDateTime::now_utc();
-        self.decide(email, |open| {
-            check_seen(seen, open, email, now)?;
-            rules.approve(open, email, &admin.email, duration, now)
+        self.decide_as(approver, resource, email, seen, |rules, open, now| {
+            rules.approve(open, email, &approver.email, duration, now)
         })
         .await
     }
 
-    /// Rejects a pending request or revokes active access; when `seen` is
-    /// given, only if it is still the request the admin saw, as they saw it.
-    pub async fn revoke(
+    /// Approves the extension the email's active access asked for.
+    pub async fn approve_extension(
         &self,
-        admin: &Caller,
+        approver: &Caller,
+        resource: &str,
         email: &Email,
         seen: Option<Seen>,
     ) -> Result<Outcome, ServiceError> {
-        self.require_admin(admin)?;
-        let rules = &self.inner.settings.rules;
-        let now = OffsetDateTime::now_utc();
-        self.decide(email, |open| {
-            check_seen(seen, open, email, now)?;
-            rules.revoke(open, email, &admin.email, now)
+        self.decide_as(approver, resource, email, seen, |rules, open, now| {
+            rules.approve_extension(open, email, &approver.email, now)
         })
         .await
     }
 
-    /// Syncs with Zero first (sharing a run with concurrent page loads), then
-    /// reads the store. A failed sync still yields the store's view, with the
-    /// failure in [`AdminView::fresh`].
-    pub async fn admin_view(&self, admin: &Caller) -> Result<AdminView, ServiceError> {
-        self.require_admin(admin)?;
-        // Another replica writing right now is as fresh as it gets.
-        // The run goes on in the background if Zero is slow; the page waits
-        // at most `apply_wait` and then shows the store's view.
-        let reconciler = self.inner.reconciler.clone();
-        let run = tokio::spawn(async move { reconciler.sync_now().await });
-        let fresh = match tokio::time::timeout(self.inner.settings.apply_wait, run).await {
-            Ok(Ok(Err(f))) if f.kind != jit_reconcile::FailureKind::Busy => Err(f),
-            Ok(_) => Ok(()),
-            Err(_) => Err(SyncFailure {
-                kind: jit_reconcile::FailureKind::ZeroUnavailable,
-                message: format!(
-                    "Pomerium Zero did not answer within {} s; showing what the database knows",
-                    self.inner.settings.apply_wait.as_secs()
-                ),
-            }),
-        };
-        let (open, ended) = self.reload().await?;
-        let (mut pending, mut active): (Vec<_>, Vec<_>) = open
+    /// Declines the extension the email's active access asked for.
+    pub async fn reject_extension(
+        &self,
+        approver: &Caller,
+        resource: &str,
+        email: &Email,
+        comment: Option<Reason>,
+        seen: Option<Seen>,
+    ) -> Result<Outcome, ServiceError> {
+        self.decide_as(approver, resource, email, seen, |rules, open, now| {
+            rules.reject_extension(open, email, &approver.email, comment, now)
+        })
+        .await
+    }
+
+    /// Rejects a pending request or revokes active access, with an
+    /// optional comment for the requester; when `seen` is given, only if it
+    /// is still the request the approver saw, as they saw it.
+    pub async fn revoke(
+        &self,
+        approver: &Caller,
+        resource: &str,
+        email: &Email,
+        comment: Option<Reason>,
+        seen: Option<Seen>,
+    ) -> Result<Outcome, ServiceError> {
+        self.decide_as(approver, resource, email, seen, |rules, open, now| {
+            rules.revoke(open, email, &approver.email, comment, now)
+        })
+        .await
+    }
+
+    /// An approver grants `resource` to someone who has not asked; `ask`
+    /// must carry a reason.
+    pub async fn grant(
+        &self,
+        approver: &Caller,
+        resource: &str,
+        email: &Email,
+        ask: Ask,
+    ) -> Result<Outcome, ServiceError> {
+        self.decide_as(approver, resource, email, None, |rules, open, now| {
+            rules.grant(open, email, &approver.email, ask, now)
+        })
+        .await
+    }
+
+    /// Revokes every active grant in `scope` on the resources the caller
+    /// approves, each as its own audited decision. Returns the revoked
+    /// requests; grants that ended meanwhile are skipped.
+    pub async fn revoke_all(
+        &self,
+        approver: &Caller,
+        scope: &RevokeScope,
+        comment: Option<Reason>,
+    ) -> Result<Vec<Outcome>, ServiceError> {
+        if let Some(name) = &scope.resource {
+            self.approves(approver, &self.desk(name.as_str())?.resource)?;
+        }
+        let targets: Vec<Request> = self
+            .inner
+            .store
+            .open_requests()
+            .await?
             .into_iter()
-            .partition(|r| r.state.status() == jit_domain::Status::Pending);
-        pending.sort_by_key(|r| r.requested_at);
-        active.sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
+            .filter(|r| r.state.status() == Status::Active)
+            .filter(|r| scope.person.as_ref().is_none_or(|p| &r.email == p))
+            .filter(|r| scope.resource.as_ref().is_none_or(|n| &r.resource == n))
+            .filter(|r| {
+                self.desk(r.resource.as_str())
+                    .is_ok_and(|d| self.approves(approver, &d.resource).is_ok())
+            })
+            .collect();
+        if targets.is_empty() && scope.resource.is_none() && !self.is_admin(approver) {
+            return Err(ServiceError::NotAdmin);
+        }
+        let mut out = Vec::with_capacity(targets.len());
+        for r in targets {
+            let seen = Seen {
+                id: r.id,
+                status: Status::Active,
+            };
+            match self
+                .revoke(approver, r.resource.as_str(), &r.email, comment.clone(), Some(seen))
+                .await
+            {
+                Ok(o) => out.push(o),
+                Err(ServiceError::Domain(DomainError::Changed { .. } | DomainError::NoOpenRequest { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Syncs each resource the caller approves with Zero first (sharing
+    /// runs with concurrent page loads), then reads the store. A failed
+    /// sync still yields the store's view, with the failure in
+    /// [`AdminView::fresh`].
+    pub async fn admin_view(&self, caller: &Caller) -> Result<AdminView, ServiceError> {
+        let desks: Vec<&Desk> = self
+            .inner
+            .desks
+            .iter()
+            .filter(|d| self.approves(caller, &d.resource).is_ok())
+            .collect();
+        if desks.is_empty() {
+            // Say why in the admins' terms (open mode, lists).
+            self.inner.settings.admins.check(caller)?;
+            return Err(ServiceError::NotAdmin);
+        }
+        let wait = self.inner.settings.apply_wait;
+        let runs: Vec<_> = desks
+            .iter()
+            .map(|d| {
+                let reconciler = d.reconciler.clone();
+                tokio::spawn(async move { reconciler.sync_now().await })
+            })
+            .collect();
+        let mut fresh = Ok(());
+        // The runs go on in the background if Zero is slow; the page waits
+        // at most `apply_wait` in all and then shows the store's view.
+        let deadline = tokio::time::Instant::now() + wait;
+        for run in runs {
+            let result = match tokio::time::timeout_at(deadline, run).await {
+                Ok(Ok(Err(f))) if f.kind != jit_reconcile::FailureKind::Busy => Err(f),
+                Ok(_) => Ok(()),
+                Err(_) => Err(SyncFailure {
+                    kind: jit_reconcile::FailureKind::ZeroUnavailable,
+                    message: format!(
+                        "Pomerium Zero did not answer within {} s; showing what the database knows",
+                        wait.as_secs()
+                    ),
+                }),
+            };
+            if fresh.is_ok() {
+                fresh = result;
+            }
+        }
+        let (open, ended) = self.reload().await?;
+        let mut resources: Vec<ResourceView> = desks
+            .iter()
+            .map(|d| ResourceView {
+                resource: d.resource.clone(),
+                pending: Vec::new(),
+                active: Vec::new(),
+                sync: d.reconciler.status(),
+            })
+            .collect();
+        for r in open {
+            if let Some(view) = resources.iter_mut().find(|v| v.resource.name == r.resource) {
+                match r.state.status() {
+                    Status::Pending => view.pending.push(r),
+                    _ => view.active.push(r),
+                }
+            }
+        }
+        for view in &mut resources {
+            view.pending.sort_by_key(|r| r.requested_at);
+            view.active.sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
+        }
+        let ended = ended
+            .into_iter()
+            .filter(|r| resources.iter().any(|v| v.resource.name == r.resource))
+            .collect();
         Ok(AdminView {
-            pending,
-            active,
+            resources,
             ended,
-            sync: self.inner.reconciler.status(),
             fresh,
         })
     }
@@ -289,12 +540,7 @@ impl Service {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let current = self
-                .inner
-                .snapshot
-                .read()
-                .expect("snapshot lock")
-                .generation;
+            let current = self.snapshot().generation;
             match self.inner.store.generation().await {
                 Ok(g) if g != current => {
                     if let Err(e) = self.reload().await.map(drop) {
@@ -307,23 +553,67 @@ impl Service {
         }
     }
 
+    /// Admin-only pages beyond the approvals (the audit trail): admins and
+    /// approvers of any resource.
     fn require_admin(&self, caller: &Caller) -> Result<(), ServiceError> {
+        if self.is_admin(caller) {
+            return Ok(());
+        }
         self.inner.settings.admins.check(caller)
+    }
+
+    fn desk(&self, name: &str) -> Result<&Desk, ServiceError> {
+        self.inner
+            .desks
+            .iter()
+            .find(|d| d.resource.name.as_str() == name)
+            .ok_or_else(|| ServiceError::UnknownResource(name.chars().take(63).collect()))
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.read().expect("snapshot lock").clone()
+    }
+
+    /// An approver's decision on `email`'s request on `resource`.
+    async fn decide_as(
+        &self,
+        approver: &Caller,
+        resource: &str,
+        email: &Email,
+        seen: Option<Seen>,
+        f: impl FnOnce(&Rules, Option<&Request>, OffsetDateTime) -> Result<Vec<Transition>, DomainError>
+        + Send,
+    ) -> Result<Outcome, ServiceError> {
+        let desk = self.desk(resource)?;
+        self.approves(approver, &desk.resource)?;
+        let now = OffsetDateTime::now_utc();
+        let rules = &desk.resource.rules;
+        self.decide(desk, email, |open| {
+            check_seen(seen, open, email, now)?;
+            f(rules, open, now)
+        })
+        .await
     }
 
     /// The one path of every change: decide and commit, update the snapshot,
     /// nudge the reconciler, wait a bounded time for it to be applied.
     async fn decide(
         &self,
+        desk: &Desk,
         email: &Email,
         f: impl FnOnce(Option<&Request>) -> Result<Vec<Transition>, DomainError> + Send,
     ) -> Result<Outcome, ServiceError> {
-        let committed = self.inner.store.decide(email, f).await??;
+        let committed = self
+            .inner
+            .store
+            .decide(&desk.resource.name, email, f)
+            .await??;
         self.remember(
             committed.generation,
             committed.transitions.iter().map(|t| &t.request),
         );
-        self.inner.reconciler.nudge();
+        let reconciler = &desk.reconciler;
+        reconciler.nudge();
         let request = committed
             .transitions
             .last()
@@ -335,15 +625,10 @@ impl Service {
                 })
             })?;
         let wait = self.inner.settings.apply_wait;
-        let applied = if self
-            .inner
-            .reconciler
-            .wait_applied(committed.generation, wait)
-            .await
-        {
+        let applied = if reconciler.wait_applied(committed.generation, wait).await {
             Applied::Applied
         } else {
-            Applied::Saved(self.inner.reconciler.status().last_error)
+            Applied::Saved(reconciler.status().last_error)
         };
         Ok(Outcome { request, applied })
     }
@@ -352,13 +637,10 @@ impl Service {
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         let snap = Arc::make_mut(&mut guard);
         for r in requests {
-            let newer = snap
-                .by_email
-                .get(&r.email)
-                .is_none_or(|(g, _)| *g <= generation);
+            let key = (r.resource.clone(), r.email.clone());
+            let newer = snap.latest.get(&key).is_none_or(|(g, _)| *g <= generation);
             if newer {
-                snap.by_email
-                    .insert(r.email.clone(), (generation, r.clone()));
+                snap.latest.insert(key, (generation, r.clone()));
             }
         }
     }
@@ -369,22 +651,19 @@ impl Service {
         let generation = store.generation().await?;
         let ended = store.recent_ended(self.inner.settings.recent_ended).await?;
         let open = store.open_requests().await?;
-        let mut by_email = HashMap::with_capacity(open.len() + ended.len());
-        // Oldest first, so the latest request per email wins; open ones last.
+        let mut latest = HashMap::with_capacity(open.len() + ended.len());
+        // Oldest first, so the latest request per key wins; open ones last.
         for r in ended.iter().rev().chain(&open) {
-            by_email.insert(r.email.clone(), (generation, r.clone()));
+            latest.insert((r.resource.clone(), r.email.clone()), (generation, r.clone()));
         }
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         // Keep what this process committed after the read above.
-        for (email, (g, r)) in &guard.by_email {
+        for (key, (g, r)) in &guard.latest {
             if *g > generation {
-                by_email.insert(email.clone(), (*g, r.clone()));
+                latest.insert(key.clone(), (*g, r.clone()));
             }
         }
-        *guard = Arc::new(Snapshot {
-            generation,
-            by_email,
-        });
+        *guard = Arc::new(Snapshot { generation, latest });
         Ok((open, ended))
     }
 }

@@ -1,8 +1,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-use jit_domain::{AuditEvent, Email, Request, RequestId, Transition};
-use time::OffsetDateTime;
+use jit_domain::{AuditEvent, Email, Request, RequestId, ResourceName, Transition};
 
 use crate::audit::{announce_head, append_events};
 use crate::rows::{RequestRow, as_stored, from_millis, millis, select_requests};
@@ -45,14 +44,15 @@ impl Backend {
 }
 
 impl Store {
-    /// Decides and records a move of `email`'s request in one write
-    /// transaction: loads its open request, calls `f` (the pure domain
+    /// Decides and records a move of `email`'s request on `resource` in one
+    /// write transaction: loads its open request there, calls `f` (the pure domain
     /// decision), writes every transition's request in its final state,
     /// appends every transition's audit event to the chain and bumps the
     /// generation, then commits. If `f` refuses (`Err`), nothing is written
     /// and its error is returned inside `Ok`.
     pub async fn decide<F, E>(
         &self,
+        resource: &ResourceName,
         email: &Email,
         f: F,
     ) -> Result<Result<Committed, E>, StoreError>
@@ -60,17 +60,18 @@ impl Store {
         F: FnOnce(Option<&Request>) -> Result<Vec<Transition>, E> + Send,
         E: Send,
     {
-        self.commit(Some(email), None, |open| f(open.first())).await
+        self.commit(resource, Some(email), None, |open| f(open.first()))
+            .await
     }
 
-    /// Like [`Store::decide`], over all open requests at once: for the
-    /// expiry sweep and for adopting changes made in the Zero console.
-    pub async fn decide_all<F>(&self, f: F) -> Result<Committed, StoreError>
+    /// Like [`Store::decide`], over all open requests on `resource` at once:
+    /// for the expiry sweep and for adopting changes made in the Zero console.
+    pub async fn decide_all<F>(&self, resource: &ResourceName, f: F) -> Result<Committed, StoreError>
     where
         F: FnOnce(&[Request]) -> Vec<Transition> + Send,
     {
         let Ok(committed) = self
-            .commit(None, None, |open| Ok::<_, Infallible>(f(open)))
+            .commit(resource, None, None, |open| Ok::<_, Infallible>(f(open)))
             .await?;
         Ok(committed)
     }
@@ -78,18 +79,26 @@ impl Store {
     /// Like [`Store::decide_all`], committed only if `fence` still holds
     /// its lease (else [`StoreError::Fenced`] and nothing is written): for
     /// adopting console edits, which only the current writer may judge.
-    pub async fn decide_all_fenced<F>(&self, fence: &Fence, f: F) -> Result<Committed, StoreError>
+    pub async fn decide_all_fenced<F>(
+        &self,
+        resource: &ResourceName,
+        fence: &Fence,
+        f: F,
+    ) -> Result<Committed, StoreError>
     where
         F: FnOnce(&[Request]) -> Vec<Transition> + Send,
     {
         let Ok(committed) = self
-            .commit(None, Some(fence), |open| Ok::<_, Infallible>(f(open)))
+            .commit(resource, None, Some(fence), |open| {
+                Ok::<_, Infallible>(f(open))
+            })
             .await?;
         Ok(committed)
     }
 
     async fn commit<F, E>(
         &self,
+        resource: &ResourceName,
         email: Option<&Email>,
         fence: Option<&Fence>,
         f: F,
@@ -109,16 +118,19 @@ impl Store {
         let rows: Vec<RequestRow> = match email {
             Some(email) => {
                 sqlx::query_as(select_requests!(
-                    "WHERE email = $1 AND status IN ('pending', 'active')"
+                    "WHERE resource = $1 AND email = $2 AND status IN ('pending', 'active')"
                 ))
+                .bind(resource.as_str())
                 .bind(email.as_str())
                 .fetch_all(&mut *tx)
                 .await?
             }
             None => {
                 sqlx::query_as(select_requests!(
-                    "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
+                    "WHERE resource = $1 AND status IN ('pending', 'active') \
+                     ORDER BY requested_at, id"
                 ))
+                .bind(resource.as_str())
                 .fetch_all(&mut *tx)
                 .await?
             }
@@ -143,7 +155,7 @@ impl Store {
         }
         let transitions = decided
             .iter()
-            .map(as_stored_transition)
+            .map(|t| as_stored_transition(t, resource))
             .collect::<Result<Vec<_>, _>>()?;
 
         for request in final_states(&transitions) {
@@ -161,13 +173,21 @@ impl Store {
                 .bind(row.expires_at)
                 .bind(row.ended_by)
                 .bind(row.ended_at)
+                .bind(row.resource)
+                .bind(row.requested_duration)
+                .bind(row.requested_start)
+                .bind(row.ticket)
+                .bind(row.approvals)
+                .bind(row.extension)
+                .bind(row.extensions)
+                .bind(row.comment)
                 .execute(&mut *tx)
                 .await?;
             if written.rows_affected() != 1 {
                 return Err(StoreError::InvalidTransition {
                     request_id: request.id,
-                    problem: "the stored request is final, or its email, reason, request time \
-                              or requester differ",
+                    problem: "the stored request is final, or its resource, email, ask, \
+                              request time or requester differ",
                 });
             }
         }
@@ -197,7 +217,7 @@ impl Store {
         }))
     }
 
-    /// All pending and active requests, oldest first.
+    /// All pending and active requests on every resource, oldest first.
     pub async fn open_requests(&self) -> Result<Vec<Request>, StoreError> {
         let rows: Vec<RequestRow> = sqlx::query_as(select_requests!(
             "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
@@ -207,16 +227,60 @@ impl Store {
         rows.into_iter().map(RequestRow::into_request).collect()
     }
 
-    /// `email`'s open request, else its most recent ended one.
-    pub async fn request_for(&self, email: &Email) -> Result<Option<Request>, StoreError> {
+    /// The pending and active requests on `resource`, oldest first.
+    pub async fn open_requests_on(
+        &self,
+        resource: &ResourceName,
+    ) -> Result<Vec<Request>, StoreError> {
+        let rows: Vec<RequestRow> = sqlx::query_as(select_requests!(
+            "WHERE resource = $1 AND status IN ('pending', 'active') ORDER BY requested_at, id"
+        ))
+        .bind(resource.as_str())
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.into_iter().map(RequestRow::into_request).collect()
+    }
+
+    /// `email`'s open request on `resource`, else its most recent ended one there.
+    pub async fn request_for(
+        &self,
+        resource: &ResourceName,
+        email: &Email,
+    ) -> Result<Option<Request>, StoreError> {
         let row: Option<RequestRow> = sqlx::query_as(select_requests!(
-            "WHERE email = $1 ORDER BY CASE WHEN status IN ('pending', 'active') THEN 0 ELSE 1 END, "
+            "WHERE resource = $1 AND email = $2 "
+            "ORDER BY CASE WHEN status IN ('pending', 'active') THEN 0 ELSE 1 END, "
             "requested_at DESC, id DESC LIMIT 1"
         ))
+        .bind(resource.as_str())
         .bind(email.as_str())
         .fetch_optional(&self.inner.pool)
         .await?;
         row.map(RequestRow::into_request).transpose()
+    }
+
+    /// One request by id, whatever its state.
+    pub async fn request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(select_requests!("WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        row.map(RequestRow::into_request).transpose()
+    }
+
+    /// Resources that hold open requests, with how many: a start-up check
+    /// that the config still lists every resource someone holds access to.
+    pub async fn open_resources(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT resource, COUNT(*) FROM requests WHERE status IN ('pending', 'active') \
+             GROUP BY resource ORDER BY resource",
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, n)| (r, n.unsigned_abs()))
+            .collect())
     }
 
     /// The `limit` requests that ended most recently, newest first.
@@ -230,41 +294,33 @@ impl Store {
         .await?;
         rows.into_iter().map(RequestRow::into_request).collect()
     }
-
-    /// The earliest expiry among active grants: when the sweep is next due.
-    pub async fn next_expiry(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        let (ms,): (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(expires_at) FROM requests WHERE status = 'active'")
-                .fetch_one(&self.inner.pool)
-                .await?;
-        ms.map(|ms| {
-            from_millis(ms).ok_or_else(|| StoreError::Corrupt {
-                table: "requests",
-                key: "(an active request)".into(),
-                column: "expires_at",
-                value: ms.to_string(),
-                problem: "is not a representable time".into(),
-            })
-        })
-        .transpose()
-    }
 }
 
 const UPSERT_REQUEST: &str = "INSERT INTO requests (id, email, reason, requested_at, requested_by, status, \
-     approved_by, approved_at, starts_at, expires_at, ended_by, ended_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     approved_by, approved_at, starts_at, expires_at, ended_by, ended_at, resource, \
+     requested_duration, requested_start, ticket, approvals, extension, extensions, comment) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20) \
      ON CONFLICT (id) DO UPDATE SET status = excluded.status, approved_by = excluded.approved_by, \
      approved_at = excluded.approved_at, starts_at = excluded.starts_at, \
-     expires_at = excluded.expires_at, ended_by = excluded.ended_by, ended_at = excluded.ended_at \
+     expires_at = excluded.expires_at, ended_by = excluded.ended_by, ended_at = excluded.ended_at, \
+     approvals = excluded.approvals, extension = excluded.extension, \
+     extensions = excluded.extensions, comment = excluded.comment \
      WHERE requests.status IN ('pending', 'active') AND requests.email = excluded.email \
+     AND requests.resource = excluded.resource \
+     AND requests.requested_duration IS NOT DISTINCT FROM excluded.requested_duration \
+     AND requests.requested_start IS NOT DISTINCT FROM excluded.requested_start \
+     AND requests.ticket IS NOT DISTINCT FROM excluded.ticket \
      AND requests.requested_at = excluded.requested_at \
      AND requests.requested_by = excluded.requested_by \
      AND requests.reason IS NOT DISTINCT FROM excluded.reason";
 
-/// Checks that the event belongs to the request, and cuts times to what the
-/// store keeps.
-fn as_stored_transition(t: &Transition) -> Result<Transition, StoreError> {
-    let problem = if t.event.request_id != t.request.id {
+/// Checks that the event belongs to the request on the resource decided
+/// on, and cuts times to what the store keeps.
+fn as_stored_transition(t: &Transition, resource: &ResourceName) -> Result<Transition, StoreError> {
+    let problem = if &t.request.resource != resource {
+        Some("it is on another resource than the one decided on")
+    } else if t.event.request_id != t.request.id {
         Some("its audit event names another request")
     } else if t.event.subject != t.request.email {
         Some("its audit event names another subject")

@@ -4,7 +4,10 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use jit_domain::{Actor, Email, Grant, Reason, Request, RequestId, State, Status};
+use jit_domain::{
+    Actor, Approval, Ask, Email, ExtensionAsk, Grant, GrantDuration, Reason, Request, RequestId,
+    ResourceName, State, Status, Ticket,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -15,7 +18,9 @@ macro_rules! select_requests {
     ($($tail:literal)*) => {
         concat!(
             "SELECT id, email, reason, requested_at, requested_by, status, approved_by, \
-             approved_at, starts_at, expires_at, ended_by, ended_at FROM requests ",
+             approved_at, starts_at, expires_at, ended_by, ended_at, resource, \
+             requested_duration, requested_start, ticket, approvals, extension, extensions, \
+             comment FROM requests ",
             $($tail),*
         )
     };
@@ -49,6 +54,49 @@ pub(crate) struct RequestRow {
     pub expires_at: Option<i64>,
     pub ended_by: Option<String>,
     pub ended_at: Option<i64>,
+    // Columns added with resources: states committed before them lack these
+    // and read as what the migration gave their rows.
+    #[serde(default = "default_resource")]
+    pub resource: String,
+    #[serde(default)]
+    pub requested_duration: Option<i64>,
+    #[serde(default)]
+    pub requested_start: Option<i64>,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    #[serde(default = "no_approvals")]
+    pub approvals: String,
+    #[serde(default)]
+    pub extension: Option<String>,
+    #[serde(default)]
+    pub extensions: i64,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+fn default_resource() -> String {
+    ResourceName::DEFAULT.to_owned()
+}
+
+fn no_approvals() -> String {
+    "[]".to_owned()
+}
+
+/// An approval in the `approvals` column's JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalJson {
+    by: String,
+    at: i64,
+}
+
+/// The `extension` column's JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionJson {
+    duration: u32,
+    reason: Option<String>,
+    asked_at: i64,
 }
 
 impl From<&Request> for RequestRow {
@@ -63,7 +111,7 @@ impl From<&Request> for RequestRow {
         RequestRow {
             id: r.id.to_string(),
             email: r.email.to_string(),
-            reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
+            reason: r.reason().map(|x| x.as_str().to_owned()),
             requested_at: millis(r.requested_at),
             requested_by: r.requested_by.to_string(),
             status: r.state.status().as_str().to_owned(),
@@ -73,6 +121,30 @@ impl From<&Request> for RequestRow {
             expires_at: grant.map(|g| millis(g.expires_at)),
             ended_by,
             ended_at: r.state.ended_at().map(millis),
+            resource: r.resource.as_str().to_owned(),
+            requested_duration: r.ask.duration.map(|d| d.whole_minutes()),
+            requested_start: r.ask.starts_at.map(millis),
+            ticket: r.ask.ticket.as_ref().map(|t| t.as_str().to_owned()),
+            approvals: serde_json::to_string(
+                &r.approvals
+                    .iter()
+                    .map(|a| ApprovalJson {
+                        by: a.by.to_string(),
+                        at: millis(a.at),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .expect("strings and integers serialize"),
+            extension: r.extension.as_ref().map(|x| {
+                serde_json::to_string(&ExtensionJson {
+                    duration: u32::try_from(x.duration.whole_minutes()).unwrap_or(u32::MAX),
+                    reason: x.reason.as_ref().map(|r| r.as_str().to_owned()),
+                    asked_at: millis(x.asked_at),
+                })
+                .expect("strings and integers serialize")
+            }),
+            extensions: i64::from(r.extensions),
+            comment: r.comment.as_ref().map(|c| c.as_str().to_owned()),
         }
     }
 }
@@ -81,7 +153,7 @@ impl RequestRow {
     /// Every column by name, as people read it and distinct for distinct
     /// values: text quoted, times in RFC 3339 (raw milliseconds if out of
     /// range), `NULL` for nothing.
-    pub fn cells(&self) -> [(&'static str, String); 12] {
+    pub fn cells(&self) -> [(&'static str, String); 20] {
         let quoted = |v: &str| format!("{v:?}");
         let text = |v: &Option<String>| v.as_deref().map_or_else(|| "NULL".into(), quoted);
         let time = |v: Option<i64>| {
@@ -107,6 +179,18 @@ impl RequestRow {
             ("expires_at", time(self.expires_at)),
             ("ended_by", text(&self.ended_by)),
             ("ended_at", time(self.ended_at)),
+            ("resource", quoted(&self.resource)),
+            (
+                "requested_duration",
+                self.requested_duration
+                    .map_or_else(|| "NULL".into(), |m| format!("{m} min")),
+            ),
+            ("requested_start", time(self.requested_start)),
+            ("ticket", text(&self.ticket)),
+            ("approvals", self.approvals.clone()),
+            ("extension", text(&self.extension)),
+            ("extensions", self.extensions.to_string()),
+            ("comment", text(&self.comment)),
         ]
     }
 
@@ -184,13 +268,61 @@ impl RequestRow {
                 State::Cancelled { by, at }
             }
         };
+        let reason = |column: &'static str, v: &Option<String>| match v {
+            None => Ok(None),
+            Some(r) => Reason::parse(r).map_err(|e| bad(column, r, e.to_string())),
+        };
+        let minutes = |column: &'static str, m: i64| {
+            u32::try_from(m)
+                .ok()
+                .and_then(|m| GrantDuration::from_minutes(m).ok())
+                .ok_or_else(|| bad(column, &m, "is not a positive number of minutes".into()))
+        };
+        let email = |column: &'static str, v: &str| {
+            Email::parse(v).map_err(|e| bad(column, &v, e.to_string()))
+        };
+        let approvals: Vec<ApprovalJson> = serde_json::from_str(&self.approvals)
+            .map_err(|e| bad("approvals", &self.approvals, e.to_string()))?;
+        let approvals = approvals
+            .into_iter()
+            .map(|a| {
+                Ok(Approval {
+                    by: email("approvals", &a.by)?,
+                    at: when("approvals", Some(a.at))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let extension = match &self.extension {
+            None => None,
+            Some(text) => {
+                let x: ExtensionJson = serde_json::from_str(text)
+                    .map_err(|e| bad("extension", text, e.to_string()))?;
+                Some(ExtensionAsk {
+                    duration: minutes("extension", i64::from(x.duration))?,
+                    reason: reason("extension", &x.reason)?,
+                    asked_at: when("extension", Some(x.asked_at))?,
+                })
+            }
+        };
         Ok(Request {
             id: RequestId::from_str(&self.id).map_err(|e| bad("id", &self.id, e.to_string()))?,
-            email: Email::parse(&self.email)
-                .map_err(|e| bad("email", &self.email, e.to_string()))?,
-            reason: match &self.reason {
-                None => None,
-                Some(r) => Reason::parse(r).map_err(|e| bad("reason", r, e.to_string()))?,
+            resource: ResourceName::parse(&self.resource)
+                .map_err(|e| bad("resource", &self.resource, e.to_string()))?,
+            email: email("email", &self.email)?,
+            ask: Ask {
+                reason: reason("reason", &self.reason)?,
+                duration: self
+                    .requested_duration
+                    .map(|m| minutes("requested_duration", m))
+                    .transpose()?,
+                starts_at: self
+                    .requested_start
+                    .map(|s| when("requested_start", Some(s)))
+                    .transpose()?,
+                ticket: match &self.ticket {
+                    None => None,
+                    Some(t) => Ticket::parse(t).map_err(|e| bad("ticket", t, e.to_string()))?,
+                },
             },
             requested_at: when("requested_at", Some(self.requested_at))?,
             requested_by: parsed(
@@ -199,6 +331,11 @@ impl RequestRow {
                 Actor::from_str(&self.requested_by),
             )?,
             state,
+            approvals,
+            extension,
+            extensions: u32::try_from(self.extensions)
+                .map_err(|_| bad("extensions", &self.extensions, "is out of range".into()))?,
+            comment: reason("comment", &self.comment)?,
         })
     }
 }
