@@ -15,6 +15,7 @@
 
 mod audit;
 mod error;
+mod history;
 mod location;
 mod read_only;
 mod requests;
@@ -34,6 +35,7 @@ pub use audit::{
     AuditQuery, AuditRecord, ChainBreak, ChainProblem, ChainReport, MismatchProblem, StateMismatch,
 };
 pub use error::StoreError;
+pub use history::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
 pub use location::Backend;
 pub use requests::Committed;
 pub use sync::{Fence, INTENT_RETENTION, Intent, IntentId, SyncState};

@@ -1,0 +1,99 @@
+//! History people can read: approvers see everyone's, each person their
+//! own, filtered and paged, as files, and as the grants held over time.
+
+use jit_domain::Request;
+pub use jit_store::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
+
+use crate::{Caller, Service, ServiceError};
+
+/// Whose history a caller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// Everyone's, or one person's by the filter: admins only.
+    Everyone,
+    /// The caller's own: anyone signed in; the filter's person is ignored.
+    Own,
+}
+
+/// Events fetched per query while gathering an export.
+const EXPORT_BATCH: usize = 1000;
+
+impl Service {
+    /// A page of at most `limit` events, newest first, from `cursor`.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        whose: Whose,
+        filter: HistoryFilter,
+        cursor: HistoryCursor,
+        limit: usize,
+    ) -> Result<HistoryPage, ServiceError> {
+        let filter = self.scoped(caller, whose, filter)?;
+        Ok(self.inner.store.history(&filter, cursor, limit).await?)
+    }
+
+    /// Every event the filter selects, oldest first, or `None` if there
+    /// are more than `max` (read a page at a time, never all at once).
+    pub async fn history_export(
+        &self,
+        caller: &Caller,
+        whose: Whose,
+        filter: HistoryFilter,
+        max: usize,
+    ) -> Result<Option<Vec<HistoryEntry>>, ServiceError> {
+        let filter = self.scoped(caller, whose, filter)?;
+        let mut entries = Vec::new();
+        let mut cursor = HistoryCursor::Newest;
+        loop {
+            let page = self
+                .inner
+                .store
+                .history(&filter, cursor, EXPORT_BATCH)
+                .await?;
+            entries.extend(page.entries);
+            if entries.len() > max {
+                return Ok(None);
+            }
+            match page.older {
+                Some(older) => cursor = older,
+                None => break,
+            }
+        }
+        entries.reverse();
+        Ok(Some(entries))
+    }
+
+    /// Requests whose grant was in force within the filter's time range,
+    /// for its person and resource (its action is not about grants): at
+    /// most `limit`, by the start of their access.
+    pub async fn grant_history(
+        &self,
+        caller: &Caller,
+        whose: Whose,
+        filter: HistoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Request>, ServiceError> {
+        let filter = self.scoped(caller, whose, filter)?;
+        Ok(self.inner.store.grants_between(&filter, limit).await?)
+    }
+
+    /// The filter as `caller` may use it: anyone's for admins, otherwise
+    /// narrowed to the caller.
+    fn scoped(
+        &self,
+        caller: &Caller,
+        whose: Whose,
+        filter: HistoryFilter,
+    ) -> Result<HistoryFilter, ServiceError> {
+        match whose {
+            Whose::Everyone => {
+                self.require_admin(caller)?;
+                Ok(filter)
+            }
+            Whose::Own => Ok(HistoryFilter {
+                person: Some(caller.email.clone()),
+                ..filter
+            }),
+        }
+    }
+}
