@@ -32,8 +32,11 @@ pub(crate) async fn authenticate(
     let route = route_of(path);
     match verify(&state, request.headers(), route).await {
         Ok(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
+            request.extensions_mut().insert(caller.clone());
+            let mut response = next.run(request).await;
+            // For the error page drawn outside, so it keeps "Signed in as".
+            response.extensions_mut().insert(caller);
+            response
         }
         Err(e) => e.into_response(),
     }

@@ -7,20 +7,26 @@
 //! which sees the request, then draws the problem in the client's format.
 //! Responses made by layers (cross-site refusal, timeout, body limit) are
 //! drawn the same way, so every failure looks alike.
+//!
+//! A browser's form POST that fails is not answered with a page at the POST
+//! address (a reload would post again): it is sent back (303) to the page
+//! the form is on, which shows the failure once from a flash cookie. API
+//! callers and scripts (no `text/html` in `Accept`) get the status as ever.
 
 use askama::Template;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use jit_domain::{Change, DomainError, EmailError};
 use jit_identity::VerifyError;
-use jit_service::{ServiceError, SyncFailure};
+use jit_service::{Caller, ServiceError, SyncFailure};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tower_http::csrf::ProtectionError;
 
 use crate::AppState;
+use crate::notice::{Failure, Flasher};
 use crate::pages::Chrome;
 use crate::sync::{failure_code, failure_text};
 use crate::when::When;
@@ -121,6 +127,7 @@ impl WebError {
                 p(status, "unverified", "Sign-in not verified")
                     .detail(format!("Your Pomerium sign-in could not be verified: {}.", u.reason()))
                     .hint(hint)
+                    .stays()
             }
             WebError::Service(ServiceError::NotAdmin) => p(S::FORBIDDEN, "not-admin", "Admins only")
                 .detail("This page and its actions are for admins only.")
@@ -128,7 +135,8 @@ impl WebError {
                     "To become an admin, ask an existing admin to add your email to ADMIN_EMAILS, or one \
                      of your groups to ADMIN_GROUPS, in this app's configuration.",
                 )
-                .back("/"),
+                .back("/")
+                .stays(),
             WebError::Service(ServiceError::AdminRouteOnly) => {
                 p(S::FORBIDDEN, "admin-route-only", "Admins only, under /admin")
                     .detail(
@@ -140,6 +148,7 @@ impl WebError {
                          ADMIN_EMAILS or ADMIN_GROUPS so the app checks admin rights itself.",
                     )
                     .back("/")
+                    .stays()
             }
             WebError::Service(ServiceError::Domain(e)) => domain_problem(e),
             WebError::Service(ServiceError::Store(_)) => {
@@ -171,7 +180,8 @@ impl WebError {
             }
             WebError::CrossSite => p(S::FORBIDDEN, "cross-site", "Cross-site request refused")
                 .detail("This change was sent from another site, so it was refused and nothing was changed.")
-                .hint("Make changes from this app's own pages."),
+                .hint("Make changes from this app's own pages.")
+                .stays(),
             WebError::NotFound => p(S::NOT_FOUND, "not-found", "Page not found")
                 .detail("There is no page at this address."),
             WebError::MethodNotAllowed => p(S::METHOD_NOT_ALLOWED, "method-not-allowed", "Not allowed")
@@ -230,16 +240,13 @@ fn domain_problem(e: &DomainError) -> Problem {
         DomainError::AlreadyPending { email, since } => {
             let since = When::new(*since, now);
             Problem::new(S::CONFLICT, "already-pending", "Already requested").detail(format!(
-                "{email} already has a pending request (since {}, {}).",
-                since.rel, since.abs
+                "{email} already has a pending request, made {since}."
             ))
         }
         DomainError::AlreadyActive { email, until } => {
             let until = When::new(*until, now);
-            Problem::new(S::CONFLICT, "already-active", "Access already granted").detail(format!(
-                "{email} already has access until {} ({}).",
-                until.abs, until.rel
-            ))
+            Problem::new(S::CONFLICT, "already-active", "Access already granted")
+                .detail(format!("{email} already has access until {until}."))
         }
         DomainError::SelfApproval => Problem::new(
             S::FORBIDDEN,
@@ -257,10 +264,8 @@ fn domain_problem(e: &DomainError) -> Problem {
                 Change::Approved { by, at } => {
                     let at = When::new(*at, now);
                     format!(
-                        "The request from {email} shown on your page was approved meanwhile by {} ({}, {}).",
+                        "The request from {email} shown on your page was approved meanwhile by {}, at {at}.",
                         by.label(),
-                        at.rel,
-                        at.abs
                     )
                 }
                 Change::Replaced {
@@ -269,10 +274,8 @@ fn domain_problem(e: &DomainError) -> Problem {
                 } => {
                     let at = When::new(*requested_at, now);
                     format!(
-                        "The request from {email} shown on your page has ended, and a newer one made {} \
-                         ({}) is now {}.",
-                        at.rel,
-                        at.abs,
+                        "The request from {email} shown on your page has ended, and a newer one made {at} \
+                         is now {}.",
                         status.as_str()
                     )
                 }
@@ -307,6 +310,10 @@ pub(crate) struct Problem {
     pub hint: Option<&'static str>,
     /// Where "back" leads when the section's own page would fail the same way.
     pub back: Option<&'static str>,
+    /// Shown where it happened, never carried back to a form's page: it is
+    /// about who is asking, so that page would fail the same way (or, for a
+    /// cross-site POST, the answer must set nothing).
+    pub stays: bool,
 }
 
 impl Problem {
@@ -318,6 +325,7 @@ impl Problem {
             detail: String::new(),
             hint: None,
             back: None,
+            stays: false,
         }
     }
 
@@ -335,6 +343,22 @@ impl Problem {
         self.back = Some(back);
         self
     }
+
+    fn stays(mut self) -> Problem {
+        self.stays = true;
+        self
+    }
+
+    /// What the form's page shows about it.
+    fn failure(&self, reference: Option<&str>) -> Failure {
+        Failure {
+            title: self.title.to_owned(),
+            detail: self.detail.clone(),
+            hint: self.hint.map(str::to_owned),
+            reference: reference.map(str::to_owned),
+            warning: self.code == "not-applied",
+        }
+    }
 }
 
 /// A bare response that [`render`] will draw.
@@ -350,6 +374,8 @@ impl IntoResponse for Problem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reader {
     json: bool,
+    /// A browser's form POST: sent back to the form's page on failure.
+    form_post: bool,
     /// Where "back" leads: the admin page for admin routes, else home.
     back: &'static str,
     request_id: Option<String>,
@@ -358,10 +384,12 @@ struct Reader {
 impl Reader {
     fn of(request: &Request) -> Reader {
         let path = request.uri().path();
+        let json = path.starts_with("/api/")
+            || path.starts_with("/admin/api/")
+            || prefers_json(request.headers());
         Reader {
-            json: path.starts_with("/api/")
-                || path.starts_with("/admin/api/")
-                || prefers_json(request.headers()),
+            json,
+            form_post: request.method() == Method::POST && !json && reads_html(request.headers()),
             back: if path == "/admin" || path.starts_with("/admin/") {
                 "/admin"
             } else {
@@ -379,14 +407,23 @@ impl Reader {
 /// True when `Accept` names a JSON type and not HTML: browsers always list
 /// `text/html`, API clients ask for JSON.
 fn prefers_json(headers: &HeaderMap) -> bool {
-    let accept = headers
+    let accept = accept(headers);
+    accept.contains("json") && !accept.contains("text/html")
+}
+
+/// True when `Accept` names HTML, as a browser's navigation always does.
+fn reads_html(headers: &HeaderMap) -> bool {
+    accept(headers).contains("text/html")
+}
+
+fn accept(headers: &HeaderMap) -> String {
+    headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
-        .join(",");
-    let accept = accept.to_ascii_lowercase();
-    accept.contains("json") && !accept.contains("text/html")
+        .join(",")
+        .to_ascii_lowercase()
 }
 
 /// Draws every failure, whoever produced it, as the client prefers.
@@ -396,6 +433,7 @@ pub(crate) async fn render(
     next: Next,
 ) -> Response {
     let reader = Reader::of(&request);
+    let flasher = Flasher::new(&state, request.headers());
     let mut response = next.run(request).await;
     let problem = if let Some(problem) = response.extensions_mut().remove::<Problem>() {
         problem
@@ -410,7 +448,17 @@ pub(crate) async fn render(
     } else {
         return response;
     };
-    draw(&problem, &reader, state.demo)
+    if reader.form_post && !problem.stays {
+        let failure = problem.failure(reader.request_id.as_deref());
+        return flasher.fail(problem.back.unwrap_or(reader.back), failure);
+    }
+    // Set by `authenticate` once the caller is known: the page keeps the
+    // navigation and "Signed in as".
+    let chrome = match response.extensions().get::<Caller>() {
+        Some(caller) => Chrome::signed_in(&state, caller, ""),
+        None => Chrome::anonymous(state.demo),
+    };
+    draw(&problem, &reader, chrome)
 }
 
 /// A failure from a layer or a library, with no page of its own.
@@ -457,7 +505,7 @@ struct ErrorPage<'a> {
     request_id: Option<&'a str>,
 }
 
-fn draw(problem: &Problem, reader: &Reader, demo: bool) -> Response {
+fn draw(problem: &Problem, reader: &Reader, chrome: Chrome) -> Response {
     let request_id = reader.request_id.as_deref();
     if reader.json {
         let body = ProblemJson {
@@ -476,7 +524,7 @@ fn draw(problem: &Problem, reader: &Reader, demo: bool) -> Response {
         return response;
     }
     let page = ErrorPage {
-        chrome: Chrome::anonymous(demo),
+        chrome,
         problem,
         back: problem.back.unwrap_or(reader.back),
         request_id,
@@ -513,6 +561,31 @@ mod tests {
         assert!(!Reader::of(&request("/", Some(browser))).json);
         assert!(!Reader::of(&request("/", Some("*/*"))).json);
         assert!(!Reader::of(&request("/", None)).json);
+    }
+
+    #[test]
+    fn only_a_browsers_post_is_sent_back_to_its_page() {
+        let post = |path: &str, accept: &str| {
+            let r = Request::post(path)
+                .header(header::ACCEPT, accept)
+                .body(Body::empty())
+                .unwrap();
+            Reader::of(&r).form_post
+        };
+        let browser = "text/html,application/xhtml+xml,*/*;q=0.8";
+        assert!(post("/admin/approve-access", browser));
+        assert!(!post("/admin/approve-access", "*/*"), "a script");
+        assert!(!post("/api/v1/me", browser), "the API");
+        assert!(
+            !Reader::of(&request("/admin", Some(browser))).form_post,
+            "a GET"
+        );
+        assert!(WebError::CrossSite.problem().stays);
+        assert!(WebError::from(ServiceError::NotAdmin).problem().stays);
+        assert!(!WebError::field("email", "bad").problem().stays);
+        let saved = WebError::NotApplied(None).problem().failure(Some("id-1"));
+        assert!(saved.warning && saved.detail.contains("SAVED"));
+        assert_eq!(saved.reference.as_deref(), Some("id-1"));
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod layers;
 mod notice;
 mod pages;
 mod sync;
+mod text;
 mod when;
 
 use std::time::Duration;

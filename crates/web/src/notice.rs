@@ -1,10 +1,11 @@
-//! Confirmations after a form POST, carried by a flash cookie. The POST
-//! answers 303 to the page and sets `jit_flash` (a notice code and, for
-//! admin notices, an email), MAC'd with a key made when the process starts;
-//! the page shows the message for it and clears the cookie. A link cannot
-//! make a page say something (a query string is never read), and a cookie
-//! from anywhere else, expired, or from another process (a restart, another
-//! replica) shows nothing.
+//! Confirmations and failures after a form POST, carried by a flash cookie.
+//! The POST answers 303 to the page and sets `jit_flash` (a notice code and,
+//! for admin notices, an email; or a failure's public text), MAC'd with a
+//! key made when the process starts; the page shows the message for it and
+//! clears the cookie, so a reload neither posts again nor repeats it. A link
+//! cannot make a page say something (a query string is never read), and a
+//! cookie from anywhere else, expired, or from another process (a restart,
+//! another replica) shows nothing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, IntoResponseParts, Redirect, Response, Respon
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jit_domain::Email;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 
@@ -106,12 +108,71 @@ impl Notice {
     }
 }
 
+/// A failed form POST, as the page it came from shows it: the public face
+/// of the error, never its internals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Failure {
+    pub title: String,
+    pub detail: String,
+    pub hint: Option<String>,
+    /// The request id, to quote to an admin.
+    pub reference: Option<String>,
+    /// `warning` for a change that was saved but not applied, else `error`.
+    pub warning: bool,
+}
+
 /// What a page shows at the top, if anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shown {
+    /// A failure's title, shown in bold before the text.
+    pub title: Option<String>,
     pub text: String,
+    pub hint: Option<String>,
+    pub reference: Option<String>,
+    /// `success`, `info`, `warning` or `error`.
     pub tone: &'static str,
 }
+
+impl Shown {
+    fn notice(notice: Notice, email: Option<&Email>) -> Shown {
+        Shown {
+            title: None,
+            text: notice.message(email),
+            hint: None,
+            reference: None,
+            tone: notice.tone(),
+        }
+    }
+
+    fn failure(f: Failure) -> Shown {
+        Shown {
+            title: Some(f.title),
+            text: f.detail,
+            hint: f.hint,
+            reference: f.reference,
+            tone: if f.warning { "warning" } else { "error" },
+        }
+    }
+
+    /// Failures interrupt; confirmations wait their turn.
+    pub fn role(&self) -> &'static str {
+        if self.tone == "error" {
+            "alert"
+        } else {
+            "status"
+        }
+    }
+}
+
+/// A cookie's message: a notice about someone, or a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Flashed {
+    Notice(Notice, Option<Email>),
+    Failure(Failure),
+}
+
+/// The code of a failure in the cookie; no notice has it.
+const FAILURE: &str = "failure";
 
 /// The per-process key that signs flash cookies.
 #[derive(Clone)]
@@ -131,31 +192,49 @@ impl FlashKey {
         FlashKey(key)
     }
 
-    /// The cookie value: `expiry.code.email.mac`, every part free of `.`,
-    /// `;`, `,` and spaces.
-    fn seal(&self, notice: Notice, email: Option<&Email>, expires: u64) -> String {
-        let email = email.map_or_else(String::new, |e| B64.encode(e.as_str()));
-        let payload = format!("{expires}.{}.{email}", notice.code());
+    /// The cookie value: `expiry.code.argument.mac`, every part free of `.`,
+    /// `;`, `,` and spaces; the argument is the email, or the failure as
+    /// JSON, in base64.
+    fn seal(&self, flashed: &Flashed, expires: u64) -> String {
+        let (code, argument) = match flashed {
+            Flashed::Notice(notice, email) => (
+                notice.code(),
+                email
+                    .as_ref()
+                    .map_or_else(String::new, |e| B64.encode(e.as_str())),
+            ),
+            // Serializing plain strings cannot fail.
+            Flashed::Failure(f) => (
+                FAILURE,
+                B64.encode(serde_json::to_vec(f).expect("a failure serializes")),
+            ),
+        };
+        let payload = format!("{expires}.{code}.{argument}");
         let tag = hmac::sign(&self.0, payload.as_bytes());
         format!("{payload}.{}", B64.encode(tag.as_ref()))
     }
 
-    /// The notice in a cookie value, if this process sealed it and it has not expired.
+    /// The message in a cookie value, if this process sealed it and it has not expired.
     fn open(&self, value: &str, now: u64) -> Option<Shown> {
         let (payload, tag) = value.rsplit_once('.')?;
         let tag = B64.decode(tag).ok()?;
         hmac::verify(&self.0, payload.as_bytes(), &tag).ok()?;
         let mut parts = payload.splitn(3, '.');
         let expires: u64 = parts.next()?.parse().ok()?;
-        let notice = Notice::parse(parts.next()?)?;
-        let email = match parts.next()? {
-            "" => None,
-            e => Some(Email::parse(std::str::from_utf8(&B64.decode(e).ok()?).ok()?).ok()?),
+        let code = parts.next()?;
+        let argument = B64.decode(parts.next()?).ok()?;
+        if now >= expires {
+            return None;
+        }
+        if code == FAILURE {
+            return Some(Shown::failure(serde_json::from_slice(&argument).ok()?));
+        }
+        let notice = Notice::parse(code)?;
+        let email = match argument.as_slice() {
+            [] => None,
+            e => Some(Email::parse(std::str::from_utf8(e).ok()?).ok()?),
         };
-        (now < expires).then(|| Shown {
-            text: notice.message(email.as_ref()),
-            tone: notice.tone(),
-        })
+        Some(Shown::notice(notice, email.as_ref()))
     }
 }
 
@@ -198,19 +277,30 @@ impl FromRequestParts<AppState> for Flasher {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Flasher {
-            key: state.flash.clone(),
-            secure: is_https(&parts.headers),
-        })
+        Ok(Flasher::new(state, &parts.headers))
     }
 }
 
 impl Flasher {
+    pub fn new(state: &AppState, headers: &HeaderMap) -> Flasher {
+        Flasher {
+            key: state.flash.clone(),
+            secure: is_https(headers),
+        }
+    }
+
     /// 303 to `page`, which will show `notice` (about `email`, if given) once.
     pub fn redirect(&self, page: &str, notice: Notice, email: Option<&Email>) -> Response {
-        let value = self
-            .key
-            .seal(notice, email, unix_now() + LIFETIME.as_secs());
+        self.send(page, &Flashed::Notice(notice, email.cloned()))
+    }
+
+    /// 303 to `page`, which will show the failure once.
+    pub fn fail(&self, page: &str, failure: Failure) -> Response {
+        self.send(page, &Flashed::Failure(failure))
+    }
+
+    fn send(&self, page: &str, flashed: &Flashed) -> Response {
+        let value = self.key.seal(flashed, unix_now() + LIFETIME.as_secs());
         (
             [(header::SET_COOKIE, cookie(&value, LIFETIME, self.secure))],
             Redirect::to(page),
@@ -275,7 +365,7 @@ mod tests {
         let key = FlashKey::generate();
         let email = Email::parse("a+b@example.com").unwrap();
         for n in Notice::ALL {
-            let value = key.seal(n, Some(&email), NOW + 60);
+            let value = key.seal(&Flashed::Notice(n, Some(email.clone())), NOW + 60);
             assert!(
                 !value.contains([';', ',', ' ', '"', '\\']),
                 "{value} is a valid cookie value"
@@ -286,15 +376,41 @@ mod tests {
                 (n.message(Some(&email)), n.tone())
             );
         }
-        let shown = key.open(&key.seal(Notice::Approved, None, NOW + 60), NOW);
+        let shown = key.open(
+            &key.seal(&Flashed::Notice(Notice::Approved, None), NOW + 60),
+            NOW,
+        );
         assert_eq!(shown.unwrap().text, "Approved.");
+    }
+
+    #[test]
+    fn a_failure_round_trips_with_its_text_intact() {
+        let key = FlashKey::generate();
+        let failure = Failure {
+            title: "Changed since you looked".into(),
+            detail: "The request from a.b@c.d; changed. <b>&</b>".into(),
+            hint: Some("Reload.".into()),
+            reference: Some("abc-123".into()),
+            warning: false,
+        };
+        let value = key.seal(&Flashed::Failure(failure.clone()), NOW + 60);
+        assert!(!value.contains([';', ',', ' ', '"', '\\']), "{value}");
+        let shown = key.open(&value, NOW).unwrap();
+        assert_eq!(shown, Shown::failure(failure.clone()));
+        assert_eq!((shown.tone, shown.role()), ("error", "alert"));
+        let saved = Failure {
+            warning: true,
+            ..failure
+        };
+        let shown = key.open(&key.seal(&Flashed::Failure(saved), NOW + 60), NOW);
+        assert_eq!(shown.unwrap().tone, "warning");
     }
 
     #[test]
     fn forged_altered_foreign_and_expired_cookies_show_nothing() {
         let key = FlashKey::generate();
         let mallory = Email::parse("mallory@evil.example").unwrap();
-        let value = key.seal(Notice::Rejected, Some(&mallory), NOW + 60);
+        let value = key.seal(&Flashed::Notice(Notice::Rejected, Some(mallory)), NOW + 60);
         let altered = value.replacen("rejected", "approved", 1);
         assert_eq!(key.open(&altered, NOW), None);
         assert_eq!(

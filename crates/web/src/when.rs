@@ -1,6 +1,9 @@
-//! Times as people read them: relative ("3 min ago", "in 54 min") next to
-//! absolute UTC ("14:02 UTC", with the date when it is not today), and the
-//! exact RFC 3339 instant for `<time datetime>` and tooltips.
+//! The one place times are formatted for people: the absolute UTC time,
+//! always with the date ("2026-11-28 14:02 UTC"), a relative part ("3 min
+//! ago", "in 54 min") and the exact RFC 3339 instant for `<time datetime>`
+//! and tooltips. Time still to come is rounded up, so a grant with 1 min
+//! 59 s left reads "in 2 min", never "in 1 min"; time gone by is rounded
+//! down.
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -11,7 +14,7 @@ use time::{OffsetDateTime, UtcOffset};
 pub(crate) struct When {
     /// "3 min ago", "in 54 min", "just now".
     pub rel: String,
-    /// "14:02 UTC" today, "2026-11-28 14:02 UTC" on other days.
+    /// "2026-11-28 14:02 UTC", the same on every page and row.
     pub abs: String,
     /// RFC 3339 in UTC, for machines.
     pub iso: String,
@@ -23,9 +26,23 @@ impl When {
         let now = now.to_offset(UtcOffset::UTC);
         When {
             rel: relative(at, now),
-            abs: absolute(at, now),
+            abs: absolute(at),
             iso: rfc3339(at),
         }
+    }
+
+    /// An RFC 3339 text as stored in audit details, if it is one.
+    pub fn parse(text: &str, now: OffsetDateTime) -> Option<When> {
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(|at| When::new(at, now))
+    }
+}
+
+/// "2026-11-28 14:02 UTC, in 54 min": both parts in one line of text.
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.abs, self.rel)
     }
 }
 
@@ -39,56 +56,66 @@ pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
-fn absolute(at: OffsetDateTime, now: OffsetDateTime) -> String {
-    let formatted = if at.date() == now.date() {
-        at.format(format_description!("[hour]:[minute] UTC"))
-    } else {
-        at.format(format_description!(
-            "[year]-[month]-[day] [hour]:[minute] UTC"
-        ))
-    };
-    formatted.unwrap_or_else(|_| at.to_string())
+fn absolute(at: OffsetDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_else(|_| at.to_string())
 }
 
 fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
     let seconds = (at - now).whole_seconds();
-    match span(seconds.unsigned_abs()) {
-        None if seconds > 0 => "in less than a minute".to_owned(),
-        None => "just now".to_owned(),
-        Some(s) if seconds > 0 => format!("in {s}"),
-        Some(s) => format!("{s} ago"),
+    if seconds > 0 {
+        // Under a minute left still reads as a minute's worth: rounded up.
+        format!("in {}", span(seconds.unsigned_abs(), Round::Up))
+    } else if seconds > -60 {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", span(seconds.unsigned_abs(), Round::Down))
     }
 }
 
-/// A length of time in at most two units, rounded down (so time left is
-/// never overstated); `None` under a minute.
-fn span(seconds: u64) -> Option<String> {
-    let minutes = seconds / 60;
-    if minutes == 0 {
-        return None;
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Time left: never understated, so nobody is surprised by an early end.
+    Up,
+    /// Time gone by: never overstated.
+    Down,
+}
+
+/// A length of time in at most two units (minutes and hours under a day,
+/// days and hours beyond), rounded to the smaller unit shown.
+fn span(seconds: u64, round: Round) -> String {
+    let to = |n: u64, unit: u64| match round {
+        Round::Up => n.div_ceil(unit),
+        Round::Down => n / unit,
+    };
+    let minutes = to(seconds, 60);
     if minutes < 60 {
-        return Some(format!("{minutes} min"));
+        return format!("{minutes} min");
     }
-    let (hours, minutes) = (minutes / 60, minutes % 60);
-    if hours < 24 {
-        return Some(if minutes == 0 {
+    if minutes < 24 * 60 {
+        let (hours, minutes) = (minutes / 60, minutes % 60);
+        return if minutes == 0 {
             format!("{hours} h")
         } else {
             format!("{hours} h {minutes} min")
-        });
+        };
     }
-    let (days, hours) = (hours / 24, hours % 24);
+    let (days, hours) = {
+        let hours = to(seconds, 3600);
+        (hours / 24, hours % 24)
+    };
     let days = if days == 1 {
         "1 day".to_owned()
     } else {
         format!("{days} days")
     };
-    Some(if hours == 0 {
+    if hours == 0 {
         days
     } else {
         format!("{days} {hours} h")
-    })
+    }
 }
 
 #[cfg(test)]
@@ -104,14 +131,18 @@ mod tests {
     #[test]
     fn reads_like_the_examples() {
         let w = When::new(NOW - Duration::minutes(3), NOW);
-        assert_eq!((w.rel.as_str(), w.abs.as_str()), ("3 min ago", "13:59 UTC"));
-        let w = When::new(NOW + Duration::minutes(54) + Duration::seconds(59), NOW);
-        assert_eq!((w.rel.as_str(), w.abs.as_str()), ("in 54 min", "14:57 UTC"));
-        assert_eq!(When::new(NOW, NOW).rel, "just now");
         assert_eq!(
-            When::new(NOW + Duration::seconds(30), NOW).rel,
-            "in less than a minute"
+            (w.rel.as_str(), w.abs.as_str()),
+            ("3 min ago", "2026-11-28 13:59 UTC")
         );
+        let w = When::new(NOW + Duration::minutes(54), NOW);
+        assert_eq!(
+            (w.rel.as_str(), w.abs.as_str()),
+            ("in 54 min", "2026-11-28 14:56 UTC")
+        );
+        assert_eq!(When::new(NOW, NOW).rel, "just now");
+        assert_eq!(When::new(NOW - Duration::seconds(59), NOW).rel, "just now");
+        assert_eq!(When::new(NOW + Duration::seconds(30), NOW).rel, "in 1 min");
         assert_eq!(
             When::new(NOW + Duration::minutes(90), NOW).rel,
             "in 1 h 30 min"
@@ -122,27 +153,66 @@ mod tests {
             "in 1 day 1 h"
         );
         assert_eq!(When::new(NOW - Duration::days(3), NOW).rel, "3 days ago");
+        assert_eq!(
+            When::new(NOW + Duration::minutes(125), NOW).to_string(),
+            "2026-11-28 16:07 UTC (in 2 h 5 min)"
+        );
     }
 
     #[test]
-    fn other_days_carry_the_date_and_offsets_become_utc() {
+    fn time_left_is_rounded_up() {
+        let fresh = |s| When::new(NOW + Duration::seconds(s), NOW).rel;
+        assert_eq!(fresh(119), "in 2 min", "a fresh 2-minute grant");
+        assert_eq!(fresh(120), "in 2 min");
+        assert_eq!(fresh(121), "in 3 min");
+        assert_eq!(fresh(2 * 3600 + 5 * 60 - 1), "in 2 h 5 min");
+        assert_eq!(fresh(24 * 3600 - 1), "in 1 day");
+        assert_eq!(fresh(24 * 3600 + 1), "in 1 day 1 h");
+        assert_eq!(
+            When::new(NOW - Duration::seconds(119), NOW).rel,
+            "1 min ago",
+            "the past is rounded down"
+        );
+    }
+
+    #[test]
+    fn every_time_carries_the_date_and_offsets_become_utc() {
         let w = When::new(NOW + Duration::hours(12), NOW);
         assert_eq!(w.abs, "2026-11-29 02:02 UTC");
         let paris = datetime!(2026-11-28 15:02:30 +01:00);
         let w = When::new(paris, NOW);
         assert_eq!(
             (w.abs.as_str(), w.iso.as_str(), w.rel.as_str()),
-            ("14:02 UTC", "2026-11-28T14:02:30Z", "just now")
+            ("2026-11-28 14:02 UTC", "2026-11-28T14:02:30Z", "just now")
         );
+        assert_eq!(When::parse("2026-11-28T15:02:30+01:00", NOW), Some(w));
+        assert_eq!(When::parse("1h", NOW), None);
+    }
+
+    /// Seconds in a span's text.
+    fn seconds_in(text: &str) -> u64 {
+        let words: Vec<&str> = text.split(' ').collect();
+        words
+            .chunks(2)
+            .map(|pair| {
+                let n: u64 = pair[0].parse().unwrap();
+                n * match pair[1] {
+                    "min" => 60,
+                    "h" => 3600,
+                    "day" | "days" => 86_400,
+                    other => unreachable!("{other}"),
+                }
+            })
+            .sum()
     }
 
     proptest! {
         #[test]
         fn direction_and_shape_hold_for_any_offset(secs in -20_000_000_i64..20_000_000) {
             let w = When::new(NOW + Duration::seconds(secs), NOW);
-            prop_assert!(w.abs.ends_with(" UTC"));
+            prop_assert!(w.abs.starts_with("20") && w.abs.ends_with(" UTC"), "{}", w.abs);
             prop_assert!(w.iso.ends_with('Z'));
-            if secs >= 60 {
+            if secs > 0 {
                 prop_assert!(w.rel.starts_with("in ") && !w.rel.ends_with(" ago"), "{}", w.rel);
             } else if secs <= -60 {
                 prop_assert!(w.rel.ends_with(" ago"), "{}", w.rel);
@@ -150,17 +220,19 @@ mod tests {
         }
 
         #[test]
-        fn spans_never_overstate(secs in 0u64..100_000_000) {
-            let text = span(secs).unwrap_or_default();
-            let mut total = 0u64;
-            let words: Vec<&str> = text.split(' ').collect();
-            for pair in words.chunks(2) {
-                if let [n, unit] = pair {
-                    let n: u64 = n.parse().unwrap();
-                    total += n * match *unit { "min" => 60, "h" => 3600, "day" | "days" => 86_400, _ => unreachable!() };
-                }
-            }
-            prop_assert!(total <= secs && secs - total < 86_400, "{secs} -> {text}");
+        fn time_left_is_never_understated(secs in 1u64..100_000_000) {
+            let text = span(secs, Round::Up);
+            let shown = seconds_in(&text);
+            let unit = if secs > 86_400 - 60 { 3600 } else { 60 };
+            prop_assert!(shown >= secs && shown - secs < unit, "{secs} -> {text}");
+        }
+
+        #[test]
+        fn time_gone_by_is_never_overstated(secs in 60u64..100_000_000) {
+            let text = span(secs, Round::Down);
+            let shown = seconds_in(&text);
+            let unit = if secs >= 86_400 { 3600 } else { 60 };
+            prop_assert!(shown <= secs && secs - shown < unit, "{secs} -> {text}");
         }
     }
 }

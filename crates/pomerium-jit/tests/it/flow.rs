@@ -20,7 +20,8 @@ async fn the_whole_flow() {
 
     let (status, page) = app.get("/", Some(&env.token(&alice))).await;
     assert_eq!(status, 200);
-    assert!(page.contains("alice@example.com"));
+    // Shown with a line-break opportunity after "@" and each ".".
+    assert!(page.contains("alice@<wbr>example.<wbr>com"));
 
     let (status, _) = app.post("/request-access", &env.token(&alice), &[]).await;
     assert_eq!(status, 303);

@@ -14,11 +14,12 @@ use jit_domain::{
 use jit_service::{AdminView, SyncFailure, SyncStatus};
 use time::OffsetDateTime;
 
-use super::{Chrome, actor_label, require_applied};
+use super::{Chrome, actor_label, require_applied, status_label};
 use crate::auth::SignedIn;
 use crate::input::{Approval, Form, Subject};
 use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::sync::{failure_code, failure_text};
+use crate::text::{Breakable, Excerpt};
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -37,9 +38,12 @@ pub(crate) struct AdminPage {
 #[derive(Debug)]
 struct PendingRow {
     id: String,
+    /// As the forms send it.
     email: String,
+    /// As the table shows it.
+    name: Breakable,
     requested: When,
-    reason: Option<String>,
+    reason: Option<Excerpt>,
     /// The viewer's own request, which they may not approve.
     own: bool,
 }
@@ -48,7 +52,9 @@ struct PendingRow {
 struct ActiveRow {
     id: String,
     email: String,
-    approved_by: String,
+    name: Breakable,
+    reason: Option<Excerpt>,
+    approved_by: Breakable,
     until: When,
     /// A start in the future, from a console edit.
     from: Option<When>,
@@ -58,10 +64,13 @@ struct ActiveRow {
 
 #[derive(Debug)]
 struct EndedRow {
-    email: String,
+    name: Breakable,
+    /// The badge's style.
     status: &'static str,
+    /// The badge's text.
+    label: String,
     /// Nobody for an expiry.
-    by: Option<String>,
+    by: Option<Breakable>,
     when: When,
 }
 
@@ -147,8 +156,9 @@ impl AdminPage {
             .map(|r| PendingRow {
                 id: r.id.to_string(),
                 email: r.email.to_string(),
+                name: Breakable(r.email.to_string()),
                 requested: when(r.requested_at),
-                reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
+                reason: r.reason.as_ref().map(|x| Excerpt::of(x.as_str())),
                 own: &r.email == me && !rules.allow_self_approval,
             })
             .collect();
@@ -160,7 +170,9 @@ impl AdminPage {
                 Some(ActiveRow {
                     id: r.id.to_string(),
                     email: r.email.to_string(),
-                    approved_by: actor_label(&g.approved_by, me),
+                    name: Breakable(r.email.to_string()),
+                    reason: r.reason.as_ref().map(|x| Excerpt::of(x.as_str())),
+                    approved_by: Breakable(actor_label(&g.approved_by, me)),
                     until: when(g.expires_at),
                     from: g.starts_at.filter(|s| *s > now).map(when),
                     lapsed: g.expires_at <= now,
@@ -189,12 +201,13 @@ fn ended_row(r: &Request, me: &Email, now: OffsetDateTime) -> Option<EndedRow> {
         RequestState::Expired(_) => None,
         RequestState::Revoked { by, .. }
         | RequestState::Rejected { by, .. }
-        | RequestState::Cancelled { by, .. } => Some(actor_label(by, me)),
+        | RequestState::Cancelled { by, .. } => Some(Breakable(actor_label(by, me))),
         RequestState::Pending | RequestState::Active(_) => return None,
     };
     Some(EndedRow {
-        email: r.email.to_string(),
+        name: Breakable(r.email.to_string()),
         status: r.state.status().as_str(),
+        label: status_label(r.state.status()),
         by,
         when: When::new(r.state.ended_at()?, now),
     })

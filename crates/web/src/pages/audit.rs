@@ -9,9 +9,10 @@ use jit_domain::Email;
 use jit_service::{AuditCheck, AuditQuery, AuditRecord};
 use time::OffsetDateTime;
 
-use super::Chrome;
+use super::{Chrome, sentence_case};
 use crate::auth::SignedIn;
 use crate::input::{Input, Params, optional_email};
+use crate::text::{Breakable, Excerpt};
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -47,14 +48,56 @@ enum ChainState {
 struct Row {
     seq: u64,
     when: When,
-    actor: String,
+    actor: Breakable,
     /// The kind, for styling.
     action: &'static str,
-    /// What the actor did, in words: "withdrew", "gave back".
-    word: &'static str,
-    subject: String,
-    details: Vec<(String, String)>,
+    /// What the actor did, in words: "Withdrew", "Gave back".
+    word: String,
+    subject: Breakable,
+    details: Vec<Detail>,
     request_id: String,
+}
+
+/// One entry of an event's details, labelled for people.
+#[derive(Debug, PartialEq, Eq)]
+struct Detail {
+    label: String,
+    value: Value,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Value {
+    Time(When),
+    /// Free text, cut to an excerpt when long.
+    Text(Excerpt),
+}
+
+impl Detail {
+    fn of(key: &str, value: &serde_json::Value, now: OffsetDateTime) -> Detail {
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        let value = match When::parse(&text, now) {
+            Some(at) => Value::Time(at),
+            None => Value::Text(Excerpt::of(&text)),
+        };
+        Detail {
+            label: label(key),
+            value,
+        }
+    }
+}
+
+/// A details key as people read it: `expires_at` is "Expires".
+fn label(key: &str) -> String {
+    match key {
+        "expires_at" => "Expires".to_owned(),
+        "starts_at" => "Starts".to_owned(),
+        "duration" => "Duration".to_owned(),
+        "reason" => "Reason".to_owned(),
+        "source" => "Source".to_owned(),
+        other => sentence_case(other.strip_suffix("_at").unwrap_or(other)),
+    }
 }
 
 /// `?email=` and `?before=`.
@@ -152,25 +195,19 @@ impl Row {
     fn of(record: &AuditRecord, now: OffsetDateTime) -> Row {
         let e = &record.event;
         let details = match &e.details {
-            serde_json::Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect(),
+            serde_json::Value::Object(map) => {
+                map.iter().map(|(k, v)| Detail::of(k, v, now)).collect()
+            }
             serde_json::Value::Null => Vec::new(),
-            other => vec![("details".to_owned(), other.to_string())],
+            other => vec![Detail::of("details", other, now)],
         };
         Row {
             seq: record.seq,
             when: When::new(e.at, now),
-            actor: e.actor.label(),
+            actor: Breakable(e.actor.label()),
             action: e.action.as_str(),
-            word: e.action.word(),
-            subject: e.subject.to_string(),
+            word: sentence_case(e.action.word()),
+            subject: Breakable(e.subject.to_string()),
             details,
             request_id: e.request_id.to_string(),
         }
@@ -179,7 +216,30 @@ impl Row {
 
 #[cfg(test)]
 mod tests {
+    use time::macros::datetime;
+
     use super::*;
+
+    #[test]
+    fn details_read_as_labels_and_dated_times() {
+        let now = datetime!(2026-11-30 23:00 UTC);
+        let d = Detail::of("expires_at", &"2026-11-30T23:55:00Z".into(), now);
+        assert_eq!(d.label, "Expires");
+        let Value::Time(at) = d.value else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            (at.abs.as_str(), at.rel.as_str()),
+            ("2026-11-30 23:55 UTC", "in 55 min")
+        );
+        assert_eq!(label("duration"), "Duration");
+        assert_eq!(label("reason"), "Reason");
+        assert_eq!(label("source"), "Source");
+        assert_eq!(label("ticket_url"), "Ticket url");
+        assert_eq!(label("decided_at"), "Decided");
+        let d = Detail::of("approvals", &serde_json::json!(2), now);
+        assert_eq!(d.value, Value::Text(Excerpt::of("2")));
+    }
 
     #[test]
     fn params_name_the_wrong_field() {

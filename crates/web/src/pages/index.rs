@@ -13,6 +13,7 @@ use super::{Chrome, actor_label, require_applied};
 use crate::auth::SignedIn;
 use crate::input::{AccessRequest, Empty, Form};
 use crate::notice::{Flash, Flasher, Notice, Shown};
+use crate::text::Breakable;
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -37,11 +38,11 @@ pub(crate) enum Mine {
     Scheduled {
         from: When,
         until: When,
-        approved_by: String,
+        approved_by: Breakable,
     },
     Active {
         until: When,
-        approved_by: String,
+        approved_by: Breakable,
     },
     Ended {
         what: String,
@@ -56,6 +57,7 @@ impl Mine {
         };
         let when = |at| When::new(at, now);
         let by = |actor| actor_label(actor, me);
+        let approver = |actor| Breakable(by(actor));
         let expired = |g: &Grant| Mine::Ended {
             what: "Your access expired".into(),
             when: when(g.expires_at),
@@ -72,11 +74,11 @@ impl Mine {
                 Some(start) if start > now => Mine::Scheduled {
                     from: when(start),
                     until: when(g.expires_at),
-                    approved_by: by(&g.approved_by),
+                    approved_by: approver(&g.approved_by),
                 },
                 _ => Mine::Active {
                     until: when(g.expires_at),
-                    approved_by: by(&g.approved_by),
+                    approved_by: approver(&g.approved_by),
                 },
             },
             RequestState::Revoked { by: actor, at, .. } => Mine::Ended {
@@ -213,7 +215,7 @@ mod tests {
         };
         assert_eq!(
             (since.rel.as_str(), since.abs.as_str(), reason.as_deref()),
-            ("3 min ago", "14:02 UTC", Some("ticket 42"))
+            ("3 min ago", "2026-11-28 14:02 UTC", Some("ticket 42"))
         );
 
         let active = request(RequestState::Active(grant(NOW + Duration::minutes(54))));
@@ -222,9 +224,9 @@ mod tests {
         };
         assert_eq!(
             (until.rel.as_str(), until.abs.as_str()),
-            ("in 54 min", "14:59 UTC")
+            ("in 54 min", "2026-11-28 14:59 UTC")
         );
-        assert_eq!(approved_by, "carol@example.com");
+        assert_eq!(approved_by.0, "carol@example.com");
 
         let lapsed = request(RequestState::Active(grant(NOW - Duration::minutes(1))));
         assert!(

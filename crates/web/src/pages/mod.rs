@@ -6,16 +6,18 @@ pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod index;
 
-use jit_domain::{Actor, Email};
+use jit_domain::{Actor, Email, Status};
 use jit_service::{Applied, Caller, Outcome};
 
+use crate::text::Breakable;
 use crate::{AppState, WebError, assets};
 
 /// What every page shows around its content.
 #[derive(Debug, Clone)]
 pub(crate) struct Chrome {
     pub demo: bool,
-    pub signed_in: Option<String>,
+    /// The signed-in email, wrapping after `@` and `.`.
+    pub signed_in: Option<Breakable>,
     pub admin: bool,
     /// The navigation entry to mark as current: `home`, `admin`, `audit`.
     pub section: &'static str,
@@ -38,7 +40,7 @@ impl Chrome {
 
     pub fn signed_in(state: &AppState, caller: &Caller, section: &'static str) -> Chrome {
         Chrome {
-            signed_in: Some(caller.email.to_string()),
+            signed_in: Some(Breakable(caller.email.to_string())),
             // In open mode Pomerium decides who reaches /admin; the link is harmless.
             admin: state.service.is_admin(caller) || state.service.settings().admins.is_open(),
             section,
@@ -61,5 +63,39 @@ pub(crate) fn actor_label(actor: &Actor, viewer: &Email) -> String {
     match actor {
         Actor::User(e) if e == viewer => "you".to_owned(),
         other => other.label(),
+    }
+}
+
+/// A status as its badge reads, in sentence case like every badge: a
+/// request the requester took back reads "Withdrawn", as on their page.
+pub(crate) fn status_label(status: Status) -> String {
+    match status.as_str() {
+        "cancelled" => "Withdrawn".to_owned(),
+        other => sentence_case(other),
+    }
+}
+
+/// "gave back" → "Gave back", "expires_at" → "Expires at".
+pub(crate) fn sentence_case(text: &str) -> String {
+    let text = text.replace(['_', '-'], " ");
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn badges_read_in_sentence_case() {
+        assert_eq!(status_label(Status::Cancelled), "Withdrawn");
+        assert_eq!(status_label(Status::Expired), "Expired");
+        assert_eq!(status_label(Status::Revoked), "Revoked");
+        assert_eq!(sentence_case("gave back"), "Gave back");
+        assert_eq!(sentence_case("ticket_url"), "Ticket url");
+        assert_eq!(sentence_case(""), "");
     }
 }

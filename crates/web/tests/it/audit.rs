@@ -32,16 +32,16 @@ async fn withdrawing_and_giving_back_are_named_as_such() {
     assert_eq!(
         words(&page.body),
         [
-            "gave back",
-            "approved",
-            "requested",
-            "withdrew",
-            "requested"
+            "Gave back",
+            "Approved",
+            "Requested",
+            "Withdrew",
+            "Requested"
         ],
         "{}",
         page.body
     );
-    assert!(!page.body.contains(">revoked<"), "{}", page.body);
+    assert!(!page.body.contains(">Revoked<"), "{}", page.body);
 }
 
 #[tokio::test]

@@ -195,6 +195,18 @@ impl App {
             .await
     }
 
+    /// A form POST as a browser sends it from the app's pages: it reads HTML.
+    pub async fn browser_post(&self, path: &str, user: &TestUser, form: &[(&str, &str)]) -> Answer {
+        let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        self.post_with(
+            path,
+            user,
+            form,
+            &[("sec-fetch-site", "same-origin"), ("accept", accept)],
+        )
+        .await
+    }
+
     pub async fn post_with(
         &self,
         path: &str,

@@ -9,4 +9,5 @@ mod audit;
 mod identity;
 mod index;
 mod open_mode;
+mod pages;
 mod security;

@@ -1,0 +1,131 @@
+//! Text that can be long, shaped for narrow columns: addresses that wrap
+//! only after `@` and `.` (never "alice@example.co/m"), and reasons cut to an
+//! excerpt in tables with the full text a click away.
+
+use std::fmt;
+
+/// An address (or any label that may hold one) that wraps at sensible
+/// points: escaped for HTML first, then a `<wbr>` after each `@` and `.`.
+/// Shown with `|safe`, since it is markup already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Breakable(pub String);
+
+impl fmt::Display for Breakable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for piece in self.0.split_inclusive(['@', '.']) {
+            // askama's own escaper, as for any other value on the pages.
+            let escaped =
+                askama::filters::escape(piece, askama::filters::Html).map_err(|_| fmt::Error)?;
+            write!(f, "{escaped}")?;
+            if piece.ends_with(['@', '.']) {
+                f.write_str("<wbr>")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every character of it is escaped or a `<wbr>` the type adds.
+impl askama::filters::HtmlSafe for Breakable {}
+
+/// A free text (a reason) as a table shows it: whole when short, else the
+/// first words up to [`Excerpt::MAX`] characters, with the full text kept
+/// for a `<details>` under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Excerpt {
+    pub full: String,
+    /// `Some` when the text was cut: its beginning, ending where a word ends.
+    pub short: Option<String>,
+}
+
+impl Excerpt {
+    /// About two lines of a table cell.
+    pub const MAX: usize = 120;
+
+    pub fn of(full: &str) -> Excerpt {
+        let short = (full.chars().count() > Self::MAX).then(|| {
+            let end = full
+                .char_indices()
+                .nth(Self::MAX)
+                .map_or(full.len(), |(i, _)| i);
+            let head = &full[..end];
+            // Cut at the last space when there is one in the second half, so
+            // a word is not split; a long unbroken token is cut where it is.
+            let head = match head.rfind(char::is_whitespace) {
+                Some(space) if space > end / 2 => &head[..space],
+                _ => head,
+            };
+            head.trim_end().to_owned()
+        });
+        Excerpt {
+            full: full.to_owned(),
+            short,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What a browser shows for the markup: `<wbr>` gone, entities decoded.
+    fn shown(markup: &str) -> String {
+        markup
+            .replace("<wbr>", "")
+            .replace("&#60;", "<")
+            .replace("&#62;", ">")
+            .replace("&#34;", "\"")
+            .replace("&#39;", "'")
+            .replace("&#38;", "&")
+    }
+
+    #[test]
+    fn addresses_break_after_at_and_dots_only() {
+        let b = Breakable("alice.smith@example.com".into()).to_string();
+        assert_eq!(b, "alice.<wbr>smith@<wbr>example.<wbr>com");
+        let b = Breakable("a<b>&\"'@x.y".into()).to_string();
+        assert_eq!(b, "a&#60;b&#62;&#38;&#34;&#39;@<wbr>x.<wbr>y");
+    }
+
+    #[test]
+    fn short_texts_stay_whole_and_long_ones_end_on_a_word() {
+        assert_eq!(Excerpt::of("ticket 42").short, None);
+        let long = "word ".repeat(100);
+        let e = Excerpt::of(&long);
+        let short = e.short.unwrap();
+        assert!(
+            short.len() <= Excerpt::MAX && short.ends_with("word"),
+            "{short}"
+        );
+        assert_eq!(e.full, long);
+        let token = "x".repeat(500);
+        assert_eq!(
+            Excerpt::of(&token).short.unwrap().chars().count(),
+            Excerpt::MAX
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn breakable_markup_escapes_everything_and_shows_the_text(s in any::<String>()) {
+            let markup = Breakable(s.clone()).to_string();
+            prop_assert_eq!(shown(&markup), s);
+            let tags = markup.replace("<wbr>", "");
+            prop_assert!(!tags.contains(['<', '>', '"', '\'']), "{}", markup);
+        }
+
+        #[test]
+        fn an_excerpt_is_a_prefix_within_bounds(s in any::<String>()) {
+            let e = Excerpt::of(&s);
+            match e.short {
+                None => prop_assert!(s.chars().count() <= Excerpt::MAX),
+                Some(short) => {
+                    prop_assert!(s.starts_with(&short));
+                    prop_assert!(short.chars().count() <= Excerpt::MAX);
+                }
+            }
+        }
+    }
+}
