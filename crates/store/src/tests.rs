@@ -155,6 +155,7 @@ on_both_backends!(
 );
 
 mod audit_state;
+mod history;
 
 // ---------------------------------------------------------------- helpers
 
