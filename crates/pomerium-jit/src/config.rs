@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use jit_domain::{Email, GrantDuration, Rules};
+use jit_domain::{Email, GrantDuration, Resource, Rules};
 use jit_identity::{Verifier, VerifierConfig};
 use jit_ppl::jit::DecodeOptions;
 use jit_service::Admins;
@@ -112,11 +112,12 @@ pub struct Settings {
     pub verifier: Verifier,
     pub zero: ZeroClient,
     pub cluster_id: String,
+    /// The namespace of resources whose policy names none.
     pub namespace_id: String,
-    pub policy_name: String,
     /// May hold a PostgreSQL password.
     pub database_url: SecretString,
-    pub rules: Rules,
+    /// What can be requested, in catalog order; at least one.
+    pub resources: Vec<Resource>,
     pub admins: Admins,
     pub sync_interval: Duration,
     pub apply_wait: Duration,
@@ -222,17 +223,23 @@ impl ServeArgs {
 
         let mut rules = Rules::default();
         if let Some(d) = check(p, grant("GRANT_DURATION", &self.grant_duration)) {
-            rules.default_duration = d;
+            rules.durations.default = d;
         }
         if let Some(d) = check(p, grant("MAX_GRANT_DURATION", &self.max_grant_duration)) {
-            rules.max_duration = d;
+            rules.durations.max = d;
         }
-        if rules.default_duration > rules.max_duration {
+        let durations = &mut rules.durations;
+        if durations.default > durations.max {
             p.push(format!(
                 "GRANT_DURATION ({}) is longer than MAX_GRANT_DURATION ({})",
-                rules.default_duration, rules.max_duration
+                durations.default, durations.max
             ));
         }
+        let (default, max) = (durations.default, durations.max);
+        durations.presets.retain(|d| *d <= max);
+        durations.presets.extend([default]);
+        durations.presets.sort();
+        durations.presets.dedup();
         rules.allow_self_approval =
             check(p, boolean("ALLOW_SELF_APPROVAL", &self.allow_self_approval)).unwrap_or(false);
 
@@ -310,9 +317,8 @@ impl ServeArgs {
                     zero,
                     cluster_id: cluster,
                     namespace_id,
-                    policy_name,
                     database_url,
-                    rules,
+                    resources: vec![Resource::original(policy_name, rules)],
                     admins,
                     sync_interval,
                     apply_wait,
@@ -561,7 +567,10 @@ mod tests {
         .unwrap();
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.namespace_id, "c1");
-        assert_eq!(s.rules.default_duration.whole_minutes(), 30);
+        assert_eq!(
+            s.resources[0].rules.durations.default.whole_minutes(),
+            30
+        );
         assert_eq!(s.verifier.audience(), "jit.example.com");
         assert!(!s.admins.is_open());
         assert!(s.database_url.expose_secret().starts_with("sqlite://"));

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use clap::Args;
-use jit_domain::{Email, GrantDuration, Rules};
+use jit_domain::{Email, GrantDuration, Resource, Rules};
 use jit_fakes::pomerium::{Alg, JwksServer, Signer, TestUser};
 use jit_fakes::zero::{FakeZero, FakeZeroConfig};
 use jit_identity::{Verifier, VerifierConfig};
@@ -120,13 +120,16 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         zero.organization_id(),
     );
     zero_config.base_url = zero.base_url().parse().context("fake Zero URL")?;
-    let rules = Rules {
-        default_duration: args.grant_duration,
-        max_duration: args
-            .grant_duration
-            .max(GrantDuration::from_minutes(60).expect("nonzero")),
-        allow_self_approval: false,
-    };
+    let mut rules = Rules::default();
+    rules.durations.default = args.grant_duration;
+    rules.durations.max = args
+        .grant_duration
+        .max(GrantDuration::from_minutes(60).expect("nonzero"));
+    let max = rules.durations.max;
+    rules.durations.presets.retain(|d| *d <= max);
+    rules.durations.presets.push(args.grant_duration);
+    rules.durations.presets.sort();
+    rules.durations.presets.dedup();
     let settings = Settings {
         listen: SocketAddr::new(args.bind, 0),
         // The assertion's audience is the host the browser uses: loopback.
@@ -138,9 +141,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         zero: ZeroClient::new(zero_config)?,
         cluster_id: zero.cluster_id().to_owned(),
         namespace_id: zero.namespace_id().to_owned(),
-        policy_name: POLICY_NAME.into(),
         database_url: crate::config::default_database_url(&data_dir).into(),
-        rules,
+        resources: vec![Resource::original(POLICY_NAME, rules)],
         admins: Admins::new([Email::parse(admin.email)?], []),
         sync_interval: Duration::from_secs(5),
         apply_wait: Duration::from_secs(5),

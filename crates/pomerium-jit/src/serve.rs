@@ -8,7 +8,7 @@ use std::fmt;
 use anyhow::Context;
 use jit_identity::Verifier;
 use jit_reconcile::Reconciler;
-use jit_service::Service;
+use jit_service::{Desk, Service};
 use jit_store::{Store, StoreError};
 use jit_web::{WebConfig, router};
 use secrecy::ExposeSecret;
@@ -35,7 +35,7 @@ impl std::error::Error for BadSetting {}
 pub struct App {
     verifier: Verifier,
     service: Service,
-    reconciler: Reconciler,
+    reconcilers: Vec<Reconciler>,
     demo: bool,
 }
 
@@ -52,12 +52,35 @@ impl App {
                 e => anyhow::Error::new(e).context("opening the database (DATABASE_URL)"),
             })?;
 
-        let mut rc = jit_reconcile::Config::new(settings.policy_name, settings.cluster_id);
-        rc.namespace_id = settings.namespace_id;
-        rc.interval = settings.sync_interval;
-        rc.apply_changesets = settings.apply_changesets;
-        rc.decode = settings.decode;
-        let reconciler = Reconciler::new(rc, store.clone(), settings.zero, settings.rules.clone());
+        // One reconciler per resource: each policy has its own base,
+        // intents and writer lease.
+        let desks: Vec<Desk> = settings
+            .resources
+            .into_iter()
+            .map(|resource| {
+                let mut rc =
+                    jit_reconcile::Config::new(&resource.policy.name, &settings.cluster_id);
+                rc.namespace_id = resource
+                    .policy
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| settings.namespace_id.clone());
+                rc.interval = settings.sync_interval;
+                rc.apply_changesets = settings.apply_changesets;
+                rc.decode = settings.decode.clone();
+                let reconciler = Reconciler::new(
+                    rc,
+                    store.clone(),
+                    settings.zero.clone(),
+                    resource.rules.clone(),
+                );
+                Desk {
+                    resource,
+                    reconciler,
+                }
+            })
+            .collect();
+        let reconcilers = desks.iter().map(|d| d.reconciler.clone()).collect();
 
         if settings.admins.is_open() {
             tracing::warn!(
@@ -67,9 +90,8 @@ impl App {
         }
         let service = Service::new(
             store,
-            reconciler.clone(),
+            desks,
             jit_service::Settings {
-                rules: settings.rules,
                 admins: settings.admins,
                 apply_wait: settings.apply_wait,
                 ..Default::default()
@@ -80,7 +102,7 @@ impl App {
         Ok(App {
             verifier: settings.verifier,
             service,
-            reconciler,
+            reconcilers,
             demo,
         })
     }
@@ -92,10 +114,14 @@ impl App {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let tasks = [
-            tokio::spawn(self.reconciler.run(shutdown.child_token())),
-            tokio::spawn(self.service.clone().watch_store(shutdown.child_token())),
-        ];
+        let mut tasks: Vec<_> = self
+            .reconcilers
+            .into_iter()
+            .map(|r| tokio::spawn(r.run(shutdown.child_token())))
+            .collect();
+        tasks.push(tokio::spawn(
+            self.service.clone().watch_store(shutdown.child_token()),
+        ));
         let app = router(WebConfig {
             verifier: self.verifier,
             service: self.service,

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jit_domain::{Request, State as RequestState};
+use jit_service::ResourceView;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -22,6 +23,7 @@ use crate::{AppState, WebError};
 #[derive(Debug, Serialize)]
 struct RequestJson {
     id: String,
+    resource: String,
     email: String,
     status: &'static str,
     reason: Option<String>,
@@ -48,7 +50,8 @@ impl RequestJson {
             id: r.id.to_string(),
             email: r.email.to_string(),
             status: r.state.status().as_str(),
-            reason: r.reason.as_ref().map(|x| x.as_str().to_owned()),
+            resource: r.resource.to_string(),
+            reason: r.reason().map(|x| x.as_str().to_owned()),
             requested_at: rfc3339(r.requested_at),
             requested_by: r.requested_by.to_string(),
             approved_by: grant.map(|g| g.approved_by.to_string()),
@@ -66,19 +69,24 @@ pub(crate) struct Me {
     email: String,
     groups: Vec<String>,
     admin: bool,
-    /// Whether Pomerium lets the caller through now, by the app's records.
+    /// Whether Pomerium lets the caller through the first resource now, by
+    /// the app's records (the original's one policy).
     has_access: bool,
+    /// The caller's latest request on the first resource.
     request: Option<RequestJson>,
+    /// The caller's latest request on each resource where they have one.
+    requests: Vec<RequestJson>,
 }
 
 pub(crate) async fn me(State(app): State<AppState>, SignedIn(caller): SignedIn) -> Json<Me> {
-    let request = app.service.status_of(&caller.email);
+    let mine = app.service.status_of(&caller.email);
+    let first = app.service.resources().next().map(|r| r.name.clone());
+    let request = mine.iter().find(|r| Some(&r.resource) == first.as_ref());
     Json(Me {
-        has_access: request
-            .as_ref()
-            .is_some_and(|r| r.grants_access_at(OffsetDateTime::now_utc())),
+        has_access: request.is_some_and(|r| r.grants_access_at(OffsetDateTime::now_utc())),
         admin: app.service.is_admin(&caller),
-        request: request.as_ref().map(RequestJson::of),
+        request: request.map(RequestJson::of),
+        requests: mine.iter().map(RequestJson::of).collect(),
         email: caller.email.to_string(),
         groups: caller.groups,
     })
@@ -104,12 +112,17 @@ pub(crate) async fn requests(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let all = |rs: &[Request]| rs.iter().map(RequestJson::of).collect();
+    let all = |pick: fn(&ResourceView) -> &[Request]| {
+        view.resources
+            .iter()
+            .flat_map(|v| pick(v).iter().map(RequestJson::of))
+            .collect()
+    };
     let body = Requests {
-        pending: all(&view.pending),
-        active: all(&view.active),
-        ended: all(&view.ended),
-        sync: SyncJson::of(&view.sync, None),
+        pending: all(|v| &v.pending),
+        active: all(|v| &v.active),
+        ended: view.ended.iter().map(RequestJson::of).collect(),
+        sync: SyncJson::of(&view.resources[0].sync, None),
     };
     Ok((status, Json(body)).into_response())
 }

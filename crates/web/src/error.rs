@@ -150,6 +150,25 @@ impl WebError {
                     .back("/")
                     .stays()
             }
+            WebError::Service(ServiceError::NotApprover { title }) => {
+                p(S::FORBIDDEN, "not-approver", "Approvers only")
+                    .detail(format!("Only the approvers of {title} can decide requests on it."))
+                    .hint("Ask one of its approvers; the resource's page lists who approves it.")
+                    .back("/")
+                    .stays()
+            }
+            WebError::Service(ServiceError::UnknownResource(name)) => {
+                p(S::NOT_FOUND, "unknown-resource", "No such resource")
+                    .detail(format!("There is no resource named `{name}`."))
+                    .hint("Pick one from the catalog on the home page.")
+                    .back("/")
+            }
+            WebError::Service(ServiceError::NoSuchRequest) => {
+                p(S::NOT_FOUND, "no-such-request", "No such request")
+                    .detail("That request does not exist, or is not yours to see.")
+                    .hint("Requests are visible to their requester and to the approvers of their resource.")
+                    .back("/")
+            }
             WebError::Service(ServiceError::Domain(e)) => domain_problem(e),
             WebError::Service(ServiceError::Store(_)) => {
                 p(S::INTERNAL_SERVER_ERROR, "store", "Database unavailable")
@@ -287,6 +306,40 @@ fn domain_problem(e: &DomainError) -> Problem {
         DomainError::Duration(d) => Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
             .detail(format!("The field `duration` is invalid: {d}."))
             .hint("Choose one of the offered durations."),
+        DomainError::DurationNotChoosable => {
+            Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
+                .detail(format!("The field `duration` is invalid: {e}."))
+                .hint("Leave the duration empty; the approver chooses it.")
+        }
+        DomainError::Reason(m) => Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
+            .detail(format!("The field `reason` is invalid: {m}."))
+            .hint("Go back, correct it and try again."),
+        DomainError::Ticket(m) => Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
+            .detail(format!("The field `ticket` is invalid: {m}."))
+            .hint("Go back, correct it and try again."),
+        DomainError::StartInPast | DomainError::StartTooFar { .. } => {
+            Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid input")
+                .detail(format!("The field `starts_at` is invalid: {e}."))
+                .hint("Choose a start between now and the next few weeks, or leave it empty.")
+        }
+        DomainError::AlreadyApproved { .. } => {
+            Problem::new(S::CONFLICT, "already-approved", "Already approved by you")
+                .detail(format!("{e}."))
+                .hint("Another approver has to approve it too.")
+        }
+        DomainError::TooManyExtensions { .. } => {
+            Problem::new(S::CONFLICT, "too-many-extensions", "No more extensions")
+                .detail(format!("{e}."))
+        }
+        DomainError::ExtensionPending { .. } => {
+            Problem::new(S::CONFLICT, "extension-pending", "Extension already asked")
+                .detail(format!("{e}."))
+        }
+        DomainError::NoExtensionAsked { .. } => {
+            Problem::new(S::NOT_FOUND, "no-extension-asked", "No extension to decide")
+                .detail(format!("{e}."))
+                .hint("Someone may have decided it already; the list is up to date on reload.")
+        }
     }
 }
 

@@ -134,7 +134,7 @@ pub(crate) async fn page(
         notice,
         &view,
         &admin.email,
-        &app.service.settings().rules,
+        &view.resources[0].resource.rules,
         now,
     );
     Ok((status, flash, page).into_response())
@@ -151,27 +151,29 @@ impl AdminPage {
     ) -> AdminPage {
         let when = |at| When::new(at, now);
         let pending = view
-            .pending
+            .resources
             .iter()
+            .flat_map(|v| &v.pending)
             .map(|r| PendingRow {
                 id: r.id.to_string(),
                 email: r.email.to_string(),
                 name: Breakable(r.email.to_string()),
                 requested: when(r.requested_at),
-                reason: r.reason.as_ref().map(|x| Excerpt::of(x.as_str())),
+                reason: r.reason().map(|x| Excerpt::of(x.as_str())),
                 own: &r.email == me && !rules.allow_self_approval,
             })
             .collect();
         let active = view
-            .active
+            .resources
             .iter()
+            .flat_map(|v| &v.active)
             .filter_map(|r| {
                 let g = r.state.grant()?;
                 Some(ActiveRow {
                     id: r.id.to_string(),
                     email: r.email.to_string(),
                     name: Breakable(r.email.to_string()),
-                    reason: r.reason.as_ref().map(|x| Excerpt::of(x.as_str())),
+                    reason: r.reason().map(|x| Excerpt::of(x.as_str())),
                     approved_by: Breakable(actor_label(&g.approved_by, me)),
                     until: when(g.expires_at),
                     from: g.starts_at.filter(|s| *s > now).map(when),
@@ -187,7 +189,7 @@ impl AdminPage {
         AdminPage {
             chrome,
             notice,
-            sync: SyncPanel::of(&view.sync, &view.fresh, now),
+            sync: SyncPanel::of(&view.resources[0].sync, &view.fresh, now),
             pending,
             active,
             ended,
@@ -219,8 +221,8 @@ fn choices(rules: &Rules) -> Vec<Choice> {
     let mut all: Vec<GrantDuration> = [15, 60, 4 * 60, 8 * 60, 24 * 60]
         .into_iter()
         .filter_map(|m| GrantDuration::from_minutes(m).ok())
-        .chain([rules.default_duration, rules.max_duration])
-        .filter(|d| *d <= rules.max_duration)
+        .chain([rules.durations.default, rules.durations.max])
+        .filter(|d| *d <= rules.durations.max)
         .collect();
     all.sort();
     all.dedup();
@@ -228,7 +230,7 @@ fn choices(rules: &Rules) -> Vec<Choice> {
         .map(|d| Choice {
             value: d.to_string(),
             label: label(d),
-            selected: d == rules.default_duration,
+            selected: d == rules.durations.default,
         })
         .collect()
 }
@@ -261,7 +263,11 @@ pub(crate) async fn approve(
     }): Form<Approval>,
 ) -> Result<Response, WebError> {
     let seen = seen(request, Status::Pending);
-    let outcome = app.service.approve(&admin, &email, duration, seen).await?;
+    let first = super::first_resource(&app);
+    let outcome = app
+        .service
+        .approve(&admin, &first, &email, duration, seen)
+        .await?;
     require_applied(&outcome)?;
     Ok(flasher.redirect("/admin", Notice::Approved, Some(&email)))
 }
@@ -303,9 +309,10 @@ async fn end(
     Subject { email, request }: Subject,
     shown: Status,
 ) -> Result<Response, WebError> {
+    let first = super::first_resource(&app);
     let outcome = app
         .service
-        .revoke(&admin, &email, seen(request, shown))
+        .revoke(&admin, &first, &email, None, seen(request, shown))
         .await?;
     require_applied(&outcome)?;
     let notice = if outcome.request.state.status() == Status::Rejected {

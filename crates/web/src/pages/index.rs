@@ -65,7 +65,7 @@ impl Mine {
         match &request.state {
             RequestState::Pending => Mine::Pending {
                 since: when(request.requested_at),
-                reason: request.reason.as_ref().map(|r| r.as_str().to_owned()),
+                reason: request.reason().map(|r| r.as_str().to_owned()),
             },
             RequestState::Expired(g) => expired(g),
             // Lapsed but not swept yet: Pomerium already denies it.
@@ -111,8 +111,10 @@ pub(crate) async fn page(
     mut flash: Flash,
 ) -> (Flash, IndexPage) {
     let notice = flash.shown.take();
+    let first = super::first_resource(&app);
+    let mine = app.service.status_of(&caller.email);
     let mine = Mine::of(
-        app.service.status_of(&caller.email).as_ref(),
+        mine.iter().find(|r| r.resource.as_str() == first),
         &caller.email,
         OffsetDateTime::now_utc(),
     );
@@ -133,7 +135,8 @@ pub(crate) async fn request_access(
     flasher: Flasher,
     Form(AccessRequest { reason }): Form<AccessRequest>,
 ) -> Result<Response, WebError> {
-    let notice = match app.service.request_access(&caller, reason).await {
+    let first = super::first_resource(&app);
+    let notice = match app.service.request_access(&caller, &first, reason.into()).await {
         Ok(outcome) => {
             require_applied(&outcome)?;
             Notice::Requested
@@ -152,7 +155,8 @@ pub(crate) async fn cancel_request(
     flasher: Flasher,
     Form(Empty): Form<Empty>,
 ) -> Result<Response, WebError> {
-    let notice = match app.service.cancel(&caller).await {
+    let first = super::first_resource(&app);
+    let notice = match app.service.cancel(&caller, &first).await {
         Ok(outcome) => {
             require_applied(&outcome)?;
             if outcome.request.state.status() == Status::Cancelled {

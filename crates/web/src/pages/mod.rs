@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod history;
 pub(crate) mod index;
 
 use jit_domain::{Actor, Email, Status};
@@ -98,4 +99,15 @@ mod tests {
         assert_eq!(sentence_case("ticket_url"), "Ticket url");
         assert_eq!(sentence_case(""), "");
     }
+}
+
+/// The first resource of the catalog: the original's one policy, which the
+/// original's email-only forms act on.
+pub(crate) fn first_resource(state: &AppState) -> String {
+    state
+        .service
+        .resources()
+        .next()
+        .map(|r| r.name.to_string())
+        .unwrap_or_default()
 }
