@@ -8,6 +8,8 @@
 //! | `GET /admin` | admins | pending, active and ended; 503 (page still shown) when Zero is out of reach |
 //! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | admins | 303 back to `/admin`; 409 if the request shown changed |
 //! | `GET /admin/audit` | admins | the audit trail, paged, with the chain check |
+//! | `GET /admin/history` (`.csv`, `.jsonl`, `/timeline.svg`) | admins | everyone's history: filtered, paged, downloads, timeline |
+//! | `GET /history` | anyone signed in | your own history |
 //! | `GET /api/v1/me` | anyone signed in | your status as JSON |
 //! | `GET /admin/api/v1/requests` (and `GET /api/v1/requests` when admin lists are set) | admins | everyone's requests as JSON |
 //! | `GET /healthz`, `GET /readyz`, `GET /assets/*` | anyone | no assertion needed |
@@ -30,6 +32,7 @@ mod api;
 mod assets;
 mod auth;
 mod error;
+mod export;
 mod health;
 mod input;
 mod layers;
@@ -37,6 +40,7 @@ mod notice;
 mod pages;
 mod sync;
 mod text;
+mod timeline;
 mod when;
 
 use std::time::Duration;
@@ -92,6 +96,11 @@ pub fn router(config: WebConfig) -> Router {
         .route("/admin/revoke-access", post(pages::admin::revoke))
         .route("/admin/reject-access", post(pages::admin::reject))
         .route("/admin/audit", get(pages::audit::page))
+        .route("/admin/history", get(pages::history::admin_page))
+        .route("/admin/history.csv", get(pages::history::csv))
+        .route("/admin/history.jsonl", get(pages::history::jsonl))
+        .route("/admin/history/timeline.svg", get(pages::history::timeline_file))
+        .route("/history", get(pages::history::own_page))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/requests", get(api::requests))
         .route("/admin/api/v1/requests", get(api::requests))

@@ -5,6 +5,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod history;
+pub(crate) mod history;
 pub(crate) mod index;
 
 use jit_domain::{Actor, Email, Status};
