@@ -9,7 +9,8 @@ use crate::{Caller, Service, ServiceError};
 /// Whose history a caller reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Whose {
-    /// Everyone's, or one person's by the filter: admins only.
+    /// Everyone's, or one person's by the filter: admins, and approvers
+    /// for the resources they approve.
     Everyone,
     /// The caller's own: anyone signed in; the filter's person is ignored.
     Own,
@@ -77,8 +78,9 @@ impl Service {
         Ok(self.inner.store.grants_between(&filter, limit).await?)
     }
 
-    /// The filter as `caller` may use it: anyone's for admins, otherwise
-    /// narrowed to the caller.
+    /// The filter as `caller` may use it: everyone's for admins and
+    /// approvers, narrowed to the resources they approve (asking for
+    /// another is refused); otherwise narrowed to the caller.
     fn scoped(
         &self,
         caller: &Caller,
@@ -88,7 +90,34 @@ impl Service {
         match whose {
             Whose::Everyone => {
                 self.require_admin(caller)?;
-                Ok(filter)
+                let mut every = true;
+                let mut approved = Vec::new();
+                for r in self.resources() {
+                    if self.approves(caller, r).is_ok() {
+                        approved.push(r.name.clone());
+                    } else {
+                        every = false;
+                    }
+                }
+                // Approvers of every resource see all, resources no longer
+                // configured included.
+                if every {
+                    return Ok(filter);
+                }
+                match &filter.resources {
+                    None => Ok(HistoryFilter {
+                        resources: Some(approved),
+                        ..filter
+                    }),
+                    Some(asked) => match asked.iter().find(|n| !approved.contains(n)) {
+                        None => Ok(filter),
+                        Some(name) => Err(ServiceError::NotApprover {
+                            title: self
+                                .resource(name.as_str())
+                                .map_or_else(|_| name.to_string(), |r| r.title.clone()),
+                        }),
+                    },
+                }
             }
             Whose::Own => Ok(HistoryFilter {
                 person: Some(caller.email.clone()),

@@ -91,18 +91,29 @@ async fn history_filters_by_person_action_and_time(db: TestDb) {
         ["default", "prod-db", "default", "prod-db", "default"]
     );
 
-    let prod = page(HistoryFilter {
-        resource: Some(ResourceName::parse("prod-db").unwrap()),
+    let within = |names: &[&str]| HistoryFilter {
+        resources: Some(
+            names
+                .iter()
+                .map(|n| ResourceName::parse(n).unwrap())
+                .collect(),
+        ),
         ..Default::default()
-    })
-    .await;
-    assert_eq!(seqs(&prod), [4, 2]);
-    let unknown = page(HistoryFilter {
-        resource: Some(ResourceName::parse("nothing-here").unwrap()),
-        ..Default::default()
-    })
-    .await;
-    assert!(unknown.entries.is_empty());
+    };
+    assert_eq!(seqs(&page(within(&["prod-db"])).await), [4, 2]);
+    assert_eq!(seqs(&page(within(&["default"])).await), [5, 3, 1]);
+    assert_eq!(
+        seqs(&page(within(&["prod-db", "default"])).await),
+        [5, 4, 3, 2, 1]
+    );
+    // Names match whole: no prefix, suffix or pattern.
+    for near in ["prod", "db", "prod-d_", "prod-db-2", "nothing-here"] {
+        assert!(page(within(&[near])).await.entries.is_empty(), "{near}");
+    }
+    assert!(
+        page(within(&[])).await.entries.is_empty(),
+        "an empty set selects nothing"
+    );
 
     let about_alice = page(HistoryFilter {
         person: Some(alice.clone()),
@@ -243,7 +254,7 @@ async fn grants_between_are_those_in_force_in_the_window(db: TestDb) {
     );
     assert_eq!(between(Some(bob.clone()), None, None).await, [bob.clone()]);
     let on_prod = HistoryFilter {
-        resource: Some(ResourceName::parse("prod-db").unwrap()),
+        resources: Some(vec![ResourceName::parse("prod-db").unwrap()]),
         ..Default::default()
     };
     assert_eq!(

@@ -86,9 +86,9 @@ impl Input for HistoryParams {
         }
         let filter = HistoryFilter {
             person: optional_email("person", raw.person)?,
-            resource: present(&raw.resource)
+            resources: present(&raw.resource)
                 .map(|v| {
-                    ResourceName::parse(&v).map_err(|e| {
+                    ResourceName::parse(&v).map(|r| vec![r]).map_err(|e| {
                         WebError::field(
                             "resource",
                             format!("{e}; write a resource's name, such as `default`"),
@@ -202,6 +202,7 @@ pub(crate) struct HistoryPage {
     /// Where the filter form goes.
     path: &'static str,
     form: FormValues,
+    resources: Vec<Choice>,
     actions: Vec<Choice>,
     filtered: bool,
     timeline: String,
@@ -218,14 +219,14 @@ pub(crate) struct HistoryPage {
 #[derive(Debug, Default)]
 struct FormValues {
     person: String,
-    resource: String,
     from: String,
     to: String,
 }
 
+/// An option of a `<select>`.
 #[derive(Debug)]
 struct Choice {
-    value: &'static str,
+    value: String,
     label: String,
     selected: bool,
 }
@@ -304,14 +305,14 @@ async fn page(
         path,
         form: FormValues {
             person: given("person"),
-            resource: given("resource"),
             from: given("from"),
             to: given("to"),
         },
+        resources: resource_choices(app, &given("resource")),
         actions: Action::ALL
             .iter()
             .map(|a| Choice {
-                value: a.as_str(),
+                value: a.as_str().to_owned(),
                 label: sentence_case(a.word()),
                 selected: params.filter.action == Some(*a),
             })
@@ -325,6 +326,28 @@ async fn page(
         jsonl: link("/admin/history.jsonl", None),
         svg: link("/admin/history/timeline.svg", None),
     })
+}
+
+/// Every configured resource by title, and the one asked for if it is no
+/// longer configured (its history remains).
+fn resource_choices(app: &AppState, asked: &str) -> Vec<Choice> {
+    let mut choices: Vec<Choice> = app
+        .service
+        .resources()
+        .map(|r| Choice {
+            value: r.name.to_string(),
+            label: r.title.clone(),
+            selected: r.name.as_str() == asked,
+        })
+        .collect();
+    if !asked.is_empty() && !choices.iter().any(|c| c.selected) {
+        choices.push(Choice {
+            value: asked.to_owned(),
+            label: asked.to_owned(),
+            selected: true,
+        });
+    }
+    choices
 }
 
 /// `path?query`, or `path` alone when there is nothing to ask.
@@ -548,7 +571,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.filter.person.unwrap().as_str(), "alice@x.test");
-        assert_eq!(p.filter.resource.unwrap().as_str(), "prod-db");
+        assert_eq!(p.filter.resources.unwrap()[0].as_str(), "prod-db");
         assert_eq!(p.filter.action, Some(Action::GaveBack));
         assert_eq!(p.filter.from, Some(datetime!(2026-11-30 00:00 UTC)));
         assert_eq!(p.filter.to, Some(datetime!(2026-11-30 18:30 UTC)));
