@@ -578,7 +578,7 @@ async fn compare_requests(
 
 #[cfg(test)]
 mod tests {
-    use jit_domain::{Grant, Request, State};
+    use jit_domain::{Ask, Grant, Request, ResourceName, State};
     use time::macros::datetime;
 
     use super::*;
@@ -598,8 +598,9 @@ mod tests {
     fn state(e: &AuditEvent) -> RequestRow {
         RequestRow::from(&Request {
             id: e.request_id,
+            resource: ResourceName::default(),
             email: e.subject.clone(),
-            reason: None,
+            ask: Ask::default(),
             requested_at: datetime!(2026-11-28 11:00 UTC),
             requested_by: Actor::User(e.subject.clone()),
             state: State::Active(Grant {
@@ -608,6 +609,10 @@ mod tests {
                 starts_at: None,
                 expires_at: datetime!(2026-11-28 13:00 UTC),
             }),
+            approvals: Vec::new(),
+            extension: None,
+            extensions: 0,
+            comment: None,
         })
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jit_domain::{
-    Action, Actor, DomainError, Email, GrantDuration, Reason, Request, RequestId, Rules, State,
-    Status, Transition,
+    Action, Actor, DomainError, Email, GrantDuration, Reason, Request, RequestId, ResourceName,
+    Rules, State, Status, Transition,
 };
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection};
@@ -165,6 +165,11 @@ fn email(s: &str) -> Email {
     Email::parse(s).expect("test email")
 }
 
+/// The resource the single-resource tests decide on.
+fn here() -> ResourceName {
+    ResourceName::default()
+}
+
 fn admin() -> Email {
     email("admin@x.test")
 }
@@ -180,7 +185,7 @@ async fn request(
 ) -> Result<Committed, DomainError> {
     let rules = Rules::default();
     store
-        .decide(who, |open| rules.request(open, who, None, now))
+        .decide(&here(), who, |open| rules.request(open, who, None, now))
         .await
         .expect("store works")
 }
@@ -189,10 +194,26 @@ async fn approve(store: &Store, who: &Email, minutes: u32, now: OffsetDateTime) 
     let rules = Rules::default();
     let d = GrantDuration::from_minutes(minutes).unwrap();
     store
-        .decide(who, |open| rules.approve(open, who, &admin(), Some(d), now))
+        .decide(&here(), who, |open| {
+            rules.approve(open, who, &admin(), Some(d), now)
+        })
         .await
         .expect("store works")
         .expect("approval allowed")
+}
+
+/// When each open request on [`here`] is next due, soonest first: what the
+/// reconciler schedules its sweep by.
+async fn deadlines(store: &Store, rules: &Rules) -> Vec<OffsetDateTime> {
+    let mut due: Vec<_> = store
+        .open_requests_on(&here())
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| rules.deadline(r))
+        .collect();
+    due.sort_unstable();
+    due
 }
 
 async fn all_audit(store: &Store) -> Vec<AuditRecord> {
@@ -214,11 +235,11 @@ async fn whole_flow_round_trips_every_field(db: TestDb) {
     let rules = Rules::default();
     let alice = email("alice@x.test");
     assert_eq!(store.generation().await.unwrap(), 0);
-    assert_eq!(store.request_for(&alice).await.unwrap(), None);
+    assert_eq!(store.request_for(&here(), &alice).await.unwrap(), None);
 
     let reason = Reason::parse("deploy the <hotfix> \"now\"\nplease").unwrap();
     let requested = store
-        .decide(&alice, |open| {
+        .decide(&here(), &alice, |open| {
             rules.request(open, &alice, reason.clone(), T0)
         })
         .await
@@ -227,14 +248,19 @@ async fn whole_flow_round_trips_every_field(db: TestDb) {
     assert_eq!(requested.generation, 1);
     let pending = requested.transitions[0].request.clone();
     assert_eq!(pending.requested_at, T0);
-    assert_eq!(pending.reason, reason);
+    assert_eq!(pending.reason(), reason.as_ref());
+    assert_eq!(pending.resource, here());
     assert_eq!(pending.requested_by, Actor::User(alice.clone()));
     assert_eq!(
-        store.request_for(&alice).await.unwrap(),
+        store.request_for(&here(), &alice).await.unwrap(),
         Some(pending.clone())
     );
     assert_eq!(store.open_requests().await.unwrap(), vec![pending.clone()]);
-    assert_eq!(store.next_expiry().await.unwrap(), None);
+    assert_eq!(
+        store.open_requests_on(&here()).await.unwrap(),
+        vec![pending.clone()]
+    );
+    assert_eq!(rules.deadline(&pending), None, "no pending time to live");
 
     let t1 = datetime!(2026-11-28 12:01:00.456 UTC);
     let approved = approve(&store, &alice, 60, t1).await;
@@ -246,14 +272,20 @@ async fn whole_flow_round_trips_every_field(db: TestDb) {
     assert_eq!(grant.expires_at, datetime!(2026-11-28 13:01:00 UTC));
     assert_eq!(active.id, pending.id);
     assert_eq!(
-        store.request_for(&alice).await.unwrap(),
+        store.request_for(&here(), &alice).await.unwrap(),
         Some(active.clone())
     );
-    assert_eq!(store.next_expiry().await.unwrap(), Some(grant.expires_at));
+    assert_eq!(
+        deadlines(&store, &rules).await,
+        vec![grant.expires_at],
+        "the stored grant is due when it expires"
+    );
 
     let t2 = datetime!(2026-11-28 12:05:00.789 UTC);
     let revoked = store
-        .decide(&alice, |open| rules.revoke(open, &alice, &admin(), t2))
+        .decide(&here(), &alice, |open| {
+            rules.revoke(open, &alice, &admin(), None, t2)
+        })
         .await
         .unwrap()
         .unwrap();
@@ -267,12 +299,15 @@ async fn whole_flow_round_trips_every_field(db: TestDb) {
         }
     );
     assert_eq!(
-        store.request_for(&alice).await.unwrap(),
+        store.request_for(&here(), &alice).await.unwrap(),
         Some(ended.clone())
     );
     assert_eq!(store.open_requests().await.unwrap(), vec![]);
     assert_eq!(store.recent_ended(10).await.unwrap(), vec![ended]);
-    assert_eq!(store.next_expiry().await.unwrap(), None);
+    assert_eq!(
+        deadlines(&store, &rules).await,
+        Vec::<OffsetDateTime>::new()
+    );
     assert_eq!(store.generation().await.unwrap(), 3);
 
     let audit = all_audit(&store).await;
@@ -306,7 +341,7 @@ async fn times_are_kept_to_the_millisecond(db: TestDb) {
     assert_eq!(stored.event.at, datetime!(2026-11-28 12:00:00.123 UTC));
     // What the write returned is exactly what reads yield.
     assert_eq!(
-        store.request_for(&alice).await.unwrap(),
+        store.request_for(&here(), &alice).await.unwrap(),
         Some(stored.request)
     );
     assert_eq!(all_audit(&store).await[0].event, stored.event);
@@ -317,7 +352,7 @@ async fn refused_decisions_write_nothing(db: TestDb) {
     let rules = Rules::default();
     let alice = email("alice@x.test");
     let refused = store
-        .decide(&alice, |open| {
+        .decide(&here(), &alice, |open| {
             rules.approve(open, &alice, &admin(), None, T0)
         })
         .await
@@ -330,7 +365,7 @@ async fn refused_decisions_write_nothing(db: TestDb) {
     );
     assert_eq!(store.generation().await.unwrap(), 0);
     assert!(all_audit(&store).await.is_empty());
-    assert_eq!(store.request_for(&alice).await.unwrap(), None);
+    assert_eq!(store.request_for(&here(), &alice).await.unwrap(), None);
 
     request(&store, &alice, T0).await.unwrap();
     let again = request(&store, &alice, T0 + minutes(1)).await;
@@ -339,14 +374,16 @@ async fn refused_decisions_write_nothing(db: TestDb) {
         "{again:?}"
     );
     let self_approval = store
-        .decide(&alice, |open| rules.approve(open, &alice, &alice, None, T0))
+        .decide(&here(), &alice, |open| {
+            rules.approve(open, &alice, &alice, None, T0)
+        })
         .await
         .unwrap();
     assert_eq!(self_approval, Err(DomainError::SelfApproval));
 
     // A decision with nothing to do commits nothing either.
     let nothing = store
-        .decide_all(|open| {
+        .decide_all(&here(), |open| {
             open.iter()
                 .flat_map(|r| rules.expire(Some(r), T0))
                 .collect()
@@ -437,8 +474,8 @@ async fn two_replicas_race_without_lost_updates(db: TestDb) {
                         let now = T0 + minutes(round);
                         let by = email(&format!("admin{r}{task}@x.test"));
                         let c = store
-                            .decide(e, |open| match open {
-                                Some(_) => rules.revoke(open, e, &by, now),
+                            .decide(&here(), e, |open| match open {
+                                Some(_) => rules.revoke(open, e, &by, None, now),
                                 None => rules.request(open, e, None, now),
                             })
                             .await
@@ -499,9 +536,9 @@ async fn decide_all_sweeps_lapsed_grants(db: TestDb) {
         a.state.grant().unwrap().expires_at,
         b.state.grant().unwrap().expires_at,
     );
-    assert_eq!(store.next_expiry().await.unwrap(), Some(a_exp));
-
     let rules = Rules::default();
+    assert_eq!(deadlines(&store, &rules).await, vec![a_exp, b_exp]);
+
     let sweep = |now: OffsetDateTime| {
         let rules = rules.clone();
         move |open: &[Request]| {
@@ -510,19 +547,30 @@ async fn decide_all_sweeps_lapsed_grants(db: TestDb) {
                 .collect()
         }
     };
-    let swept = store.decide_all(sweep(T0 + minutes(90))).await.unwrap();
+    let swept = store
+        .decide_all(&here(), sweep(T0 + minutes(90)))
+        .await
+        .unwrap();
     assert_eq!(swept.generation, 5);
     assert_eq!(swept.transitions.len(), 1);
     assert_eq!(swept.transitions[0].event.action, Action::Expired);
     assert_eq!(swept.transitions[0].event.actor, Actor::System);
     assert_eq!(
-        store.request_for(&alice).await.unwrap().unwrap().state,
+        store
+            .request_for(&here(), &alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         State::Expired(a.state.grant().unwrap().clone())
     );
-    assert_eq!(store.next_expiry().await.unwrap(), Some(b_exp));
+    assert_eq!(deadlines(&store, &rules).await, vec![b_exp]);
     assert_eq!(store.open_requests().await.unwrap(), vec![b]);
 
-    let again = store.decide_all(sweep(T0 + minutes(90))).await.unwrap();
+    let again = store
+        .decide_all(&here(), sweep(T0 + minutes(90)))
+        .await
+        .unwrap();
     assert_eq!(
         again,
         Committed {
@@ -543,7 +591,7 @@ async fn decide_all_sweeps_lapsed_grants(db: TestDb) {
     );
     assert_eq!(
         store
-            .request_for(&bob)
+            .request_for(&here(), &bob)
             .await
             .unwrap()
             .unwrap()
@@ -565,13 +613,15 @@ async fn invalid_transitions_write_nothing(db: TestDb) {
         .unwrap();
     stray[0].event.request_id = RequestId::new();
     let err = store
-        .decide(&alice, |_| Ok::<_, DomainError>(stray))
+        .decide(&here(), &alice, |_| Ok::<_, DomainError>(stray))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err}");
 
     let ended = store
-        .decide(&alice, |open| rules.revoke(open, &alice, &admin(), T0))
+        .decide(&here(), &alice, |open| {
+            rules.revoke(open, &alice, &admin(), None, T0)
+        })
         .await
         .unwrap()
         .unwrap()
@@ -587,14 +637,17 @@ async fn invalid_transitions_write_nothing(db: TestDb) {
         event: pending.event.clone(),
     };
     let err = store
-        .decide(&alice, |_| Ok::<_, DomainError>(vec![reopen]))
+        .decide(&here(), &alice, |_| Ok::<_, DomainError>(vec![reopen]))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err}");
 
     assert_eq!(store.generation().await.unwrap(), 2);
     assert_eq!(all_audit(&store).await.len(), 2);
-    assert_eq!(store.request_for(&alice).await.unwrap(), Some(ended));
+    assert_eq!(
+        store.request_for(&here(), &alice).await.unwrap(),
+        Some(ended)
+    );
 }
 
 /// Fail closed: when the audit event cannot be appended, the state change
@@ -615,11 +668,13 @@ async fn a_failed_audit_append_writes_nothing(db: TestDb) {
     .await
     .unwrap();
     let err = store
-        .decide(&bob, |open| Rules::default().request(open, &bob, None, T0))
+        .decide(&here(), &bob, |open| {
+            Rules::default().request(open, &bob, None, T0)
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Refused { .. }), "{err}");
-    assert_eq!(store.request_for(&bob).await.unwrap(), None);
+    assert_eq!(store.request_for(&here(), &bob).await.unwrap(), None);
     assert_eq!(store.generation().await.unwrap(), 1);
 }
 
@@ -1007,7 +1062,7 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
         "{refused:?}"
     );
     let refused = store
-        .decide_all_fenced(&stale, |open: &[Request]| {
+        .decide_all_fenced(&here(), &stale, |open: &[Request]| {
             assert!(open.is_empty());
             Vec::new()
         })

@@ -161,7 +161,10 @@ async fn a_rewritten_tail_fails_against_an_old_anchor(db: TestDb) {
 
     // Drop the newest event and its request, and point the head before it.
     disarm(&store, db.backend).await;
-    let carol = store.request_for(&email("carol@x.test")).await.unwrap();
+    let carol = store
+        .request_for(&here(), &email("carol@x.test"))
+        .await
+        .unwrap();
     raw(&store, "DELETE FROM audit_events WHERE seq = 3")
         .await
         .unwrap();
@@ -322,8 +325,8 @@ async fn databases_from_before_state_commitments_verify_and_are_sealed(db: TestD
     .await
     .unwrap();
     store
-        .decide(&email("alice@x.test"), |open| {
-            Rules::default().revoke(open, &email("alice@x.test"), &admin(), T0)
+        .decide(&here(), &email("alice@x.test"), |open| {
+            Rules::default().revoke(open, &email("alice@x.test"), &admin(), None, T0)
         })
         .await
         .unwrap()
@@ -356,7 +359,9 @@ async fn read_only_open_refuses_what_is_missing_and_never_writes(db: TestDb) {
     assert_eq!(all_audit(&reader).await.len(), 1);
     let bob = email("bob@x.test");
     let refused = reader
-        .decide(&bob, |open| Rules::default().request(open, &bob, None, T0))
+        .decide(&here(), &bob, |open| {
+            Rules::default().request(open, &bob, None, T0)
+        })
         .await;
     assert!(refused.is_err(), "a read-only store wrote: {refused:?}");
 }
