@@ -138,6 +138,7 @@ mod tests {
             token_id: String::new(),
             issued_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            claims: Default::default(),
         })
     }
 

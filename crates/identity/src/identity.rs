@@ -1,5 +1,7 @@
 //! Who made the request, as vouched for by Pomerium's signed assertion.
 
+use std::collections::BTreeMap;
+
 use time::OffsetDateTime;
 
 use crate::VerifyError;
@@ -17,6 +19,7 @@ pub struct Identity {
     pub(crate) token_id: String,
     pub(crate) issued_at: OffsetDateTime,
     pub(crate) expires_at: OffsetDateTime,
+    pub(crate) claims: BTreeMap<String, Vec<String>>,
 }
 
 impl Identity {
@@ -66,6 +69,13 @@ impl Identity {
     pub fn expires_at(&self) -> OffsetDateTime {
         self.expires_at
     }
+
+    /// The assertion's other claims that are a string or a list of strings
+    /// (a string claim is a list of one), by name: what an IdP adds, such as
+    /// `team`. Claims of other types are not kept.
+    pub fn claims(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.claims
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +92,7 @@ mod tests {
             token_id: String::new(),
             issued_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            claims: BTreeMap::new(),
         }
     }
 

@@ -37,7 +37,9 @@
 //!   - user = `sub`, else `user`; one of them non-empty;
 //!   - `email`, `name`, `sid`, `jti` strings and `groups` a list of strings when present.
 //!     An empty `email` is allowed in the token; [`Identity::email`] refuses it for callers that
-//!     need one.
+//!     need one;
+//!   - every other claim that is a string or a list of strings is kept ([`Identity::claims`],
+//!     for rules on an IdP's `team` and the like); other types are ignored, a repeat refused.
 //! - **JWKS cache:** fresh for `Cache-Control: max-age` (60 s when absent, at most 1 h;
 //!   `no-cache`/`no-store` = 0); revalidated in the background with `If-None-Match` when stale.
 //!   An unknown `kid` waits for a fetch started after it was seen, so a key Pomerium has just

@@ -2,8 +2,11 @@
 //! place. A value of the wrong JSON type is an error, never "absent"
 //! (the CVE-2026-25537 class); duplicate members are refused by serde.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -123,6 +126,55 @@ pub(crate) struct RawClaims {
     sid: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     jti: Option<Value>,
+    /// Every other claim.
+    #[serde(flatten)]
+    other: OtherClaims,
+}
+
+/// The claims not read above that are a string or a list of strings (an IdP's
+/// `team`, `department`, …), for rules that match on them. Claims of other
+/// types are left out: nothing here judges them. A repeated claim is refused,
+/// as for the claims above.
+#[derive(Default)]
+struct OtherClaims(BTreeMap<String, Vec<String>>);
+
+impl<'de> Deserialize<'de> for OtherClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = OtherClaims;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("claims")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OtherClaims, A::Error> {
+                let mut claims = BTreeMap::new();
+                let mut seen = BTreeSet::new();
+                while let Some((name, value)) = map.next_entry::<String, Value>()? {
+                    if !seen.insert(name.clone()) {
+                        return Err(A::Error::custom(format!("duplicate claim `{name}`")));
+                    }
+                    let strings = match value {
+                        Value::String(s) => vec![s],
+                        Value::Array(items) => match items
+                            .into_iter()
+                            .map(|v| match v {
+                                Value::String(s) => Some(s),
+                                _ => None,
+                            })
+                            .collect::<Option<Vec<_>>>()
+                        {
+                            Some(strings) => strings,
+                            None => continue,
+                        },
+                        _ => continue,
+                    };
+                    claims.insert(name, strings);
+                }
+                Ok(OtherClaims(claims))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 /// What the claims must say for this service.
@@ -217,6 +269,7 @@ impl RawClaims {
             token_id: string(self.jti, "jti")?.unwrap_or_default(),
             issued_at,
             expires_at,
+            claims: self.other.0,
         })
     }
 }
@@ -457,6 +510,36 @@ mod tests {
     fn duplicate_claims_are_refused() {
         let payload = br#"{"exp":1,"exp":99999999999}"#;
         assert!(serde_json::from_slice::<RawClaims>(payload).is_err());
+        let payload = br#"{"exp":1,"team":"a","team":"b"}"#;
+        assert!(serde_json::from_slice::<RawClaims>(payload).is_err());
+    }
+
+    #[test]
+    fn other_string_claims_are_kept() {
+        let id = with(|c| {
+            c.insert("team".into(), json!("sre"));
+            c.insert("roles".into(), json!(["db", "web"]));
+            c.insert("level".into(), json!(3));
+            c.insert("mixed".into(), json!(["a", 1]));
+            c.insert("nested".into(), json!({"a": "b"}));
+            c.insert("empty".into(), json!([]));
+        })
+        .unwrap();
+        let claims: Vec<(&str, Vec<&str>)> = id
+            .claims()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            claims,
+            [
+                ("empty", vec![]),
+                ("roles", vec!["db", "web"]),
+                ("team", vec!["sre"]),
+            ]
+        );
+        // The claims read above are not repeated here.
+        assert!(judge(pomerium_claims()).unwrap().claims().is_empty());
     }
 
     #[test]

@@ -75,7 +75,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, route: Route) -> Result<C
     Ok(Caller {
         email,
         groups: identity.groups().to_vec(),
-        claims: Default::default(),
+        claims: identity.claims().clone(),
         route,
     })
 }
