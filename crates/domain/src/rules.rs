@@ -162,7 +162,15 @@ impl Rules {
                 "say why you grant this access: the reason is kept in the audit trail".into(),
             ));
         }
-        self.check_ask(&ask, now)?;
+        // The duration is this approver's choice, checked by `approve`
+        // below, not a requester's proposal.
+        self.check_ask(
+            &Ask {
+                duration: None,
+                ..ask.clone()
+            },
+            now,
+        )?;
         let duration = ask.duration;
         let mut asked = new_pending(&self.resource, email, ask, Actor::User(by.clone()), now);
         asked.event.details["on_behalf_of"] = json!(email.as_str());
