@@ -9,8 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use jit_domain::{Email, GrantDuration, Reason, RequestId};
+use jit_domain::{Ask, Email, GrantDuration, Reason, RequestId, ResourceName, Ticket};
 use serde::de::DeserializeOwned;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::WebError;
 
@@ -112,41 +114,148 @@ pub(crate) fn optional_email(
         .transpose()
 }
 
-/// `POST /request-access`: an optional reason.
+/// The resource a form acts on; absent in the Go original's forms, which
+/// act on the first resource.
+fn optional_resource(value: Option<String>) -> Result<Option<ResourceName>, WebError> {
+    present(value)
+        .map(|v| ResourceName::parse(v.trim()).map_err(|e| WebError::field("resource", e)))
+        .transpose()
+}
+
+fn optional_duration(
+    field: &'static str,
+    value: Option<String>,
+) -> Result<Option<GrantDuration>, WebError> {
+    present(value)
+        .map(|d| {
+            d.parse::<GrantDuration>()
+                .map_err(|e| WebError::field(field, e))
+        })
+        .transpose()
+}
+
+fn optional_text(field: &'static str, value: Option<String>) -> Result<Option<Reason>, WebError> {
+    Reason::parse(value.as_deref().unwrap_or_default()).map_err(|e| WebError::field(field, e))
+}
+
+fn optional_ticket(value: Option<String>) -> Result<Option<Ticket>, WebError> {
+    Ticket::parse(value.as_deref().unwrap_or_default()).map_err(|e| WebError::field("ticket", e))
+}
+
+/// A start from `<input type="datetime-local">`, which sends no zone: read
+/// as UTC, as the form says.
+fn optional_start(value: Option<String>) -> Result<Option<OffsetDateTime>, WebError> {
+    let Some(value) = present(value) else {
+        return Ok(None);
+    };
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let value = value.trim();
+    PrimitiveDateTime::parse(value, minutes)
+        .or_else(|_| PrimitiveDateTime::parse(value, seconds))
+        .map(|at| Some(at.assume_utc()))
+        .map_err(|_| {
+            WebError::field(
+                "starts_at",
+                "it must be a date and time in UTC like 2026-12-01T09:30, or empty to start on approval",
+            )
+        })
+}
+
+/// `POST /request-access`: which resource (the first when absent), and
+/// the ask: a reason, and where the form offers them a duration, a ticket
+/// and a start.
 #[derive(Debug)]
 pub(crate) struct AccessRequest {
-    pub reason: Option<Reason>,
+    pub resource: Option<ResourceName>,
+    pub ask: Ask,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RawAccessRequest {
+    resource: Option<String>,
     reason: Option<String>,
+    duration: Option<String>,
+    ticket: Option<String>,
+    starts_at: Option<String>,
+}
+
+impl RawAccessRequest {
+    fn ask(self) -> Result<Ask, WebError> {
+        Ok(Ask {
+            reason: optional_text("reason", self.reason)?,
+            duration: optional_duration("duration", self.duration)?,
+            starts_at: optional_start(self.starts_at)?,
+            ticket: optional_ticket(self.ticket)?,
+        })
+    }
 }
 
 impl Input for AccessRequest {
     type Raw = RawAccessRequest;
-    fn parse(raw: RawAccessRequest) -> Result<Self, WebError> {
-        let reason = Reason::parse(raw.reason.as_deref().unwrap_or_default())
-            .map_err(|e| WebError::field("reason", e))?;
-        Ok(AccessRequest { reason })
+    fn parse(mut raw: RawAccessRequest) -> Result<Self, WebError> {
+        Ok(AccessRequest {
+            resource: optional_resource(raw.resource.take())?,
+            ask: raw.ask()?,
+        })
     }
 }
 
-/// A form with no fields (`POST /cancel-request`); extra fields are ignored.
+/// A form naming only a resource (`POST /cancel-request`): the first when
+/// absent; other fields are ignored.
 #[derive(Debug)]
-pub(crate) struct Empty;
+pub(crate) struct Mine {
+    pub resource: Option<ResourceName>,
+}
 
-impl Input for Empty {
-    type Raw = serde::de::IgnoredAny;
-    fn parse(_: serde::de::IgnoredAny) -> Result<Self, WebError> {
-        Ok(Empty)
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RawMine {
+    resource: Option<String>,
+}
+
+impl Input for Mine {
+    type Raw = RawMine;
+    fn parse(raw: RawMine) -> Result<Self, WebError> {
+        Ok(Mine {
+            resource: optional_resource(raw.resource)?,
+        })
+    }
+}
+
+/// `POST /extend-access`: how much more time, and why.
+#[derive(Debug)]
+pub(crate) struct Extension {
+    pub resource: Option<ResourceName>,
+    pub duration: GrantDuration,
+    pub reason: Option<Reason>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RawExtension {
+    resource: Option<String>,
+    duration: Option<String>,
+    reason: Option<String>,
+}
+
+impl Input for Extension {
+    type Raw = RawExtension;
+    fn parse(raw: RawExtension) -> Result<Self, WebError> {
+        Ok(Extension {
+            resource: optional_resource(raw.resource)?,
+            duration: optional_duration("duration", raw.duration)?.ok_or_else(|| {
+                WebError::field("duration", "it is missing: choose how much longer")
+            })?,
+            reason: optional_text("reason", raw.reason)?,
+        })
     }
 }
 
 /// `POST /admin/approve-access`: whose request, for how long (the
-/// configured default when absent), and which request the page showed.
+/// requested or configured default when absent), and which request the
+/// page showed.
 #[derive(Debug)]
 pub(crate) struct Approval {
+    pub resource: Option<ResourceName>,
     pub email: Email,
     pub duration: Option<GrantDuration>,
     pub request: Option<RequestId>,
@@ -154,6 +263,7 @@ pub(crate) struct Approval {
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RawApproval {
+    resource: Option<String>,
     email: Option<String>,
     duration: Option<String>,
     request: Option<String>,
@@ -163,32 +273,32 @@ impl Input for Approval {
     type Raw = RawApproval;
     fn parse(raw: RawApproval) -> Result<Self, WebError> {
         let email = required_email("email", raw.email)?;
-        let duration = present(raw.duration)
-            .map(|d| {
-                d.parse::<GrantDuration>()
-                    .map_err(|e| WebError::field("duration", e))
-            })
-            .transpose()?;
         Ok(Approval {
+            resource: optional_resource(raw.resource)?,
             email,
-            duration,
+            duration: optional_duration("duration", raw.duration)?,
             request: optional_request(raw.request)?,
         })
     }
 }
 
-/// `POST /admin/revoke-access` and `/admin/reject-access`: whose, and which
-/// request the page showed.
+/// `POST /admin/revoke-access`, `/admin/reject-access` and the extension
+/// decisions: whose, which request the page showed, and an optional comment
+/// for the requester. `GET /admin/confirm-revoke` reads it from its query.
 #[derive(Debug)]
 pub(crate) struct Subject {
+    pub resource: Option<ResourceName>,
     pub email: Email,
     pub request: Option<RequestId>,
+    pub comment: Option<Reason>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RawSubject {
+    resource: Option<String>,
     email: Option<String>,
     request: Option<String>,
+    comment: Option<String>,
 }
 
 impl Input for Subject {
@@ -196,7 +306,82 @@ impl Input for Subject {
     fn parse(raw: RawSubject) -> Result<Self, WebError> {
         Ok(Subject {
             email: required_email("email", raw.email)?,
+            resource: optional_resource(raw.resource)?,
             request: optional_request(raw.request)?,
+            comment: optional_text("comment", raw.comment)?,
+        })
+    }
+}
+
+/// `POST /admin/grant-access`: access for someone who did not ask, with a
+/// reason (the resource's other fields as on the request form).
+#[derive(Debug)]
+pub(crate) struct GrantForm {
+    pub resource: Option<ResourceName>,
+    pub email: Email,
+    pub ask: Ask,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RawGrantForm {
+    email: Option<String>,
+    resource: Option<String>,
+    reason: Option<String>,
+    duration: Option<String>,
+    ticket: Option<String>,
+    starts_at: Option<String>,
+}
+
+impl Input for GrantForm {
+    type Raw = RawGrantForm;
+    fn parse(raw: RawGrantForm) -> Result<Self, WebError> {
+        let ask = RawAccessRequest {
+            resource: None,
+            reason: raw.reason,
+            duration: raw.duration,
+            ticket: raw.ticket,
+            starts_at: raw.starts_at,
+        };
+        Ok(GrantForm {
+            email: required_email("email", raw.email)?,
+            resource: optional_resource(raw.resource)?,
+            ask: ask.ask()?,
+        })
+    }
+}
+
+/// `POST /admin/revoke-all` (and its confirmation page's query): one
+/// person's grants, one resource's, or one person's on one resource; never
+/// everything at once by accident.
+#[derive(Debug)]
+pub(crate) struct RevokeAll {
+    pub person: Option<Email>,
+    pub resource: Option<ResourceName>,
+    pub comment: Option<Reason>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RawRevokeAll {
+    person: Option<String>,
+    resource: Option<String>,
+    comment: Option<String>,
+}
+
+impl Input for RevokeAll {
+    type Raw = RawRevokeAll;
+    fn parse(raw: RawRevokeAll) -> Result<Self, WebError> {
+        let person = optional_email("person", raw.person)?;
+        let resource = optional_resource(raw.resource)?;
+        if person.is_none() && resource.is_none() {
+            return Err(WebError::field(
+                "person",
+                "name a person or a resource (or both) whose grants to revoke",
+            ));
+        }
+        Ok(RevokeAll {
+            person,
+            resource,
+            comment: optional_text("comment", raw.comment)?,
         })
     }
 }
@@ -262,8 +447,8 @@ mod tests {
     #[tokio::test]
     async fn an_empty_body_needs_no_content_type_but_a_full_one_does() {
         let r: AccessRequest = form(None, "").await.unwrap();
-        assert!(r.reason.is_none());
-        assert!(form::<Empty>(None, "").await.is_ok());
+        assert!(r.ask.reason.is_none() && r.resource.is_none());
+        assert!(form::<Mine>(None, "").await.unwrap().resource.is_none());
         assert!(matches!(
             form::<AccessRequest>(Some("application/json"), "{}").await,
             Err(WebError::UnsupportedMediaType)
@@ -285,8 +470,87 @@ mod tests {
     #[tokio::test]
     async fn a_blank_reason_is_no_reason() {
         let r: AccessRequest = form(FORM, "reason=+++").await.unwrap();
-        assert!(r.reason.is_none());
+        assert!(r.ask.reason.is_none());
         let r: AccessRequest = form(FORM, "reason=ticket+OPS-42").await.unwrap();
-        assert_eq!(r.reason.unwrap().as_str(), "ticket OPS-42");
+        assert_eq!(r.ask.reason.unwrap().as_str(), "ticket OPS-42");
+    }
+
+    #[tokio::test]
+    async fn a_start_is_read_as_utc_and_a_wrong_one_is_named() {
+        let r: AccessRequest = form(
+            FORM,
+            "resource=db&reason=x&duration=2h&ticket=INC-1&starts_at=2026-12-01T09%3A30",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.resource.unwrap().as_str(), "db");
+        assert_eq!(
+            r.ask.starts_at,
+            Some(time::macros::datetime!(2026-12-01 09:30 UTC))
+        );
+        assert_eq!(r.ask.duration.unwrap().whole_minutes(), 120);
+        assert_eq!(r.ask.ticket.unwrap().as_str(), "INC-1");
+        let r: AccessRequest = form(FORM, "starts_at=2026-12-01T09%3A30%3A15")
+            .await
+            .unwrap();
+        assert_eq!(
+            r.ask.starts_at,
+            Some(time::macros::datetime!(2026-12-01 09:30:15 UTC))
+        );
+        for bad in [
+            "tomorrow",
+            "2026-12-01",
+            "2026-13-01T09%3A30",
+            "2026-12-01+09%3A30",
+        ] {
+            match form::<AccessRequest>(FORM, &format!("starts_at={bad}")).await {
+                Err(WebError::Field { field, message }) => {
+                    assert_eq!(field, "starts_at");
+                    assert!(message.contains("UTC like 2026-12-01T09:30"), "{message}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            form::<AccessRequest>(FORM, "resource=Not+A+Slug").await,
+            Err(WebError::Field {
+                field: "resource",
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_extension_needs_a_duration_and_revoke_all_a_scope() {
+        assert!(matches!(
+            form::<Extension>(FORM, "reason=more").await,
+            Err(WebError::Field {
+                field: "duration",
+                ..
+            })
+        ));
+        let e: Extension = form(FORM, "duration=30m").await.unwrap();
+        assert_eq!(e.duration.whole_minutes(), 30);
+        assert!(matches!(
+            form::<RevokeAll>(FORM, "comment=all").await,
+            Err(WebError::Field {
+                field: "person",
+                ..
+            })
+        ));
+        let r: RevokeAll = form(FORM, "person=a%40b.c&comment=left").await.unwrap();
+        assert_eq!(
+            (
+                r.person.unwrap().as_str(),
+                r.resource,
+                r.comment.unwrap().as_str()
+            ),
+            ("a@b.c", None, "left")
+        );
+        let g: GrantForm = form(FORM, "email=a%40b.c&resource=db&reason=on+call&duration=1h")
+            .await
+            .unwrap();
+        assert_eq!(g.ask.reason.unwrap().as_str(), "on call");
+        assert_eq!(g.resource.unwrap().as_str(), "db");
     }
 }

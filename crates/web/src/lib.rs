@@ -3,10 +3,13 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /` | anyone signed in | your status; request, withdraw, give up |
-//! | `POST /request-access`, `POST /cancel-request` | anyone signed in | 303 back to `/` |
-//! | `GET /admin` | admins | pending, active and ended; 503 (page still shown) when Zero is out of reach |
-//! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | admins | 303 back to `/admin`; 409 if the request shown changed |
+//! | `GET /` | anyone signed in | the catalog: your status on each resource; request, withdraw, give up, extend |
+//! | `POST /request-access`, `/cancel-request`, `/extend-access` | anyone signed in | 303 back to `/`; `resource` defaults to the first |
+//! | `GET /requests/{id}` (and `/admin/requests/{id}`) | its requester, its resource's approvers | one request in full |
+//! | `GET /admin` | approvers | per resource: pending, active, grant; ended; 503 (page still shown) when Zero is out of reach |
+//! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | approvers | 303 back to `/admin`; 409 if the request shown changed |
+//! | `POST /admin/approve-extension`, `/admin/reject-extension`, `/admin/grant-access`, `/admin/revoke-all` | approvers | 303 back to `/admin` |
+//! | `GET /admin/confirm-revoke`, `/admin/confirm-revoke-all` | approvers | what a revocation ends, and its button |
 //! | `GET /admin/audit` | admins | the audit trail, paged, with the chain check |
 //! | `GET /admin/history` (`.csv`, `.jsonl`, `/timeline.svg`) | admins | everyone's history: filtered, paged, downloads, timeline |
 //! | `GET /history` | anyone signed in | your own history |
@@ -91,10 +94,19 @@ pub fn router(config: WebConfig) -> Router {
         .route("/", get(pages::index::page))
         .route("/request-access", post(pages::index::request_access))
         .route("/cancel-request", post(pages::index::cancel_request))
+        .route("/extend-access", post(pages::index::extend_access))
+        .route("/requests/{id}", get(pages::request::page))
         .route("/admin", get(pages::admin::page))
         .route("/admin/approve-access", post(pages::admin::approve))
         .route("/admin/revoke-access", post(pages::admin::revoke))
         .route("/admin/reject-access", post(pages::admin::reject))
+        .route("/admin/approve-extension", post(pages::admin::approve_extension))
+        .route("/admin/reject-extension", post(pages::admin::reject_extension))
+        .route("/admin/grant-access", post(pages::admin::grant))
+        .route("/admin/revoke-all", post(pages::admin::revoke_all))
+        .route("/admin/confirm-revoke", get(pages::confirm::revoke))
+        .route("/admin/confirm-revoke-all", get(pages::confirm::revoke_all))
+        .route("/admin/requests/{id}", get(pages::request::page))
         .route("/admin/audit", get(pages::audit::page))
         .route("/admin/history", get(pages::history::admin_page))
         .route("/admin/history.csv", get(pages::history::csv))

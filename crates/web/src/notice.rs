@@ -29,45 +29,122 @@ const LIFETIME: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Notice {
     Requested,
+    /// Approved at once by one of the resource's auto-approve rules.
+    AutoApproved,
     AlreadyPending,
     AlreadyActive,
     NothingOpen,
     Withdrawn,
     GaveUp,
+    /// The requester asked for more time; approvers decide.
+    ExtensionAsked,
+    /// The requester extended their own access (self-extension).
+    Extended,
     Approved,
+    /// An approval recorded, not yet enough: `have` of `need`.
+    Reviewed {
+        have: u8,
+        need: u8,
+    },
     Rejected,
     Revoked,
+    ExtensionApproved,
+    ExtensionReviewed {
+        have: u8,
+        need: u8,
+    },
+    ExtensionDeclined,
+    /// Access given to someone who had not asked.
+    Granted,
+    /// How many grants a bulk revocation ended.
+    RevokedAll(u16),
 }
 
 impl Notice {
-    const ALL: [Notice; 9] = [
+    #[cfg(test)]
+    const ALL: [Notice; 19] = [
         Notice::Requested,
+        Notice::AutoApproved,
         Notice::AlreadyPending,
         Notice::AlreadyActive,
         Notice::NothingOpen,
         Notice::Withdrawn,
         Notice::GaveUp,
+        Notice::ExtensionAsked,
+        Notice::Extended,
         Notice::Approved,
+        Notice::Reviewed { have: 1, need: 2 },
         Notice::Rejected,
         Notice::Revoked,
+        Notice::ExtensionApproved,
+        Notice::ExtensionReviewed { have: 2, need: 3 },
+        Notice::ExtensionDeclined,
+        Notice::Granted,
+        Notice::RevokedAll(0),
+        Notice::RevokedAll(12),
     ];
 
-    fn code(self) -> &'static str {
+    /// The notice in the cookie: a word, and numbers after `-`.
+    fn code(self) -> String {
         match self {
-            Notice::Requested => "requested",
-            Notice::AlreadyPending => "already_pending",
-            Notice::AlreadyActive => "already_active",
-            Notice::NothingOpen => "nothing_open",
-            Notice::Withdrawn => "withdrawn",
-            Notice::GaveUp => "gave_up",
-            Notice::Approved => "approved",
-            Notice::Rejected => "rejected",
-            Notice::Revoked => "revoked",
+            Notice::Requested => "requested".into(),
+            Notice::AutoApproved => "auto_approved".into(),
+            Notice::AlreadyPending => "already_pending".into(),
+            Notice::AlreadyActive => "already_active".into(),
+            Notice::NothingOpen => "nothing_open".into(),
+            Notice::Withdrawn => "withdrawn".into(),
+            Notice::GaveUp => "gave_up".into(),
+            Notice::ExtensionAsked => "extension_asked".into(),
+            Notice::Extended => "extended".into(),
+            Notice::Approved => "approved".into(),
+            Notice::Reviewed { have, need } => format!("reviewed-{have}-{need}"),
+            Notice::Rejected => "rejected".into(),
+            Notice::Revoked => "revoked".into(),
+            Notice::ExtensionApproved => "extension_approved".into(),
+            Notice::ExtensionReviewed { have, need } => {
+                format!("extension_reviewed-{have}-{need}")
+            }
+            Notice::ExtensionDeclined => "extension_declined".into(),
+            Notice::Granted => "granted".into(),
+            Notice::RevokedAll(n) => format!("revoked_all-{n}"),
         }
     }
 
     fn parse(code: &str) -> Option<Notice> {
-        Notice::ALL.into_iter().find(|n| n.code() == code)
+        let mut parts = code.split('-');
+        let word = parts.next()?;
+        let numbers: Vec<u16> = parts.map(str::parse).collect::<Result<_, _>>().ok()?;
+        let counts = || match numbers.as_slice() {
+            [have, need] => Some((u8::try_from(*have).ok()?, u8::try_from(*need).ok()?)),
+            _ => None,
+        };
+        let plain = |n: Notice| numbers.is_empty().then_some(n);
+        match word {
+            "requested" => plain(Notice::Requested),
+            "auto_approved" => plain(Notice::AutoApproved),
+            "already_pending" => plain(Notice::AlreadyPending),
+            "already_active" => plain(Notice::AlreadyActive),
+            "nothing_open" => plain(Notice::NothingOpen),
+            "withdrawn" => plain(Notice::Withdrawn),
+            "gave_up" => plain(Notice::GaveUp),
+            "extension_asked" => plain(Notice::ExtensionAsked),
+            "extended" => plain(Notice::Extended),
+            "approved" => plain(Notice::Approved),
+            "reviewed" => counts().map(|(have, need)| Notice::Reviewed { have, need }),
+            "rejected" => plain(Notice::Rejected),
+            "revoked" => plain(Notice::Revoked),
+            "extension_approved" => plain(Notice::ExtensionApproved),
+            "extension_reviewed" => {
+                counts().map(|(have, need)| Notice::ExtensionReviewed { have, need })
+            }
+            "extension_declined" => plain(Notice::ExtensionDeclined),
+            "granted" => plain(Notice::Granted),
+            "revoked_all" => match numbers.as_slice() {
+                [n] => Some(Notice::RevokedAll(*n)),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn message(self, email: Option<&Email>) -> String {
@@ -75,34 +152,86 @@ impl Notice {
             Some(e) => text.replace("{}", e.as_str()),
             None => fallback.to_owned(),
         };
+        let more = |need: u8, have: u8| {
+            let left = need.saturating_sub(have);
+            if left == 1 {
+                "One more approver must approve it.".to_owned()
+            } else {
+                format!("{left} more approvers must approve it.")
+            }
+        };
         match self {
             Notice::Requested => {
-                "Your request was sent. An admin will review it; this page shows the outcome."
+                "Your request was sent. An approver will review it; this page shows the outcome."
                     .into()
             }
-            Notice::AlreadyPending => {
-                "You already have a pending request, so no new one was made.".into()
+            Notice::AutoApproved => {
+                "Your request was approved at once by one of the resource's rules.".into()
             }
-            Notice::AlreadyActive => "You already have access, so no new request was made.".into(),
+            Notice::AlreadyPending => {
+                "You already have a pending request there, so no new one was made.".into()
+            }
+            Notice::AlreadyActive => {
+                "You already have access there, so no new request was made.".into()
+            }
             Notice::NothingOpen => "There was no pending request or access left to end.".into(),
             Notice::Withdrawn => "Your request was withdrawn.".into(),
             Notice::GaveUp => "Your access has ended. Pomerium no longer lets you through.".into(),
+            Notice::ExtensionAsked => {
+                "Extension asked. An approver will review it; your access runs on meanwhile.".into()
+            }
+            Notice::Extended => "Extended: your access now lasts longer.".into(),
             Notice::Approved => who(
                 "Approved access for {}. Pomerium now lets them through.",
                 "Approved.",
+            ),
+            Notice::Reviewed { have, need } => format!(
+                "{} {}",
+                who(
+                    &format!("Approval recorded for {{}}: {have} of {need}."),
+                    &format!("Approval recorded: {have} of {need}."),
+                ),
+                more(need, have)
             ),
             Notice::Rejected => who("Rejected the request from {}.", "Rejected."),
             Notice::Revoked => who(
                 "Revoked access for {}. Pomerium no longer lets them through.",
                 "Revoked.",
             ),
+            Notice::ExtensionApproved => who("Extended the access of {}.", "Extended."),
+            Notice::ExtensionReviewed { have, need } => format!(
+                "{} {}",
+                who(
+                    &format!("Approval of the extension for {{}} recorded: {have} of {need}."),
+                    &format!("Approval of the extension recorded: {have} of {need}."),
+                ),
+                more(need, have)
+            ),
+            Notice::ExtensionDeclined => who(
+                "Declined the extension for {}; their access runs on to its current end.",
+                "Declined the extension.",
+            ),
+            Notice::Granted => who(
+                "Granted access to {}. Pomerium now lets them through.",
+                "Granted.",
+            ),
+            Notice::RevokedAll(0) => "No active grant matched, so nothing was revoked.".into(),
+            Notice::RevokedAll(1) => {
+                "Revoked 1 grant. Pomerium no longer lets them through.".into()
+            }
+            Notice::RevokedAll(n) => {
+                format!("Revoked {n} grants. Pomerium no longer lets them through.")
+            }
         }
     }
 
     /// `success` for a change made, `info` for nothing to do.
     fn tone(self) -> &'static str {
         match self {
-            Notice::AlreadyPending | Notice::AlreadyActive | Notice::NothingOpen => "info",
+            Notice::AlreadyPending
+            | Notice::AlreadyActive
+            | Notice::NothingOpen
+            | Notice::RevokedAll(0) => "info",
             _ => "success",
         }
     }
@@ -205,7 +334,7 @@ impl FlashKey {
             ),
             // Serializing plain strings cannot fail.
             Flashed::Failure(f) => (
-                FAILURE,
+                FAILURE.to_owned(),
                 B64.encode(serde_json::to_vec(f).expect("a failure serializes")),
             ),
         };
@@ -381,6 +510,20 @@ mod tests {
             NOW,
         );
         assert_eq!(shown.unwrap().text, "Approved.");
+        for junk in [
+            "reviewed",
+            "reviewed-1",
+            "approved-1",
+            "reviewed-1-x",
+            "revoked_all-",
+            "x",
+        ] {
+            assert_eq!(Notice::parse(junk), None, "{junk}");
+        }
+        assert_eq!(
+            Notice::Reviewed { have: 1, need: 2 }.message(Some(&email)),
+            "Approval recorded for a+b@example.com: 1 of 2. One more approver must approve it."
+        );
     }
 
     #[test]

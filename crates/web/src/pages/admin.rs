@@ -1,22 +1,26 @@
-//! `GET /admin` and the admin actions. The service checks admin rights on
-//! every call (`ServiceError::NotAdmin` → 403), whatever Pomerium's route
-//! policy let through. The page's forms carry the request id they show, so
-//! a decision on a request that changed meanwhile is refused (409).
+//! `GET /admin` and the approvers' actions. The page has one section per
+//! resource the caller approves; the service checks approver rights on
+//! every call (403 otherwise), whatever Pomerium's route policy let
+//! through. The page's forms carry the resource and the request id they
+//! show, so a decision on a request that changed meanwhile is refused (409).
+//! Revocations go through a confirmation page first (see `confirm`).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use jit_domain::{
-    Email, GrantDuration, Request, RequestId, Rules, Seen, State as RequestState, Status,
-};
-use jit_service::{AdminView, SyncFailure, SyncStatus};
+use jit_domain::{Actor, Email, Reason, Request, Resource, State as RequestState, Status, Ticket};
+use jit_service::{AdminView, ResourceView, RevokeScope, SyncFailure, SyncStatus};
 use time::OffsetDateTime;
 
-use super::{Chrome, actor_label, require_applied, status_label};
+use super::index::reason_help;
+use super::{
+    Choice, Chrome, actor_label, approvals_text, choices, duration_label, ends_soon,
+    require_applied, resource_or_first, seen, status_label,
+};
 use crate::auth::SignedIn;
-use crate::input::{Approval, Form, Subject};
+use crate::input::{Approval, Form, GrantForm, RevokeAll, Subject};
 use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::sync::{failure_code, failure_text};
 use crate::text::{Breakable, Excerpt};
@@ -29,10 +33,26 @@ pub(crate) struct AdminPage {
     chrome: Chrome,
     notice: Option<Shown>,
     sync: SyncPanel,
+    sections: Vec<Section>,
+    ended: Vec<EndedRow>,
+    reason_max: usize,
+    ticket_max: usize,
+}
+
+/// One resource the viewer approves.
+#[derive(Debug)]
+struct Section {
+    /// As the forms send it.
+    name: String,
+    title: String,
+    /// "Needs 2 approvals from different approvers."
+    rule: String,
     pending: Vec<PendingRow>,
     active: Vec<ActiveRow>,
-    ended: Vec<EndedRow>,
-    durations: Vec<Choice>,
+    grant_durations: Vec<Choice>,
+    reason_help: String,
+    /// The ticket field's label, if the resource has one.
+    ticket: Option<String>,
 }
 
 #[derive(Debug)]
@@ -44,8 +64,16 @@ struct PendingRow {
     name: Breakable,
     requested: When,
     reason: Option<Excerpt>,
-    /// The viewer's own request, which they may not approve.
-    own: bool,
+    ticket: Option<String>,
+    duration: Option<String>,
+    starts: Option<When>,
+    /// The approver who asked on the person's behalf.
+    on_behalf: Option<Breakable>,
+    /// "1 of 2: alice@example.com".
+    approvals: String,
+    /// Why the viewer has no approve button, if they have none.
+    blocked: Option<&'static str>,
+    durations: Vec<Choice>,
 }
 
 #[derive(Debug)]
@@ -56,30 +84,41 @@ struct ActiveRow {
     reason: Option<Excerpt>,
     approved_by: Breakable,
     until: When,
-    /// A start in the future, from a console edit.
+    /// A start in the future.
     from: Option<When>,
     /// Past its expiry but not swept yet; Pomerium already denies it.
     lapsed: bool,
+    /// Ends within ten minutes.
+    soon: bool,
+    extension: Option<ExtensionRow>,
+    /// The query of its confirmation page.
+    confirm: String,
+    /// The query of the page confirming all of this person's grants.
+    confirm_person: String,
+}
+
+#[derive(Debug)]
+struct ExtensionRow {
+    duration: String,
+    reason: Option<Excerpt>,
+    asked: When,
+    approvals: String,
+    blocked: Option<&'static str>,
 }
 
 #[derive(Debug)]
 struct EndedRow {
+    id: String,
     name: Breakable,
+    resource: String,
     /// The badge's style.
     status: &'static str,
     /// The badge's text.
     label: String,
-    /// Nobody for an expiry.
+    /// Nobody for an expiry or a time-out.
     by: Option<Breakable>,
+    comment: Option<Excerpt>,
     when: When,
-}
-
-/// One option of the approval's duration list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
 }
 
 #[derive(Debug)]
@@ -129,15 +168,30 @@ pub(crate) async fn page(
         StatusCode::SERVICE_UNAVAILABLE
     };
     let chrome = Chrome::signed_in(&app, &admin, "admin");
-    let page = AdminPage::new(
-        chrome,
-        notice,
-        &view,
-        &admin.email,
-        &view.resources[0].resource.rules,
-        now,
-    );
+    let page = AdminPage::new(chrome, notice, &view, &admin.email, now);
     Ok((status, flash, page).into_response())
+}
+
+/// The query string naming one grant, for its confirmation page.
+pub(crate) fn confirm_query(r: &Request) -> String {
+    serde_urlencoded::to_string([
+        ("resource", r.resource.as_str()),
+        ("email", r.email.as_str()),
+        ("request", &r.id.to_string()),
+    ])
+    // Plain strings always encode.
+    .unwrap_or_default()
+}
+
+/// Why `me` may not approve what is open on `r`, if they may not.
+fn blocked(r: &Request, resource: &Resource, me: &Email) -> Option<&'static str> {
+    if &r.email == me && !resource.rules.allow_self_approval {
+        Some("Your own request: another approver must approve it.")
+    } else if r.approvals.iter().any(|a| &a.by == me) {
+        Some("You approved it; another approver must approve it too.")
+    } else {
+        None
+    }
 }
 
 impl AdminPage {
@@ -146,140 +200,182 @@ impl AdminPage {
         notice: Option<Shown>,
         view: &AdminView,
         me: &Email,
-        rules: &Rules,
         now: OffsetDateTime,
     ) -> AdminPage {
-        let when = |at| When::new(at, now);
-        let pending = view
-            .resources
-            .iter()
-            .flat_map(|v| &v.pending)
-            .map(|r| PendingRow {
-                id: r.id.to_string(),
-                email: r.email.to_string(),
-                name: Breakable(r.email.to_string()),
-                requested: when(r.requested_at),
-                reason: r.reason().map(|x| Excerpt::of(x.as_str())),
-                own: &r.email == me && !rules.allow_self_approval,
-            })
-            .collect();
-        let active = view
-            .resources
-            .iter()
-            .flat_map(|v| &v.active)
-            .filter_map(|r| {
-                let g = r.state.grant()?;
-                Some(ActiveRow {
-                    id: r.id.to_string(),
-                    email: r.email.to_string(),
-                    name: Breakable(r.email.to_string()),
-                    reason: r.reason().map(|x| Excerpt::of(x.as_str())),
-                    approved_by: Breakable(actor_label(&g.approved_by, me)),
-                    until: when(g.expires_at),
-                    from: g.starts_at.filter(|s| *s > now).map(when),
-                    lapsed: g.expires_at <= now,
-                })
-            })
-            .collect();
+        let sections = view.resources.iter().map(|v| section(v, me, now)).collect();
+        let title = |r: &Request| {
+            view.resources
+                .iter()
+                .find(|v| v.resource.name == r.resource)
+                .map_or_else(|| r.resource.to_string(), |v| v.resource.title.clone())
+        };
         let ended = view
             .ended
             .iter()
-            .filter_map(|r| ended_row(r, me, now))
+            .filter_map(|r| ended_row(r, title(r), me, now))
             .collect();
         AdminPage {
             chrome,
             notice,
             sync: SyncPanel::of(&view.resources[0].sync, &view.fresh, now),
-            pending,
-            active,
+            sections,
             ended,
-            durations: choices(rules),
+            reason_max: Reason::MAX_LEN,
+            ticket_max: Ticket::MAX_LEN,
         }
     }
 }
 
-fn ended_row(r: &Request, me: &Email, now: OffsetDateTime) -> Option<EndedRow> {
+fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
+    let when = |at| When::new(at, now);
+    let resource = &v.resource;
+    let rules = &resource.rules;
+    let needed = rules.approvals_needed;
+    let pending = v
+        .pending
+        .iter()
+        .map(|r| PendingRow {
+            id: r.id.to_string(),
+            email: r.email.to_string(),
+            name: Breakable(r.email.to_string()),
+            requested: when(r.requested_at),
+            reason: r.reason().map(|x| Excerpt::of(x.as_str())),
+            ticket: r.ask.ticket.as_ref().map(|t| t.as_str().to_owned()),
+            duration: r.ask.duration.map(duration_label),
+            starts: r.ask.starts_at.map(when),
+            on_behalf: match &r.requested_by {
+                Actor::User(by) if by != &r.email => {
+                    Some(Breakable(actor_label(&r.requested_by, me)))
+                }
+                _ => None,
+            },
+            approvals: approvals_text(&r.approvals, needed, me),
+            blocked: blocked(r, resource, me),
+            durations: choices(rules, r.ask.duration),
+        })
+        .collect();
+    let active = v
+        .active
+        .iter()
+        .filter_map(|r| {
+            let g = r.state.grant()?;
+            Some(ActiveRow {
+                id: r.id.to_string(),
+                email: r.email.to_string(),
+                name: Breakable(r.email.to_string()),
+                reason: r.reason().map(|x| Excerpt::of(x.as_str())),
+                approved_by: Breakable(actor_label(&g.approved_by, me)),
+                until: when(g.expires_at),
+                from: g.starts_at.filter(|s| *s > now).map(when),
+                lapsed: g.expires_at <= now,
+                soon: ends_soon(g.expires_at, now),
+                extension: r.extension.as_ref().map(|x| ExtensionRow {
+                    duration: duration_label(x.duration),
+                    reason: x.reason.as_ref().map(|x| Excerpt::of(x.as_str())),
+                    asked: when(x.asked_at),
+                    approvals: approvals_text(&r.approvals, needed, me),
+                    blocked: blocked(r, resource, me),
+                }),
+                confirm: confirm_query(r),
+                confirm_person: serde_urlencoded::to_string([("person", r.email.as_str())])
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let mut rule = if needed.get() == 1 {
+        "Needs 1 approval".to_owned()
+    } else {
+        format!("Needs {needed} approvals from different approvers")
+    };
+    rule.push_str(if rules.allow_self_approval {
+        "; requesters may approve their own (flagged in the trail)."
+    } else {
+        "; nobody approves their own request."
+    });
+    Section {
+        name: resource.name.to_string(),
+        title: resource.title.clone(),
+        rule,
+        pending,
+        active,
+        grant_durations: choices(rules, None),
+        reason_help: reason_help(rules),
+        ticket: rules.ticket.as_ref().map(|t| t.label.clone()),
+    }
+}
+
+fn ended_row(r: &Request, resource: String, me: &Email, now: OffsetDateTime) -> Option<EndedRow> {
     let by = match &r.state {
         RequestState::Expired(_) => None,
+        RequestState::Cancelled { .. } if r.timed_out() => None,
         RequestState::Revoked { by, .. }
         | RequestState::Rejected { by, .. }
         | RequestState::Cancelled { by, .. } => Some(Breakable(actor_label(by, me))),
         RequestState::Pending | RequestState::Active(_) => return None,
     };
     Some(EndedRow {
+        id: r.id.to_string(),
         name: Breakable(r.email.to_string()),
+        resource,
         status: r.state.status().as_str(),
-        label: status_label(r.state.status()),
+        label: if r.timed_out() {
+            "Timed out".to_owned()
+        } else {
+            status_label(r.state.status())
+        },
         by,
+        comment: r.comment.as_ref().map(|c| Excerpt::of(c.as_str())),
         when: When::new(r.state.ended_at()?, now),
     })
 }
 
-/// Usual lengths up to the configured maximum, plus the default and the
-/// maximum themselves; the default is preselected.
-fn choices(rules: &Rules) -> Vec<Choice> {
-    let mut all: Vec<GrantDuration> = [15, 60, 4 * 60, 8 * 60, 24 * 60]
-        .into_iter()
-        .filter_map(|m| GrantDuration::from_minutes(m).ok())
-        .chain([rules.durations.default, rules.durations.max])
-        .filter(|d| *d <= rules.durations.max)
-        .collect();
-    all.sort();
-    all.dedup();
-    all.into_iter()
-        .map(|d| Choice {
-            value: d.to_string(),
-            label: label(d),
-            selected: d == rules.durations.default,
-        })
-        .collect()
-}
-
-fn label(d: GrantDuration) -> String {
-    let m = d.whole_minutes();
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
-    match m {
-        _ if m % (24 * 60) == 0 => plural(m / (24 * 60), "day"),
-        _ if m % 60 == 0 => plural(m / 60, "hour"),
-        _ if m < 60 => plural(m, "minute"),
-        _ => format!("{} h {} min", m / 60, m % 60),
-    }
-}
-
+/// An approval: the request is approved once enough distinct approvers
+/// have approved; until then the notice says how many have.
 pub(crate) async fn approve(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
     flasher: Flasher,
     Form(Approval {
+        resource,
         email,
         duration,
         request,
     }): Form<Approval>,
 ) -> Result<Response, WebError> {
-    let seen = seen(request, Status::Pending);
-    let first = super::first_resource(&app);
+    let resource = resource_or_first(&app, resource);
     let outcome = app
         .service
-        .approve(&admin, &first, &email, duration, seen)
+        .approve(
+            &admin,
+            &resource,
+            &email,
+            duration,
+            seen(request, Status::Pending),
+        )
         .await?;
     require_applied(&outcome)?;
-    Ok(flasher.redirect("/admin", Notice::Approved, Some(&email)))
+    let notice = progress(&app, &resource, &outcome.request, Notice::Approved)?;
+    Ok(flasher.redirect("/admin", notice, Some(&email)))
 }
 
-/// A decision on the request the page showed: pending for approve and
-/// reject, active for revoke.
-fn seen(request: Option<RequestId>, status: Status) -> Option<Seen> {
-    request.map(|id| Seen { id, status })
+/// `done` when the decision took effect, else how many approvals it has.
+fn progress(app: &AppState, resource: &str, r: &Request, done: Notice) -> Result<Notice, WebError> {
+    let need = app.service.resource(resource)?.rules.approvals_needed.get();
+    let have = u8::try_from(r.approvals.len()).unwrap_or(u8::MAX);
+    let waiting = match done {
+        Notice::ExtensionApproved => r.extension.is_some(),
+        _ => r.state.status() == Status::Pending,
+    };
+    Ok(match (waiting, done) {
+        (false, _) => done,
+        (true, Notice::ExtensionApproved) => Notice::ExtensionReviewed { have, need },
+        (true, _) => Notice::Reviewed { have, need },
+    })
 }
 
-/// `revoke-access`: ends the access the page showed. With only an email
-/// (the original's form), it ends whatever is open, like `reject-access`.
+/// `revoke-access`: ends the access the page showed, with an optional
+/// comment. With only an email (the original's form), it ends whatever is
+/// open on the first resource, like `reject-access`.
 pub(crate) async fn revoke(
     state: State<AppState>,
     signed_in: SignedIn,
@@ -306,13 +402,18 @@ async fn end(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
     flasher: Flasher,
-    Subject { email, request }: Subject,
+    Subject {
+        resource,
+        email,
+        request,
+        comment,
+    }: Subject,
     shown: Status,
 ) -> Result<Response, WebError> {
-    let first = super::first_resource(&app);
+    let resource = resource_or_first(&app, resource);
     let outcome = app
         .service
-        .revoke(&admin, &first, &email, None, seen(request, shown))
+        .revoke(&admin, &resource, &email, comment, seen(request, shown))
         .await?;
     require_applied(&outcome)?;
     let notice = if outcome.request.state.status() == Status::Rejected {
@@ -323,37 +424,90 @@ async fn end(
     Ok(flasher.redirect("/admin", notice, Some(&email)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Approves the extension the page showed.
+pub(crate) async fn approve_extension(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    flasher: Flasher,
+    Form(Subject {
+        resource,
+        email,
+        request,
+        ..
+    }): Form<Subject>,
+) -> Result<Response, WebError> {
+    let resource = resource_or_first(&app, resource);
+    let outcome = app
+        .service
+        .approve_extension(&admin, &resource, &email, seen(request, Status::Active))
+        .await?;
+    require_applied(&outcome)?;
+    let notice = progress(&app, &resource, &outcome.request, Notice::ExtensionApproved)?;
+    Ok(flasher.redirect("/admin", notice, Some(&email)))
+}
 
-    fn minutes(m: u32) -> GrantDuration {
-        GrantDuration::from_minutes(m).unwrap()
-    }
+/// Declines the extension the page showed, with an optional comment.
+pub(crate) async fn reject_extension(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    flasher: Flasher,
+    Form(Subject {
+        resource,
+        email,
+        request,
+        comment,
+    }): Form<Subject>,
+) -> Result<Response, WebError> {
+    let resource = resource_or_first(&app, resource);
+    let outcome = app
+        .service
+        .reject_extension(
+            &admin,
+            &resource,
+            &email,
+            comment,
+            seen(request, Status::Active),
+        )
+        .await?;
+    require_applied(&outcome)?;
+    Ok(flasher.redirect("/admin", Notice::ExtensionDeclined, Some(&email)))
+}
 
-    #[test]
-    fn durations_are_bounded_by_the_maximum_and_preselect_the_default() {
-        let rules = Rules::default();
-        let values: Vec<_> = choices(&rules)
-            .into_iter()
-            .map(|c| (c.value, c.label, c.selected))
-            .collect();
-        assert_eq!(
-            values,
-            [
-                ("15m".into(), "15 minutes".into(), false),
-                ("1h".into(), "1 hour".into(), true),
-                ("4h".into(), "4 hours".into(), false),
-                ("8h".into(), "8 hours".into(), false),
-                ("1d".into(), "1 day".into(), false),
-            ]
-        );
-        let short = Rules {
-            default_duration: minutes(2),
-            max_duration: minutes(90),
-            ..Rules::default()
-        };
-        let values: Vec<_> = choices(&short).into_iter().map(|c| c.label).collect();
-        assert_eq!(values, ["2 minutes", "15 minutes", "1 hour", "1 h 30 min"]);
+/// Grants a resource to someone who did not ask, with a reason.
+pub(crate) async fn grant(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    flasher: Flasher,
+    Form(GrantForm {
+        resource,
+        email,
+        ask,
+    }): Form<GrantForm>,
+) -> Result<Response, WebError> {
+    let resource = resource_or_first(&app, resource);
+    let outcome = app.service.grant(&admin, &resource, &email, ask).await?;
+    require_applied(&outcome)?;
+    let notice = progress(&app, &resource, &outcome.request, Notice::Granted)?;
+    Ok(flasher.redirect("/admin", notice, Some(&email)))
+}
+
+/// Revokes every active grant of one person (on the resources the caller
+/// approves), of one resource, or of one person on one resource.
+pub(crate) async fn revoke_all(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    flasher: Flasher,
+    Form(RevokeAll {
+        person,
+        resource,
+        comment,
+    }): Form<RevokeAll>,
+) -> Result<Response, WebError> {
+    let scope = RevokeScope { person, resource };
+    let outcomes = app.service.revoke_all(&admin, &scope, comment).await?;
+    for outcome in &outcomes {
+        require_applied(outcome)?;
     }
+    let count = u16::try_from(outcomes.len()).unwrap_or(u16::MAX);
+    Ok(flasher.redirect("/admin", Notice::RevokedAll(count), None))
 }

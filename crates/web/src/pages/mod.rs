@@ -4,12 +4,18 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
-pub(crate) mod history;
+pub(crate) mod confirm;
 pub(crate) mod history;
 pub(crate) mod index;
+pub(crate) mod request;
 
-use jit_domain::{Actor, Email, Status};
+use std::num::NonZeroU8;
+
+use jit_domain::{
+    Actor, Approval, Email, GrantDuration, RequestId, ResourceName, Rules, Seen, Status,
+};
 use jit_service::{Applied, Caller, Outcome};
+use time::OffsetDateTime;
 
 use crate::text::Breakable;
 use crate::{AppState, WebError, assets};
@@ -87,9 +93,154 @@ pub(crate) fn sentence_case(text: &str) -> String {
     }
 }
 
+/// The resource a form named, or the first one for the original's forms.
+pub(crate) fn resource_or_first(state: &AppState, named: Option<ResourceName>) -> String {
+    named.map_or_else(|| first_resource(state), |n| n.to_string())
+}
+
+/// A decision on the request the page showed, in the status it showed.
+pub(crate) fn seen(request: Option<RequestId>, status: Status) -> Option<Seen> {
+    request.map(|id| Seen { id, status })
+}
+
+/// One option of a duration list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The resource's presets, its default and its maximum, shortest first;
+/// `preselect` (when within the maximum) or else the default is selected.
+pub(crate) fn choices(rules: &Rules, preselect: Option<GrantDuration>) -> Vec<Choice> {
+    let d = &rules.durations;
+    let selected = preselect.filter(|p| *p <= d.max).unwrap_or(d.default);
+    let mut all: Vec<GrantDuration> = d
+        .presets
+        .iter()
+        .copied()
+        .chain([d.default, d.max, selected])
+        .filter(|x| *x <= d.max)
+        .collect();
+    all.sort();
+    all.dedup();
+    all.into_iter()
+        .map(|x| Choice {
+            value: x.to_string(),
+            label: duration_label(x),
+            selected: x == selected,
+        })
+        .collect()
+}
+
+/// "1 hour", "90 minutes" reads as "1 h 30 min", "2 days".
+pub(crate) fn duration_label(d: GrantDuration) -> String {
+    let m = d.whole_minutes();
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match m {
+        _ if m % (24 * 60) == 0 => plural(m / (24 * 60), "day"),
+        _ if m % 60 == 0 => plural(m / 60, "hour"),
+        _ if m < 60 => plural(m, "minute"),
+        _ => format!("{} h {} min", m / 60, m % 60),
+    }
+}
+
+/// "1 of 2: alice@example.com", or "0 of 2" before anyone approved.
+pub(crate) fn approvals_text(approvals: &[Approval], needed: NonZeroU8, viewer: &Email) -> String {
+    let count = format!("{} of {}", approvals.len(), needed);
+    if approvals.is_empty() {
+        return count;
+    }
+    let who: Vec<String> = approvals
+        .iter()
+        .map(|a| actor_label(&Actor::User(a.by.clone()), viewer))
+        .collect();
+    format!("{count}: {}", who.join(", "))
+}
+
+/// Within this of its end a grant is highlighted, on the holder's page and
+/// the approvers'.
+pub(crate) const SOON: time::Duration = time::Duration::minutes(10);
+
+/// Whether a grant ending at `until` ends soon (and has not ended).
+pub(crate) fn ends_soon(until: OffsetDateTime, now: OffsetDateTime) -> bool {
+    until > now && until - now <= SOON
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn minutes(m: u32) -> GrantDuration {
+        GrantDuration::from_minutes(m).unwrap()
+    }
+
+    #[test]
+    fn durations_are_the_presets_bounded_by_the_maximum() {
+        let rules = Rules::default();
+        let values: Vec<_> = choices(&rules, None)
+            .into_iter()
+            .map(|c| (c.value, c.label, c.selected))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("30m".into(), "30 minutes".into(), false),
+                ("1h".into(), "1 hour".into(), true),
+                ("4h".into(), "4 hours".into(), false),
+                ("1d".into(), "1 day".into(), false),
+            ]
+        );
+        let mut short = Rules::default();
+        short.durations.default = minutes(2);
+        short.durations.max = minutes(90);
+        let values: Vec<_> = choices(&short, None).into_iter().map(|c| c.label).collect();
+        assert_eq!(values, ["2 minutes", "30 minutes", "1 hour", "1 h 30 min"]);
+        let asked: Vec<_> = choices(&short, Some(minutes(45)))
+            .into_iter()
+            .filter(|c| c.selected)
+            .map(|c| c.label)
+            .collect();
+        assert_eq!(
+            asked,
+            ["45 minutes"],
+            "the requested duration is offered and chosen"
+        );
+        let too_long = choices(&short, Some(minutes(600)));
+        assert!(too_long.iter().all(|c| c.value != "10h"));
+        assert!(too_long.iter().any(|c| c.selected && c.value == "2m"));
+    }
+
+    #[test]
+    fn approvals_read_as_a_count_and_who() {
+        let two = NonZeroU8::new(2).unwrap();
+        let me = Email::parse("me@example.com").unwrap();
+        assert_eq!(approvals_text(&[], two, &me), "0 of 2");
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let a = |e: &str| Approval {
+            by: Email::parse(e).unwrap(),
+            at,
+        };
+        assert_eq!(
+            approvals_text(&[a("alice@example.com"), a("me@example.com")], two, &me),
+            "2 of 2: alice@example.com, you"
+        );
+    }
+
+    #[test]
+    fn a_grant_ends_soon_within_ten_minutes() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert!(ends_soon(now + time::Duration::minutes(10), now));
+        assert!(!ends_soon(now + time::Duration::minutes(11), now));
+        assert!(!ends_soon(now, now), "ended already");
+    }
 
     #[test]
     fn badges_read_in_sentence_case() {

@@ -99,6 +99,8 @@ async fn approve_with_a_duration_then_revoke() {
     let status = app
         .service
         .status_of(&email(&alice.email))
+        .into_iter()
+        .next()
         .unwrap()
         .state
         .status();
@@ -146,6 +148,8 @@ async fn non_admins_are_refused_and_nothing_changes() {
     assert_eq!(
         app.service
             .status_of(&email(&alice.email))
+            .into_iter()
+            .next()
             .unwrap()
             .state
             .status(),
@@ -320,6 +324,8 @@ async fn a_decision_on_a_request_that_changed_since_the_page_was_shown_is_refuse
     let shown = app
         .service
         .status_of(&email(&alice.email))
+        .into_iter()
+        .next()
         .unwrap()
         .id
         .to_string();
@@ -346,6 +352,8 @@ async fn a_decision_on_a_request_that_changed_since_the_page_was_shown_is_refuse
     let status = |app: &App| {
         app.service
             .status_of(&email(&alice.email))
+            .into_iter()
+            .next()
             .unwrap()
             .state
             .status()

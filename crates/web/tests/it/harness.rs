@@ -7,12 +7,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use jit_domain::{Email, Rules};
+use jit_domain::{Approvers, Email, Resource, ResourceName, Rules};
 use jit_fakes::pomerium::{Alg, JwksServer, Signer, TestUser};
 use jit_fakes::zero::{FakeZero, FakeZeroConfig};
 use jit_identity::{Verifier, VerifierConfig};
 use jit_reconcile::Reconciler;
-use jit_service::{Admins, Service, Settings};
+use jit_service::{Admins, Desk, Service, Settings};
 use jit_store::Store;
 use jit_web::{WebConfig, router};
 use jit_zero::{ZeroClient, ZeroConfig};
@@ -27,7 +27,10 @@ pub struct Options {
     pub admins: Admins,
     pub apply_wait: Duration,
     pub demo: bool,
+    /// The rules of the original's one resource, when `resources` is empty.
     pub rules: Rules,
+    /// The catalog, in order; empty: the original's one resource.
+    pub resources: Vec<Resource>,
 }
 
 impl Default for Options {
@@ -37,8 +40,32 @@ impl Default for Options {
             apply_wait: Duration::from_secs(5),
             demo: false,
             rules: Rules::default(),
+            resources: Vec::new(),
         }
     }
+}
+
+/// A resource named `name` (its policy `jit-<name>`) with `rules`,
+/// approved by `approvers` (`None`: the admins).
+pub fn resource(name: &str, title: &str, approvers: Option<&[&str]>, rules: Rules) -> Resource {
+    let name = ResourceName::parse(name).unwrap();
+    let mut r = Resource::original(
+        format!("jit-{name}"),
+        Rules {
+            resource: name.clone(),
+            ..rules
+        },
+    );
+    r.name = name;
+    r.title = title.to_owned();
+    r.description = format!("The {title}, for tests.");
+    if let Some(emails) = approvers {
+        r.approvers = Approvers::Listed {
+            emails: emails.iter().map(|e| email(e)).collect(),
+            groups: Default::default(),
+        };
+    }
+    r
 }
 
 pub struct App {
@@ -108,21 +135,36 @@ impl App {
         zero_config.base_url = zero.base_url().parse().unwrap();
         zero_config.retry.base_delay = Duration::from_millis(20);
         let client = ZeroClient::new(zero_config).unwrap();
-        let mut rc = jit_reconcile::Config::new("jit-example", zero.cluster_id());
-        rc.namespace_id = zero.namespace_id().to_owned();
-        rc.interval = Duration::from_secs(1);
-        let reconciler = Reconciler::new(rc, store.clone(), client, options.rules.clone());
+        let resources = if options.resources.is_empty() {
+            vec![Resource::original("jit-example", options.rules)]
+        } else {
+            options.resources
+        };
+        let desks: Vec<Desk> = resources
+            .into_iter()
+            .map(|resource| {
+                let mut rc = jit_reconcile::Config::new(&resource.policy.name, zero.cluster_id());
+                rc.namespace_id = zero.namespace_id().to_owned();
+                rc.interval = Duration::from_secs(1);
+                let reconciler =
+                    Reconciler::new(rc, store.clone(), client.clone(), resource.rules.clone());
+                Desk {
+                    resource,
+                    reconciler,
+                }
+            })
+            .collect();
+        let reconcilers: Vec<Reconciler> = desks.iter().map(|d| d.reconciler.clone()).collect();
         let settings = Settings {
-            rules: options.rules,
             admins: options.admins,
             apply_wait: options.apply_wait,
             ..Default::default()
         };
-        let service = Service::new(store, reconciler.clone(), settings)
-            .await
-            .unwrap();
+        let service = Service::new(store, desks, settings).await.unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(reconciler.run(shutdown.child_token()));
+        for reconciler in reconcilers {
+            tokio::spawn(reconciler.run(shutdown.child_token()));
+        }
 
         let signer = Signer::new(Alg::Es256).unwrap();
         let jwks = JwksServer::start(signer.clone()).await.unwrap();

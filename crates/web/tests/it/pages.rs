@@ -12,6 +12,8 @@ use crate::harness::{App, email};
 fn status(app: &App, user: &TestUser) -> Status {
     app.service
         .status_of(&email(&user.email))
+        .into_iter()
+        .next()
         .unwrap()
         .state
         .status()
@@ -55,6 +57,8 @@ async fn a_failed_form_post_goes_back_to_its_page_with_the_error_once() {
     let shown = app
         .service
         .status_of(&email(&alice.email))
+        .into_iter()
+        .next()
         .unwrap()
         .id
         .to_string();
