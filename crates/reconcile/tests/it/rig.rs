@@ -78,7 +78,9 @@ impl Rig {
         let e = email(who);
         let now = self.clock.now();
         self.store
-            .decide(&e, |open| self.rules.request(open, &e, None, now))
+            .decide(&self.rules.resource, &e, |open| {
+                self.rules.request(open, &e, None, now)
+            })
             .await
             .unwrap()
             .expect("request");
@@ -89,7 +91,7 @@ impl Rig {
         let now = self.clock.now();
         let d = GrantDuration::from_minutes(minutes).unwrap();
         self.store
-            .decide(&e, |open| {
+            .decide(&self.rules.resource, &e, |open| {
                 self.rules
                     .approve(open, &e, &email("admin@x.test"), Some(d), now)
             })
@@ -102,8 +104,9 @@ impl Rig {
         let e = email(who);
         let now = self.clock.now();
         self.store
-            .decide(&e, |open| {
-                self.rules.revoke(open, &e, &email("admin@x.test"), now)
+            .decide(&self.rules.resource, &e, |open| {
+                self.rules
+                    .revoke(open, &e, &email("admin@x.test"), None, now)
             })
             .await
             .unwrap()
@@ -114,7 +117,9 @@ impl Rig {
         let e = email(who);
         let now = self.clock.now();
         self.store
-            .decide(&e, |open| self.rules.cancel(open, &e, now))
+            .decide(&self.rules.resource, &e, |open| {
+                self.rules.cancel(open, &e, now)
+            })
             .await
             .unwrap()
             .expect("cancel");
@@ -130,7 +135,11 @@ impl Rig {
 
     /// The JIT entries the store says Zero should hold now.
     pub async fn desired(&self) -> BTreeMap<Email, RemoteEntry> {
-        let open = self.store.open_requests().await.unwrap();
+        let open = self
+            .store
+            .open_requests_on(&self.rules.resource)
+            .await
+            .unwrap();
         jit_domain::desired_entries(&open, self.clock.now())
             .into_iter()
             .collect()

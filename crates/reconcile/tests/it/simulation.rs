@@ -125,13 +125,13 @@ impl Sim {
         let outcome = self
             .rig
             .store
-            .decide(&who, |open| match op {
+            .decide(&rules.resource, &who, |open| match op {
                 0 => rules.request(open, &who, None, now),
                 1 => {
                     let d = GrantDuration::from_minutes(minutes).unwrap();
                     rules.approve(open, &who, &admin, Some(d), now)
                 }
-                2 => rules.revoke(open, &who, &admin, now),
+                2 => rules.revoke(open, &who, &admin, None, now),
                 _ => rules.cancel(open, &who, now),
             })
             .await
