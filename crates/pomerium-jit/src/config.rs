@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Comma-separated group ids or names (the `groups` claim) allowed on /admin.
     #[arg(long, env = "ADMIN_GROUPS")]
     pub admin_groups: Option<String>,
+    /// The resources file (TOML) listing what can be requested; without it, one resource
+    /// built from POLICY_NAME, GRANT_DURATION, MAX_GRANT_DURATION and ALLOW_SELF_APPROVAL.
+    #[arg(long = "config", env = "CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
     /// Length of a grant when the approver does not choose one.
     #[arg(long, env = "GRANT_DURATION", default_value = "1h")]
     pub grant_duration: String,
@@ -221,27 +225,15 @@ impl ServeArgs {
             .collect();
         let admins = Admins::new(admin_emails, list(&self.admin_groups));
 
-        let mut rules = Rules::default();
-        if let Some(d) = check(p, grant("GRANT_DURATION", &self.grant_duration)) {
-            rules.durations.default = d;
-        }
-        if let Some(d) = check(p, grant("MAX_GRANT_DURATION", &self.max_grant_duration)) {
-            rules.durations.max = d;
-        }
-        let durations = &mut rules.durations;
-        if durations.default > durations.max {
-            p.push(format!(
-                "GRANT_DURATION ({}) is longer than MAX_GRANT_DURATION ({})",
-                durations.default, durations.max
-            ));
-        }
-        let (default, max) = (durations.default, durations.max);
-        durations.presets.retain(|d| *d <= max);
-        durations.presets.extend([default]);
-        durations.presets.sort();
-        durations.presets.dedup();
-        rules.allow_self_approval =
-            check(p, boolean("ALLOW_SELF_APPROVAL", &self.allow_self_approval)).unwrap_or(false);
+        let resources = match &self.config_file {
+            Some(path) => {
+                let default_namespace = nonempty(&self.namespace_id).or_else(|| cluster.clone());
+                crate::resources::load(path, default_namespace.as_deref())
+                    .map_err(|e| p.extend(e.lines()))
+                    .ok()
+            }
+            None => self.original_resource(p).map(|r| vec![r]),
+        };
 
         let sync_interval = check(p, duration("SYNC_INTERVAL", &self.sync_interval));
         if sync_interval.is_some_and(|d| d < Duration::from_secs(1)) {
@@ -271,10 +263,6 @@ impl ServeArgs {
                 self.log_format
             ));
         }
-        let policy_name = self.policy_name.trim().to_owned();
-        if policy_name.is_empty() {
-            p.push("POLICY_NAME is empty".into());
-        }
 
         let zero = match (token, org, base) {
             (Some(token), Some(org), Some(base)) => {
@@ -298,6 +286,7 @@ impl ServeArgs {
             apply_wait,
             apply_changesets,
             naive_offset,
+            resources,
         ) {
             (
                 Some(listen),
@@ -309,6 +298,7 @@ impl ServeArgs {
                 Some(apply_wait),
                 Some(apply_changesets),
                 Some(naive_offset),
+                Some(resources),
             ) if problems.is_empty() => {
                 let namespace_id = nonempty(&self.namespace_id).unwrap_or_else(|| cluster.clone());
                 Ok(Settings {
@@ -318,7 +308,7 @@ impl ServeArgs {
                     cluster_id: cluster,
                     namespace_id,
                     database_url,
-                    resources: vec![Resource::original(policy_name, rules)],
+                    resources,
                     admins,
                     sync_interval,
                     apply_wait,
@@ -329,6 +319,62 @@ impl ServeArgs {
             _ => Err(problems),
         }
     }
+
+    /// The one resource of a deployment without a resources file, as the
+    /// original: POLICY_NAME, GRANT_DURATION, MAX_GRANT_DURATION and
+    /// ALLOW_SELF_APPROVAL.
+    fn original_resource(&self, p: &mut Vec<String>) -> Option<Resource> {
+        let mut rules = Rules::default();
+        if let Some(d) = check(p, grant("GRANT_DURATION", &self.grant_duration)) {
+            rules.durations.default = d;
+        }
+        if let Some(d) = check(p, grant("MAX_GRANT_DURATION", &self.max_grant_duration)) {
+            rules.durations.max = d;
+        }
+        let durations = &mut rules.durations;
+        if durations.default > durations.max {
+            p.push(format!(
+                "GRANT_DURATION ({}) is longer than MAX_GRANT_DURATION ({})",
+                durations.default, durations.max
+            ));
+        }
+        let (default, max) = (durations.default, durations.max);
+        durations.presets.retain(|d| *d <= max);
+        durations.presets.extend([default]);
+        durations.presets.sort();
+        durations.presets.dedup();
+        rules.allow_self_approval =
+            check(p, boolean("ALLOW_SELF_APPROVAL", &self.allow_self_approval)).unwrap_or(false);
+        let policy_name = self.policy_name.trim();
+        if policy_name.is_empty() {
+            p.push("POLICY_NAME is empty".into());
+            return None;
+        }
+        Some(Resource::original(policy_name, rules))
+    }
+}
+
+/// Settings a resources file takes the place of, given explicitly (flag or
+/// environment) alongside one: worth a warning, since they do nothing.
+pub fn ignored_with_config_file(matches: &ArgMatches) -> Vec<&'static str> {
+    if matches.get_one::<PathBuf>("config_file").is_none() {
+        return Vec::new();
+    }
+    [
+        ("policy_name", "POLICY_NAME"),
+        ("grant_duration", "GRANT_DURATION"),
+        ("max_grant_duration", "MAX_GRANT_DURATION"),
+        ("allow_self_approval", "ALLOW_SELF_APPROVAL"),
+    ]
+    .into_iter()
+    .filter(|(id, _)| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    })
+    .map(|(_, env)| env)
+    .collect()
 }
 
 /// The secret settings given as command-line flags, which any user of the
@@ -567,10 +613,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.namespace_id, "c1");
-        assert_eq!(
-            s.resources[0].rules.durations.default.whole_minutes(),
-            30
-        );
+        assert_eq!(s.resources[0].rules.durations.default.whole_minutes(), 30);
         assert_eq!(s.verifier.audience(), "jit.example.com");
         assert!(!s.admins.is_open());
         assert!(s.database_url.expose_secret().starts_with("sqlite://"));

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use clap::Args;
-use jit_domain::{Email, GrantDuration, Resource, Rules};
+use jit_domain::{Email, GrantDuration, Resource};
 use jit_fakes::pomerium::{Alg, JwksServer, Signer, TestUser};
 use jit_fakes::zero::{FakeZero, FakeZeroConfig};
 use jit_identity::{Verifier, VerifierConfig};
@@ -63,28 +63,111 @@ struct Person {
     name: &'static str,
     email: &'static str,
     admin: bool,
+    /// Groups besides `admins`, as the IdP would list them.
+    groups: &'static [&'static str],
 }
 
-const PEOPLE: [Person; 3] = [
+const PEOPLE: [Person; 4] = [
     Person {
         key: "alice",
         name: "Alice",
         email: "alice@example.com",
         admin: false,
+        groups: &[],
     },
     Person {
         key: "bob",
         name: "Bob",
         email: "bob@example.com",
         admin: false,
+        groups: &["oncall"],
     },
     Person {
         key: "carol",
         name: "Carol",
         email: "carol@example.com",
         admin: true,
+        groups: &[],
+    },
+    // A second admin: Carol's own requests need someone else, and the
+    // production database needs two approvals.
+    Person {
+        key: "dave",
+        name: "Dave",
+        email: "dave@example.com",
+        admin: true,
+        groups: &[],
     },
 ];
+
+/// The demo's resources, read by the same code as a `CONFIG_FILE`. The
+/// first is the original's; `{default}` and `{max}` come from
+/// `--grant-duration`.
+const RESOURCES: &str = r#"
+[[resource]]
+name = "default"
+title = "Protected app"
+description = "The sample app at /protected/, through the Pomerium policy jit-example."
+policy = { name = "jit-example" }
+
+[resource.durations]
+default = "{default}"
+max = "{max}"
+
+[[resource]]
+name = "prod-db"
+title = "Production database"
+description = "Read-write access to the production database. Two admins must approve; name the change ticket."
+policy = { name = "jit-prod-db" }
+approvals_needed = 2
+pending_ttl = "1d"
+max_extensions = 2
+
+[resource.durations]
+default = "30m"
+max = "4h"
+presets = ["15m", "30m", "1h", "4h"]
+
+[resource.reason]
+required = true
+min_length = 10
+hint = "say what you will change and why"
+
+[resource.ticket]
+label = "Change ticket"
+required = true
+pattern = "CHG-[0-9]+"
+
+[[resource]]
+name = "staging"
+title = "Staging"
+description = "The staging cluster. Choose how long you need; people on call (Bob) are approved at once."
+policy = { name = "jit-staging" }
+auto_approve = [{ name = "on-call", group = "oncall" }]
+max_extensions = 3
+self_extension = true
+
+[resource.durations]
+default = "1h"
+max = "1d"
+presets = ["30m", "1h", "4h", "1d"]
+requester_chooses = true
+"#;
+
+/// The demo's resources, the first lasting `grant` by default.
+fn resources(grant: GrantDuration) -> anyhow::Result<Vec<Resource>> {
+    let max = grant.max(GrantDuration::ONE_HOUR);
+    let text = RESOURCES
+        .replace("{default}", &grant.to_string())
+        .replace("{max}", &max.to_string());
+    crate::resources::parse(&text, None).map_err(|problems| {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("line {}: {}", p.line, p.message))
+            .collect();
+        anyhow::anyhow!("the demo's resources: {}", lines.join("; "))
+    })
+}
 
 pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     if !args.bind.is_loopback() {
@@ -114,22 +197,16 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
             (t.path().to_path_buf(), Some(t))
         }
     };
-    let admin = PEOPLE.iter().find(|p| p.admin).expect("an admin");
+    let admins = PEOPLE
+        .iter()
+        .filter(|p| p.admin)
+        .map(|p| Email::parse(p.email))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut zero_config = ZeroConfig::new(
         SecretString::from(zero.api_user_token().to_owned()),
         zero.organization_id(),
     );
     zero_config.base_url = zero.base_url().parse().context("fake Zero URL")?;
-    let mut rules = Rules::default();
-    rules.durations.default = args.grant_duration;
-    rules.durations.max = args
-        .grant_duration
-        .max(GrantDuration::from_minutes(60).expect("nonzero"));
-    let max = rules.durations.max;
-    rules.durations.presets.retain(|d| *d <= max);
-    rules.durations.presets.push(args.grant_duration);
-    rules.durations.presets.sort();
-    rules.durations.presets.dedup();
     let settings = Settings {
         listen: SocketAddr::new(args.bind, 0),
         // The assertion's audience is the host the browser uses: loopback.
@@ -142,8 +219,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         cluster_id: zero.cluster_id().to_owned(),
         namespace_id: zero.namespace_id().to_owned(),
         database_url: crate::config::default_database_url(&data_dir).into(),
-        resources: vec![Resource::original(POLICY_NAME, rules)],
-        admins: Admins::new([Email::parse(admin.email)?], []),
+        resources: resources(args.grant_duration)?,
+        admins: Admins::new(admins, []),
         sync_interval: Duration::from_secs(5),
         apply_wait: Duration::from_secs(5),
         apply_changesets: false,
@@ -172,6 +249,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
          2. Sign out, sign in as Carol (the admin), open {url}/admin and approve Alice ({}).\n\
          3. Sign in as Alice again: {url}/protected/ now allows her, until the grant expires.\n\
          4. As Carol, revoke Alice's access, or just wait for it to expire: access ends on time.\n\n\
+         Also: the production database needs two admins (Carol and Dave) to approve, a reason and a\n\
+         change ticket like CHG-1; Bob is on call, so his staging requests are approved at once.\n\n\
          Data: {}\nStop with Ctrl-C.\n",
         args.grant_duration,
         data_dir.display()
@@ -279,12 +358,10 @@ async fn sign_in(State(s): State<Shared>, Form(f): Form<SignInForm>) -> Response
     let user = match (f.who.as_deref(), f.email.as_deref()) {
         (Some(key), _) => match PEOPLE.iter().find(|p| p.key == key) {
             Some(p) => {
-                let u = TestUser::new(format!("demo-{}", p.key), p.email).with_name(p.name);
-                if p.admin {
-                    u.with_groups(["admins"])
-                } else {
-                    u
-                }
+                let admin = p.admin.then_some("admins");
+                TestUser::new(format!("demo-{}", p.key), p.email)
+                    .with_name(p.name)
+                    .with_groups(admin.into_iter().chain(p.groups.iter().copied()))
             }
             None => {
                 return denied(
@@ -404,7 +481,8 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         let who = user.map(|u| u.email);
         return denied(
             who,
-            "The /admin route's policy allows admins only. Sign in as Carol to try it.".into(),
+            "The /admin route's policy allows admins only. Sign in as Carol or Dave to try it."
+                .into(),
             StatusCode::FORBIDDEN,
         );
     }
@@ -519,5 +597,63 @@ fn page(status: StatusCode, t: impl Template) -> Response {
             resp
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jit_domain::{Approvers, Person as Requester};
+
+    #[test]
+    fn the_demo_resources_read_as_a_config_file() {
+        let grant: GrantDuration = "2m".parse().unwrap();
+        let rs = resources(grant).unwrap();
+        let names: Vec<&str> = rs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["default", "prod-db", "staging"]);
+
+        // The original's resource first, lasting --grant-duration.
+        let default = &rs[0];
+        assert_eq!(default.policy.name, POLICY_NAME);
+        assert_eq!(default.rules.durations.default, grant);
+        assert_eq!(default.rules.durations.max, GrantDuration::ONE_HOUR);
+        assert!(default.rules.durations.presets.contains(&grant));
+
+        // N of M: two of the admins, and there are two.
+        let prod = &rs[1];
+        assert_eq!(prod.rules.approvals_needed.get(), 2);
+        assert_eq!(prod.approvers, Approvers::Admins);
+        assert!(PEOPLE.iter().filter(|p| p.admin).count() >= 2);
+        assert!(prod.rules.reason.required);
+        assert!(prod.rules.ticket.as_ref().unwrap().required);
+        assert!(prod.rules.max_extensions > 0);
+
+        // Staging: Bob, on call, is auto-approved; Alice is not.
+        let staging = &rs[2];
+        assert!(staging.rules.durations.requester_chooses);
+        let person = |key: &str| {
+            let p = PEOPLE.iter().find(|p| p.key == key).unwrap();
+            let mut r = Requester::new(Email::parse(p.email).unwrap());
+            r.groups = p.groups.iter().map(|g| g.to_string()).collect();
+            r
+        };
+        assert_eq!(
+            staging
+                .auto_approval(&person("bob"))
+                .map(|r| r.name.as_str()),
+            Some("on-call")
+        );
+        assert!(staging.auto_approval(&person("alice")).is_none());
+
+        // Each resource writes its own policy.
+        let mut policies: Vec<&str> = rs.iter().map(|r| r.policy.name.as_str()).collect();
+        policies.dedup();
+        assert_eq!(policies.len(), rs.len());
+    }
+
+    #[test]
+    fn a_long_grant_duration_raises_the_default_resources_maximum() {
+        let rs = resources("3h".parse().unwrap()).unwrap();
+        assert_eq!(rs[0].rules.durations.max.to_string(), "3h");
     }
 }

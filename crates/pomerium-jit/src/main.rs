@@ -4,12 +4,14 @@ mod audit;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+mod resources;
 mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::{LogFormat, ServeArgs};
 
 /// How to try the product without an account, where this binary can.
@@ -48,6 +50,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         ignored: Vec<String>,
     },
+    /// Check a resources file (CONFIG_FILE) without starting anything.
+    Config(ConfigArgs),
     /// Verify or export the audit trail.
     Audit(audit::AuditArgs),
     /// Exit 0 if the service on this machine answers /healthz (for container health checks).
@@ -58,6 +62,27 @@ enum Command {
     },
 }
 
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a summary of FILE's resources (exit 0), or each problem with its line (exit 2).
+    Check {
+        /// The resources file (TOML).
+        file: PathBuf,
+        /// Namespace of policies that name none [default: CLUSTER_ID]; lets the check
+        /// catch a resource naming it explicitly and another leaving it out.
+        #[arg(long, env = "NAMESPACE_ID")]
+        namespace_id: Option<String>,
+        #[arg(long, env = "CLUSTER_ID", hide = true)]
+        cluster_id: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let command =
         Cli::command().after_help(format!("With no subcommand, runs `serve`. {DEMO_HINT}"));
@@ -65,13 +90,10 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Some(Command::Serve(args)) => {
-            let flags = matches
-                .subcommand_matches("serve")
-                .map(config::secrets_given_as_flags)
-                .unwrap_or_default();
-            serve_cmd(*args, &flags)
+            let serve = matches.subcommand_matches("serve").unwrap_or(&matches);
+            serve_cmd(*args, serve)
         }
-        None => serve_cmd(cli.serve, &config::secrets_given_as_flags(&matches)),
+        None => serve_cmd(cli.serve, &matches),
         #[cfg(feature = "demo")]
         Some(Command::Demo(args)) => {
             init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info");
@@ -87,13 +109,38 @@ fn main() -> ExitCode {
             run(audit::run(args))
         }
         Some(Command::Healthcheck { port }) => run(healthcheck(port)),
+        Some(Command::Config(ConfigArgs {
+            command:
+                ConfigCommand::Check {
+                    file,
+                    namespace_id,
+                    cluster_id,
+                },
+        })) => config_check(&file, namespace_id.or(cluster_id)),
+    }
+}
+
+/// `config check FILE`: the same checks as the start-up, nothing started.
+fn config_check(file: &std::path::Path, namespace: Option<String>) -> ExitCode {
+    let namespace = namespace.filter(|n| !n.trim().is_empty());
+    match resources::load(file, namespace.as_deref()) {
+        Ok(resources) => {
+            print!("{}: ok\n{}", file.display(), resources::summary(&resources));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(2)
+        }
     }
 }
 
 /// Checks the settings, opens and migrates the store, and only then binds
 /// the port: a bad setting exits 2 with nothing listening, and "listening"
 /// is the last start-up line.
-fn serve_cmd(args: ServeArgs, secret_flags: &[&str]) -> ExitCode {
+fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
     let settings = match args.settings() {
         Ok(s) => s,
         Err(problems) => {
@@ -108,7 +155,14 @@ fn serve_cmd(args: ServeArgs, secret_flags: &[&str]) -> ExitCode {
         }
     };
     init_tracing(args.log_format());
-    for setting in secret_flags {
+    for setting in config::ignored_with_config_file(matches) {
+        tracing::warn!(
+            setting,
+            "{setting} is set but CONFIG_FILE lists the resources, so it is not used; \
+             set it per resource in the file and unset it here"
+        );
+    }
+    for setting in config::secrets_given_as_flags(matches) {
         tracing::warn!(
             setting,
             "{setting} was given as a command-line flag, which any user of this machine can read \

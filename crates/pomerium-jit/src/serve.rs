@@ -6,6 +6,7 @@
 use std::fmt;
 
 use anyhow::Context;
+use jit_domain::{Resource, ResourceName};
 use jit_identity::Verifier;
 use jit_reconcile::Reconciler;
 use jit_service::{Desk, Service};
@@ -52,6 +53,8 @@ impl App {
                 e => anyhow::Error::new(e).context("opening the database (DATABASE_URL)"),
             })?;
 
+        refuse_orphans(&store, &settings.resources).await?;
+
         // One reconciler per resource: each policy has its own base,
         // intents and writer lease.
         let desks: Vec<Desk> = settings
@@ -67,7 +70,7 @@ impl App {
                     .unwrap_or_else(|| settings.namespace_id.clone());
                 rc.interval = settings.sync_interval;
                 rc.apply_changesets = settings.apply_changesets;
-                rc.decode = settings.decode.clone();
+                rc.decode = settings.decode;
                 let reconciler = Reconciler::new(
                     rc,
                     store.clone(),
@@ -147,6 +150,37 @@ impl App {
         tracing::info!("pomerium-jit stopped");
         Ok(())
     }
+}
+
+/// Refuses to start when the store holds pending or active requests on a
+/// resource the configuration no longer lists: nothing would ever end those
+/// grants or decide those requests.
+async fn refuse_orphans(store: &Store, resources: &[Resource]) -> anyhow::Result<()> {
+    let orphans: Vec<String> = store
+        .open_resources()
+        .await
+        .context("reading which resources hold open requests")?
+        .into_iter()
+        .filter(|(name, _)| !resources.iter().any(|r| r.name.as_str() == name))
+        .map(|(name, n)| {
+            format!(
+                "`{name}` ({n} open request{})",
+                if n == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    Err(BadSetting(format!(
+        "the database holds pending or active requests on {} that the configuration no longer \
+         lists, so nothing would decide them or end their grants. Add the resource back \
+         (CONFIG_FILE; without a file the only resource is `{}`), or start once with the \
+         previous configuration and revoke them first (/admin: revoke all on the resource)",
+        orphans.join(", "),
+        ResourceName::DEFAULT
+    ))
+    .into())
 }
 
 /// A token cancelled on SIGTERM (what Docker and Kubernetes send) or SIGINT.
