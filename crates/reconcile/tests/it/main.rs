@@ -4,5 +4,6 @@
 mod cases;
 mod mem_zero;
 mod pg;
+mod resources;
 mod rig;
 mod simulation;

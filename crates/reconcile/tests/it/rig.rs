@@ -61,13 +61,32 @@ impl Rig {
 
     /// A reconciler named `holder` talking to `zero`.
     pub fn reconciler_via(&self, holder: &str, zero: MemZero) -> Reconciler {
-        let mut config = Config::new(POLICY, "cluster-1");
+        let clock = self.clock.clone();
+        self.reconciler_on(
+            holder,
+            zero,
+            Clock::new(move || clock.now()),
+            POLICY,
+            self.rules.clone(),
+        )
+    }
+
+    /// A reconciler named `holder` writing `policy` for the resource of
+    /// `rules`, through `zero`, reading the time from `clock`.
+    pub fn reconciler_on(
+        &self,
+        holder: &str,
+        zero: MemZero,
+        clock: Clock,
+        policy: &str,
+        rules: Rules,
+    ) -> Reconciler {
+        let mut config = Config::new(policy, "cluster-1");
         config.namespace_id = NAMESPACE.into();
         config.holder = holder.into();
         config.lease_ttl = TTL;
-        let clock = self.clock.clone();
-        config.clock = Clock::new(move || clock.now());
-        Reconciler::new(config, self.store.clone(), zero, self.rules.clone())
+        config.clock = clock;
+        Reconciler::new(config, self.store.clone(), zero, rules)
     }
 
     pub fn reconciler(&self, holder: &str) -> Reconciler {
@@ -127,8 +146,13 @@ impl Rig {
 
     /// The JIT entries Zero holds now.
     pub fn remote(&self) -> BTreeMap<Email, RemoteEntry> {
+        self.remote_of(POLICY)
+    }
+
+    /// The JIT entries of the policy named `policy` in Zero now.
+    pub fn remote_of(&self, policy: &str) -> BTreeMap<Email, RemoteEntry> {
         self.zero
-            .ppl(POLICY)
+            .ppl(policy)
             .map(|v| Observed::of(&Policy::parse(&v).unwrap(), &DecodeOptions::default()).entries)
             .unwrap_or_default()
     }
