@@ -858,6 +858,8 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 mod seen;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
 
 pub use seen::{Change, Seen};
