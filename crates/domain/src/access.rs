@@ -207,8 +207,9 @@ pub struct Request {
     /// [`Actor::Zero`] for an entry adopted from the policy.
     pub requested_by: Actor,
     pub state: State,
-    /// Approvals so far toward what is open: the pending request, or the
-    /// active grant's asked extension. Cleared when that is decided.
+    /// Approvals toward the pending request (kept once it is approved, as
+    /// the record of who approved), or toward an asked extension, which
+    /// starts them afresh. Cleared when a request ends.
     pub approvals: Vec<Approval>,
     /// An extension asked of active access and not yet decided.
     pub extension: Option<ExtensionAsk>,

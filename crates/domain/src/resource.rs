@@ -40,7 +40,8 @@ impl ResourceName {
         if raw.len() > 63 {
             return Err(ResourceNameError::TooLong(shown()));
         }
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        let ok_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         let first_ok = raw
             .chars()
             .next()
@@ -240,7 +241,8 @@ mod tests {
     fn conditions_match_groups_emails_and_claims() {
         let mut p = Person::new(Email::parse("a@x.test").unwrap());
         p.groups = vec!["on-call".into()];
-        p.claims.insert("team".into(), vec!["sre".into(), "db".into()]);
+        p.claims
+            .insert("team".into(), vec!["sre".into(), "db".into()]);
         assert!(Condition::Group("on-call".into()).matches(&p));
         assert!(!Condition::Group("on".into()).matches(&p));
         assert!(Condition::Email(Email::parse("a@x.test").unwrap()).matches(&p));

@@ -37,7 +37,7 @@ pub enum DomainError {
     StartInPast,
     #[error("the start time is more than {days} days ahead; ask closer to the time")]
     StartTooFar { days: i64 },
-    #[error("{email}'s access here was already extended {max} times, the most this resource allows; ask for a new request after it ends")]
+    #[error("{}", too_many_extensions(email, *max))]
     TooManyExtensions { email: Email, max: u32 },
     #[error("{email} already asked to extend this access; wait for that answer")]
     ExtensionPending { email: Email },
@@ -46,6 +46,19 @@ pub enum DomainError {
     /// The request acted on is not the one the page showed any more.
     #[error("the request from {email} changed since it was shown: {change}")]
     Changed { email: Email, change: Change },
+}
+
+fn too_many_extensions(email: &Email, max: u32) -> String {
+    if max == 0 {
+        format!(
+            "this resource does not allow extensions; {email} can ask anew once this access ends"
+        )
+    } else {
+        format!(
+            "{email}'s access here was already extended {max} times, the most this resource \
+             allows; ask anew once it ends"
+        )
+    }
 }
 
 /// One move of one request: its new state and the audit event recording it.
@@ -292,7 +305,12 @@ impl Rules {
         self.reason.check(reason.as_ref())?;
         let (open, mut out) = self.settle(open, now);
         let req = match open {
-            Some(req @ Request { state: State::Active(_), .. }) => req,
+            Some(
+                req @ Request {
+                    state: State::Active(_),
+                    ..
+                },
+            ) => req,
             _ => {
                 return Err(DomainError::NoOpenRequest {
                     email: email.clone(),
@@ -459,8 +477,14 @@ impl Rules {
             // `settle` only returns open requests, so this one is active.
             (Some(req), Some(RemoteEntry::Pending)) => {
                 out.extend(
-                    end(Some(req), email, zero.clone(), EndKind::ByApprover(None), now)
-                        .unwrap_or_default(),
+                    end(
+                        Some(req),
+                        email,
+                        zero.clone(),
+                        EndKind::ByApprover(None),
+                        now,
+                    )
+                    .unwrap_or_default(),
                 );
                 out.push(fresh(zero));
             }
@@ -508,7 +532,10 @@ impl Rules {
                     details["starts_at"] = json!(rfc3339(s));
                 }
                 let mut req = req;
-                req.approvals.clear();
+                if action == Action::Approved {
+                    // Zero decided; approvals gathered toward it are moot.
+                    req.approvals.clear();
+                }
                 let t = moved(req, State::Active(grant), zero, action, details, now);
                 let lapsed = self.settle(Some(&t.request), now).1;
                 out.push(t);
@@ -655,7 +682,14 @@ impl Rules {
             );
         }
         req.comment = None;
-        moved(req, State::Active(grant), by, Action::Approved, details, now)
+        moved(
+            req,
+            State::Active(grant),
+            by,
+            Action::Approved,
+            details,
+            now,
+        )
     }
 }
 
@@ -687,7 +721,12 @@ fn asked_extension(
     email: &Email,
 ) -> Result<(Request, ExtensionAsk), DomainError> {
     match open {
-        Some(req @ Request { state: State::Active(_), .. }) => match req.extension.clone() {
+        Some(
+            req @ Request {
+                state: State::Active(_),
+                ..
+            },
+        ) => match req.extension.clone() {
             Some(ask) => Ok((req, ask)),
             None => Err(DomainError::NoExtensionAsked {
                 email: email.clone(),
@@ -715,7 +754,14 @@ fn extended(
     req.extension = None;
     req.approvals.clear();
     req.extensions += 1;
-    moved(req, State::Active(grant), by, Action::Extended, details, now)
+    moved(
+        req,
+        State::Active(grant),
+        by,
+        Action::Extended,
+        details,
+        now,
+    )
 }
 
 enum EndKind {
@@ -856,9 +902,9 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-mod seen;
 #[cfg(test)]
 mod model_tests;
+mod seen;
 #[cfg(test)]
 mod tests;
 

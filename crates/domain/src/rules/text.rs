@@ -220,10 +220,7 @@ mod tests {
     fn texts_are_trimmed_bounded_and_clean() {
         assert_eq!(Reason::parse("  \n ").unwrap(), None);
         assert_eq!(Reason::parse(" a\nb ").unwrap().unwrap().as_str(), "a\nb");
-        assert_eq!(
-            Reason::parse(&"x".repeat(501)),
-            Err(ReasonError::TooLong)
-        );
+        assert_eq!(Reason::parse(&"x".repeat(501)), Err(ReasonError::TooLong));
         assert_eq!(Reason::parse("a\u{7}"), Err(ReasonError::BadCharacter));
         assert_eq!(Ticket::parse("a\nb"), Err(ReasonError::BadCharacter));
         assert_eq!(Ticket::parse(" OPS-1 ").unwrap().unwrap().as_str(), "OPS-1");
