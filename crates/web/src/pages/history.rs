@@ -567,7 +567,7 @@ mod tests {
     #[test]
     fn filters_parse_into_domain_values() {
         let p = parse(
-            "person=Alice%40X.test&resource=prod-db&action=gave-back&from=2026-11-30&to=2026-11-30T18:30&before=9",
+            "person=+alice%40x.test+&resource=prod-db&action=gave-back&from=2026-11-30&to=2026-11-30T18:30&before=9",
         )
         .unwrap();
         assert_eq!(p.filter.person.unwrap().as_str(), "alice@x.test");

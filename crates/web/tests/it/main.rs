@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod api;
 mod audit;
+mod history;
 mod identity;
 mod index;
 mod open_mode;
