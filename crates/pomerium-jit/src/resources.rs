@@ -149,65 +149,60 @@ pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource
     }
 }
 
-/// A few lines per resource, for `config check`.
+/// One line per resource, for `config check`.
 pub fn summary(resources: &[Resource]) -> String {
-    let mut out = format!(
-        "{} resource{}:\n",
-        resources.len(),
-        if resources.len() == 1 { "" } else { "s" }
-    );
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut out = format!("{}:\n", plural(resources.len(), "resource"));
     for r in resources {
         let rules = &r.rules;
-        let d = &rules.durations;
+        let mut policy = format!("policy `{}`", r.policy.name);
+        if let Some(ns) = &r.policy.namespace {
+            policy.push_str(&format!(" in namespace `{ns}`"));
+        }
         let approvers = match &r.approvers {
             Approvers::Admins => "the admins".to_owned(),
             Approvers::Listed { emails, groups } => {
-                let mut parts: Vec<String> = emails.iter().map(ToString::to_string).collect();
-                parts.extend(groups.iter().map(|g| format!("group {g}")));
-                parts.join(", ")
+                let mut who: Vec<String> = emails.iter().map(ToString::to_string).collect();
+                who.extend(groups.iter().map(|g| format!("group {g}")));
+                who.join(", ")
             }
         };
+        let mut parts = vec![
+            policy,
+            format!(
+                "{} from {approvers}",
+                plural(rules.approvals_needed.get().into(), "approval")
+            ),
+        ];
+        if !r.auto_approve.is_empty() {
+            let names: Vec<&str> = r.auto_approve.iter().map(|a| a.name.as_str()).collect();
+            parts.push(format!("auto-approved by {}", names.join(", ")));
+        }
+        if rules.reason.required {
+            parts.push("reason required".into());
+        }
+        if let Some(t) = &rules.ticket {
+            parts.push(format!(
+                "{} {}",
+                t.label,
+                if t.required { "required" } else { "optional" }
+            ));
+        }
+        parts.push(format!(
+            "grants {} by default, at most {}",
+            rules.durations.default, rules.durations.max
+        ));
+        if rules.max_extensions > 0 {
+            parts.push(format!(
+                "{} allowed",
+                plural(rules.max_extensions as usize, "extension")
+            ));
+        }
         out.push_str(&format!(
-            "- {} ({}): policy `{}`{}; {} for {} approval{} from {approvers}{}; \
-             grants {} by default, at most {}{}\n",
+            "- {} ({}): {}\n",
             r.name,
             r.title,
-            r.policy.name,
-            r.policy
-                .namespace
-                .as_deref()
-                .map(|ns| format!(" in namespace `{ns}`"))
-                .unwrap_or_default(),
-            if rules.reason.required {
-                "reason required"
-            } else {
-                "reason optional"
-            },
-            rules.approvals_needed,
-            if rules.approvals_needed.get() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            if r.auto_approve.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (auto-approved: {})",
-                    r.auto_approve
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-            d.default,
-            d.max,
-            if rules.max_extensions == 0 {
-                String::new()
-            } else {
-                format!(", up to {} extensions", rules.max_extensions)
-            },
+            parts.join("; ")
         ));
     }
     out
@@ -1080,15 +1075,19 @@ groups = ["dba"]
     fn summary_lists_each_resource() {
         let rs = parse(FULL, None).unwrap();
         let s = summary(&rs);
-        assert!(s.starts_with("1 resource:\n- prod-db (Production database): policy `jit-prod-db` in namespace `ns-1`"), "{s}");
         assert!(
-            s.contains("2 approvals from a@example.com, b@example.com, group dba"),
+            s.starts_with(
+                "1 resource:\n- prod-db (Production database): policy `jit-prod-db` in namespace `ns-1`; "
+            ),
             "{s}"
         );
-        assert!(s.contains("auto-approved: on-call, sre, boss"), "{s}");
-        assert!(
-            s.contains("30m by default, at most 4h, up to 2 extensions"),
-            "{s}"
-        );
+        for part in [
+            "; 2 approvals from a@example.com, b@example.com, group dba; ",
+            "; auto-approved by on-call, sre, boss; ",
+            "; reason required; Change ticket required; ",
+            "; grants 30m by default, at most 4h; 2 extensions allowed\n",
+        ] {
+            assert!(s.contains(part), "{part}: {s}");
+        }
     }
 }

@@ -6,6 +6,7 @@ mod harness;
 
 mod audit;
 mod browser;
+mod config;
 mod faults;
 mod flow;
 mod startup;

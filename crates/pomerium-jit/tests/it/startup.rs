@@ -5,6 +5,8 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
+use jit_fakes::pomerium::TestUser;
+
 use crate::harness::{App, Env};
 
 #[tokio::test]
@@ -85,6 +87,84 @@ async fn a_secret_given_as_a_flag_is_warned_about_without_showing_it() {
     // Set in the environment: no warning.
     let app = env.spawn(&[]);
     assert!(!app.log_text().contains("command-line flag"));
+}
+
+/// Runs `cmd` (stderr piped) until it exits: its status code and stderr.
+/// One that is still running after 30 s started when it should not have:
+/// it is killed and the test fails.
+pub fn exit_of(mut cmd: Command) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 30 s: it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+#[tokio::test]
+async fn open_requests_on_a_resource_the_config_dropped_stop_the_start() {
+    let env = Env::new().await;
+    let file = env.dir.path().join("resources.toml");
+    let resource = |name: &str| {
+        format!(
+            "[[resource]]\nname = \"{name}\"\ntitle = \"T\"\npolicy = {{ name = \"jit-{name}\" }}\n"
+        )
+    };
+    std::fs::write(&file, [resource("default"), resource("old-db")].concat()).unwrap();
+    let config = [("CONFIG_FILE", file.to_str().unwrap())];
+    let app = env.spawn(&config);
+    for user in [TestUser::alice(), TestUser::bob()] {
+        let (status, body) = app
+            .post(
+                "/request-access",
+                &env.token(&user),
+                &[("resource", "old-db")],
+            )
+            .await;
+        assert!(status == 303 || status == 200, "{status}: {body}");
+    }
+    assert!(app.terminate().await.success());
+
+    // `old-db` dropped from the file, or the file dropped altogether.
+    for config in [vec![("CONFIG_FILE", file.to_str().unwrap())], vec![]] {
+        if !config.is_empty() {
+            std::fs::write(&file, resource("default")).unwrap();
+        }
+        let (code, err) = exit_of(env.command(&config));
+        assert_eq!(code, Some(2), "{err}");
+        for needle in [
+            "`old-db` (2 open requests)",
+            "Add the resource back",
+            "revoke them first",
+        ] {
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        assert!(!err.contains("listening"), "{err}");
+    }
+
+    // Listed again: it starts, and the requests are still there.
+    std::fs::write(&file, [resource("default"), resource("old-db")].concat()).unwrap();
+    let app = env.spawn(&config);
+    let (_, me) = app
+        .get("/api/v1/me", Some(&env.token(&TestUser::alice())))
+        .await;
+    assert!(me.contains("old-db"), "{me}");
 }
 
 #[cfg(feature = "demo")]
