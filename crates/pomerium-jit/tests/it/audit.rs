@@ -142,7 +142,7 @@ async fn verify_names_a_tampered_grant_and_checks_anchors() {
     // Undo that, then remove the approval and point the head before it.
     sqlx::raw_sql(
         "UPDATE requests SET expires_at = NULL, approved_by = NULL, approved_at = NULL, \
-         status = 'pending'; \
+         approvals = '[]', status = 'pending'; \
          DROP TRIGGER audit_events_no_update_or_delete ON audit_events; \
          DELETE FROM audit_events WHERE seq = 2; \
          UPDATE store_head SET audit_seq = 1, \
