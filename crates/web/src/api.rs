@@ -35,6 +35,39 @@ struct RequestJson {
     expires_at: Option<String>,
     ended_by: Option<String>,
     ended_at: Option<String>,
+    /// What was asked beyond the reason.
+    ask: AskJson,
+    /// Approvals so far toward what is open (the request, or an asked extension).
+    approvals: Vec<ApprovalJson>,
+    /// An extension asked and not yet decided.
+    extension: Option<ExtensionJson>,
+    /// How many times the grant was extended.
+    extensions: u32,
+    /// The approver's comment on the last rejection, revocation or declined extension.
+    comment: Option<String>,
+    /// Closed unanswered when its time to live passed.
+    timed_out: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct AskJson {
+    /// As `30m`, `1h`, `1d`.
+    duration: Option<String>,
+    starts_at: Option<String>,
+    ticket: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ApprovalJson {
+    by: String,
+    at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ExtensionJson {
+    duration: String,
+    reason: Option<String>,
+    asked_at: String,
 }
 
 impl RequestJson {
@@ -60,6 +93,27 @@ impl RequestJson {
             expires_at: grant.map(|g| rfc3339(g.expires_at)),
             ended_by,
             ended_at: r.state.ended_at().map(rfc3339),
+            ask: AskJson {
+                duration: r.ask.duration.map(|d| d.to_string()),
+                starts_at: r.ask.starts_at.map(rfc3339),
+                ticket: r.ask.ticket.as_ref().map(|t| t.as_str().to_owned()),
+            },
+            approvals: r
+                .approvals
+                .iter()
+                .map(|a| ApprovalJson {
+                    by: a.by.to_string(),
+                    at: rfc3339(a.at),
+                })
+                .collect(),
+            extension: r.extension.as_ref().map(|x| ExtensionJson {
+                duration: x.duration.to_string(),
+                reason: x.reason.as_ref().map(|x| x.as_str().to_owned()),
+                asked_at: rfc3339(x.asked_at),
+            }),
+            extensions: r.extensions,
+            comment: r.comment.as_ref().map(|c| c.as_str().to_owned()),
+            timed_out: r.timed_out(),
         }
     }
 }
@@ -92,8 +146,17 @@ pub(crate) async fn me(State(app): State<AppState>, SignedIn(caller): SignedIn) 
     })
 }
 
+/// A resource the caller approves and its approval rule.
+#[derive(Debug, Serialize)]
+struct ResourceJson {
+    name: String,
+    title: String,
+    approvals_needed: u8,
+}
+
 #[derive(Debug, Serialize)]
 struct Requests {
+    resources: Vec<ResourceJson>,
     pending: Vec<RequestJson>,
     active: Vec<RequestJson>,
     ended: Vec<RequestJson>,
@@ -119,6 +182,15 @@ pub(crate) async fn requests(
             .collect()
     };
     let body = Requests {
+        resources: view
+            .resources
+            .iter()
+            .map(|v| ResourceJson {
+                name: v.resource.name.to_string(),
+                title: v.resource.title.clone(),
+                approvals_needed: v.resource.rules.approvals_needed.get(),
+            })
+            .collect(),
         pending: all(|v| &v.pending),
         active: all(|v| &v.active),
         ended: view.ended.iter().map(RequestJson::of).collect(),

@@ -169,11 +169,9 @@ impl Notice {
                 "Your request was approved at once by one of the resource's rules.".into()
             }
             Notice::AlreadyPending => {
-                "You already have a pending request there, so no new one was made.".into()
+                "You already have a pending request, so no new one was made.".into()
             }
-            Notice::AlreadyActive => {
-                "You already have access there, so no new request was made.".into()
-            }
+            Notice::AlreadyActive => "You already have access, so no new request was made.".into(),
             Notice::NothingOpen => "There was no pending request or access left to end.".into(),
             Notice::Withdrawn => "Your request was withdrawn.".into(),
             Notice::GaveUp => "Your access has ended. Pomerium no longer lets you through.".into(),

@@ -452,9 +452,11 @@ mod tests {
             by: Email::parse("bob@example.com").unwrap(),
             at: NOW,
         });
-        let mut two = Rules::default();
-        two.approvals_needed = NonZeroU8::new(2).unwrap();
-        two.pending_ttl = Some(GrantDuration::ONE_HOUR);
+        let two = Rules {
+            approvals_needed: NonZeroU8::new(2).unwrap(),
+            pending_ttl: Some(GrantDuration::ONE_HOUR),
+            ..Rules::default()
+        };
         let Mine::Pending {
             since,
             reason,

@@ -174,6 +174,17 @@ pub(crate) fn ends_soon(until: OffsetDateTime, now: OffsetDateTime) -> bool {
     until > now && until - now <= SOON
 }
 
+/// The first resource of the catalog: the original's one policy, which the
+/// original's email-only forms act on.
+pub(crate) fn first_resource(state: &AppState) -> String {
+    state
+        .service
+        .resources()
+        .next()
+        .map(|r| r.name.to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,15 +262,4 @@ mod tests {
         assert_eq!(sentence_case("ticket_url"), "Ticket url");
         assert_eq!(sentence_case(""), "");
     }
-}
-
-/// The first resource of the catalog: the original's one policy, which the
-/// original's email-only forms act on.
-pub(crate) fn first_resource(state: &AppState) -> String {
-    state
-        .service
-        .resources()
-        .next()
-        .map(|r| r.name.to_string())
-        .unwrap_or_default()
 }

@@ -66,13 +66,19 @@ async fn the_admin_page_lists_pending_active_and_ended_with_empty_states() {
     );
 }
 
-/// The part of the page from the heading `id` to the next section.
-fn section<'a>(page: &'a str, id: &str) -> &'a str {
+/// The part of the page from the heading whose id starts with `id` (the
+/// first resource's, for the per-resource lists) to the next heading.
+pub(crate) fn section<'a>(page: &'a str, id: &str) -> &'a str {
     let start = page
-        .find(&format!(r#"id="{id}""#))
+        .find(&format!(r#"id="{id}"#))
         .unwrap_or_else(|| panic!("no {id}"));
     let rest = &page[start..];
-    &rest[..rest.find("</section>").unwrap()]
+    let end = ["<h3", "<h2", "</section>", "<details"]
+        .iter()
+        .filter_map(|m| rest[1..].find(m))
+        .min()
+        .unwrap();
+    &rest[..=end]
 }
 
 #[tokio::test]
@@ -181,7 +187,7 @@ async fn an_admin_cannot_approve_their_own_request() {
     let page = app.get("/admin", Some(&admin)).await;
     let pending = section(&page.body, "pending-title");
     assert!(
-        pending.contains("another admin must approve it")
+        pending.contains("another approver must approve it")
             && !pending.contains("/admin/approve-access")
     );
     let a = app

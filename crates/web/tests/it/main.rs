@@ -10,5 +10,6 @@ mod history;
 mod identity;
 mod index;
 mod open_mode;
+mod requests;
 mod pages;
 mod security;

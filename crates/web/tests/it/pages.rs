@@ -88,7 +88,7 @@ async fn a_failed_form_post_goes_back_to_its_page_with_the_error_once() {
         "{}",
         page.body
     );
-    assert!(app.service.status_of(&email(&bob.email)).is_none());
+    assert!(app.service.status_of(&email(&bob.email)).is_empty());
 
     // Scripts that do not read HTML keep the status.
     let a = app
@@ -185,9 +185,7 @@ async fn the_active_list_shows_the_reason() {
         .await;
     app.approve(&alice).await;
     let page = app.get("/admin", Some(&TestUser::admin())).await;
-    let start = page.body.find(r#"id="active-title""#).unwrap();
-    let active = &page.body[start..];
-    let active = &active[..active.find("</section>").unwrap()];
+    let active = crate::admin::section(&page.body, "active-title");
     assert!(
         active.contains(r#"<td data-label="Reason"><span class="reason">incident 99</span></td>"#),
         "{active}"
