@@ -205,6 +205,8 @@ pub(crate) struct HistoryPage {
     resources: Vec<Choice>,
     actions: Vec<Choice>,
     filtered: bool,
+    /// The timeline's SVG markup, shown as is: [`timeline::svg`] escapes
+    /// every text it holds.
     timeline: String,
     rows: Vec<Row>,
     newer: Option<String>,
@@ -282,12 +284,12 @@ async fn page(
         Whose::Own => ("/history", "own-history"),
     };
     let timeline = timeline_svg(app, caller, whose, &params.filter, now, Placement::Inline).await?;
-    let link = |base: &str, cursor: Option<HistoryCursor>| {
+    let link = |base: &str, cursor: HistoryCursor| {
         let mut pairs = params.given.clone();
         match cursor {
-            Some(HistoryCursor::Before(s)) => pairs.push(("before", s.to_string())),
-            Some(HistoryCursor::After(s)) => pairs.push(("after", s.to_string())),
-            Some(HistoryCursor::Newest) | None => {}
+            HistoryCursor::Before(s) => pairs.push(("before", s.to_string())),
+            HistoryCursor::After(s) => pairs.push(("after", s.to_string())),
+            HistoryCursor::Newest => {}
         }
         with_query(base, &pairs)
     };
@@ -320,11 +322,11 @@ async fn page(
         filtered: !params.given.is_empty(),
         timeline,
         rows: history.entries.iter().map(|e| Row::of(e, now)).collect(),
-        newer: history.newer.map(|c| link(path, Some(c))),
-        older: history.older.map(|c| link(path, Some(c))),
-        csv: link("/admin/history.csv", None),
-        jsonl: link("/admin/history.jsonl", None),
-        svg: link("/admin/history/timeline.svg", None),
+        newer: history.newer.map(|c| link(path, c)),
+        older: history.older.map(|c| link(path, c)),
+        csv: link("/admin/history.csv", HistoryCursor::Newest),
+        jsonl: link("/admin/history.jsonl", HistoryCursor::Newest),
+        svg: link("/admin/history/timeline.svg", HistoryCursor::Newest),
     })
 }
 
