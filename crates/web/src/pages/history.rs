@@ -457,8 +457,9 @@ pub(crate) async fn timeline_file(
         .into_response())
 }
 
-/// The timeline over the filters' range: `to` (else now) back to `from`
-/// (else [`DEFAULT_SPAN`] before it).
+/// The timeline over the filters' range: `from` (else [`DEFAULT_SPAN`]
+/// before the end) to `to` (else now, or [`DEFAULT_SPAN`] after a `from`
+/// that is still to come).
 async fn timeline_svg(
     app: &AppState,
     caller: &Caller,
@@ -467,7 +468,10 @@ async fn timeline_svg(
     now: OffsetDateTime,
     placement: Placement,
 ) -> Result<String, WebError> {
-    let to = filter.to.unwrap_or(now);
+    let to = filter.to.unwrap_or_else(|| match filter.from {
+        Some(from) if from >= now => from + DEFAULT_SPAN,
+        _ => now,
+    });
     let from = filter.from.unwrap_or(to - DEFAULT_SPAN);
     let range = HistoryFilter {
         from: Some(from),

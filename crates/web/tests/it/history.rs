@@ -311,6 +311,16 @@ async fn the_timeline_draws_who_held_access_as_svg() {
     ok(&past);
     assert!(past.body.contains("No access was held in this period."));
     assert!(past.body.contains(">2000-01-01</text>"), "{}", past.body);
+    // A start still to come draws a week from it, not an empty period.
+    let future = app
+        .get("/admin/history/timeline.svg?from=2999-01-01", Some(&admin))
+        .await;
+    assert!(
+        future.body.contains(">2999-01-08</text>"),
+        "{}",
+        future.body
+    );
+    assert!(!future.body.contains("The period is empty"));
 }
 
 #[tokio::test]
