@@ -5,13 +5,18 @@
 //! replica stalled past its lease. After every step it checks the design's
 //! invariants; once the faults stop, that the policy converges.
 //!
+//! Half the schedules run under strict rules: two approvals from different
+//! approvers, and up to two extensions, each approved by two; there it also
+//! checks that no grant was decided with fewer.
+//!
 //! `SIM_SCHEDULES` sets how many schedules run (default 2000); a failing
 //! one prints its seed and its steps, and `SIM_SEED=<seed>` replays it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU8;
 use std::time::Duration;
 
-use jit_domain::{Actor, Email, GrantDuration, RemoteEntry};
+use jit_domain::{Action, Actor, Email, GrantDuration, RemoteEntry, Rules};
 use jit_ppl::jit::DecodeOptions;
 use jit_ppl::{Policy, Rule};
 use jit_reconcile::{Observed, Reconciler, render};
@@ -24,6 +29,7 @@ use crate::mem_zero::{Call, Fault, Gate, MemZero};
 use crate::rig::{POLICY, Rig, TTL, email};
 
 const PEOPLE: [&str; 4] = ["ann@x.test", "ben@x.test", "cat@x.test", "dan@x.test"];
+const ADMINS: [&str; 2] = ["admin@x.test", "boss@x.test"];
 const STEPS: usize = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,6 +46,7 @@ async fn seeded_schedules_keep_the_invariants() {
         }
     };
     let started = std::time::Instant::now();
+    let (mut several, mut extensions) = (0, 0);
     for seed in &seeds {
         let mut sim = Sim::new(*seed).await;
         let outcome = tokio::time::timeout(Duration::from_secs(30), sim.run()).await;
@@ -49,9 +56,19 @@ async fn seeded_schedules_keep_the_invariants() {
                 sim.trace.join("\n  ")
             );
         }
+        several += sim.covered.0;
+        extensions += sim.covered.1;
+    }
+    if seeds.len() >= 500 {
+        assert!(
+            several > 0 && extensions > 0,
+            "the schedules never took the strict paths: {several} grants by several \
+             approvers, {extensions} extensions"
+        );
     }
     eprintln!(
-        "{} schedules of {STEPS} steps in {:.1?}",
+        "{} schedules of {STEPS} steps in {:.1?}: {several} grants by several approvers, \
+         {extensions} extensions",
         seeds.len(),
         started.elapsed()
     );
@@ -67,23 +84,38 @@ struct Sim {
     /// Everyone whose JIT entry was ever edited in the console.
     touched: BTreeSet<Email>,
     trace: Vec<String>,
+    /// Grants by several approvers and extensions, once it has run.
+    covered: (usize, usize),
 }
 
 impl Sim {
     async fn new(seed: u64) -> Self {
-        let rig = Rig::sqlite().await;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rig = Rig::sqlite().await;
+        if rng.random_bool(0.5) {
+            rig.rules = Rules {
+                approvals_needed: NonZeroU8::new(2).unwrap(),
+                max_extensions: 2,
+                ..Rules::default()
+            };
+        }
+        let rig_rules_summary = (rig.rules.approvals_needed, rig.rules.max_extensions);
         let replicas = [0, 1].map(|i| {
             let zero = rig.zero.replica();
             (rig.reconciler_via(&format!("r{i}-0"), zero.clone()), zero)
         });
         let mut sim = Self {
-            rng: StdRng::seed_from_u64(seed),
+            rng,
             rig,
             replicas,
             restarts: 0,
             foreign: Vec::new(),
             touched: BTreeSet::new(),
-            trace: Vec::new(),
+            covered: (0, 0),
+            trace: vec![format!(
+                "rules: {} approvals, {} extensions",
+                rig_rules_summary.0, rig_rules_summary.1
+            )],
         };
         // An existing policy with a rule of the operator's, as in the original's setup.
         let foreign = json!([{ "allow": { "or": [{ "domain": { "is": "x.test" } }] } }]);
@@ -117,28 +149,71 @@ impl Sim {
 
     async fn decide(&mut self) {
         let who = email(PEOPLE[self.rng.random_range(0..PEOPLE.len())]);
-        let admin = email("admin@x.test");
+        let admin = email(ADMINS[self.rng.random_range(0..ADMINS.len())]);
         let now = self.rig.clock.now();
         let rules = &self.rig.rules;
-        let op = self.rng.random_range(0..4);
-        let minutes = self.rng.random_range(1..4);
+        // Mostly a move that fits where the person stands, so that long
+        // paths (two approvals, an extension approved by two) happen;
+        // otherwise any move, most of them refused.
+        let open = self
+            .rig
+            .store
+            .request_for(&rules.resource, &who)
+            .await
+            .expect("the store works")
+            .filter(|r| r.is_open());
+        let fitting: &[usize] = match open.as_ref().map(|r| (&r.state, r.extension.is_some())) {
+            None => &[0],
+            Some((jit_domain::State::Pending, _)) => &[1, 1, 1, 2],
+            Some((_, true)) => &[5, 5, 5, 6],
+            Some(_) => &[4, 4, 4, 2],
+        };
+        let (op, admin) = if self.rng.random_bool(0.8) {
+            // An approver who has not approved yet, if there is one.
+            let fresh = ADMINS
+                .iter()
+                .map(|a| email(a))
+                .find(|a| open.iter().all(|r| r.approvals.iter().all(|x| &x.by != a)));
+            let op = fitting[self.rng.random_range(0..fitting.len())];
+            (op, fresh.unwrap_or(admin))
+        } else {
+            (self.rng.random_range(0..7), admin)
+        };
+        // Strict rules take longer to grant and extend: longer grants
+        // give those paths time before the grant lapses.
+        let longest = if rules.max_extensions > 0 { 30 } else { 4 };
+        let minutes = self.rng.random_range(1..longest);
+        let d = GrantDuration::from_minutes(minutes).unwrap();
         let outcome = self
             .rig
             .store
             .decide(&rules.resource, &who, |open| match op {
                 0 => rules.request(open, &who, None, now),
-                1 => {
-                    let d = GrantDuration::from_minutes(minutes).unwrap();
-                    rules.approve(open, &who, &admin, Some(d), now)
-                }
+                1 => rules.approve(open, &who, &admin, Some(d), now),
                 2 => rules.revoke(open, &who, &admin, None, now),
-                _ => rules.cancel(open, &who, now),
+                3 => rules.cancel(open, &who, now),
+                4 => rules.extend(open, &who, d, None, now),
+                5 => rules.approve_extension(open, &who, &admin, now),
+                _ => rules.reject_extension(open, &who, &admin, None, now),
             })
             .await
             .expect("the store works");
-        let name = ["request", "approve", "revoke", "cancel"][op];
+        let name = [
+            "request",
+            "approve",
+            "revoke",
+            "cancel",
+            "extend",
+            "approve extension",
+            "reject extension",
+        ][op];
+        let by = if matches!(op, 1 | 2 | 5 | 6) {
+            format!(" by {admin}")
+        } else {
+            String::new()
+        };
         self.trace.push(format!(
-            "{name} {who}: {}",
+            "{name} {who}{by}: {}",
             if outcome.is_ok() { "done" } else { "refused" }
         ));
     }
@@ -329,6 +404,66 @@ impl Sim {
         Ok(())
     }
 
+    /// Every grant and extension an approver decided had as many distinct
+    /// approvers as the rules need, and no grant was extended more often
+    /// than they allow.
+    /// Returns how many grants took several approvers and how many
+    /// extensions there were, to show the strict paths were taken.
+    async fn check_approvals(&self) -> Result<(usize, usize), String> {
+        let rules = &self.rig.rules;
+        let needed = usize::from(rules.approvals_needed.get());
+        let events = self
+            .rig
+            .store
+            .audit(AuditQuery::latest(100_000))
+            .await
+            .expect("audit");
+        let mut extended: BTreeMap<_, u32> = BTreeMap::new();
+        let mut several = 0;
+        for r in events.iter().rev() {
+            let e = &r.event;
+            let by_approver = matches!(e.actor, Actor::User(_));
+            let approvers = |key: &str| {
+                e.details[key]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<BTreeSet<_>>())
+                    .unwrap_or_default()
+            };
+            match e.action {
+                Action::Approved if by_approver && needed > 1 => {
+                    if approvers("approvers").len() < needed {
+                        return Err(format!(
+                            "seq {}: {} approved with {:?}, fewer than {needed} approvers",
+                            r.seq, e.subject, e.details
+                        ));
+                    }
+                    several += 1;
+                }
+                Action::Extended => {
+                    let n = extended.entry(e.request_id).or_default();
+                    *n += 1;
+                    if *n > rules.max_extensions {
+                        return Err(format!(
+                            "seq {}: {} extended {n} times, more than {}",
+                            r.seq, e.subject, rules.max_extensions
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for req in self.rig.store.open_requests().await.expect("open") {
+            if req.approvals.len() >= needed && req.state == jit_domain::State::Pending {
+                return Err(format!(
+                    "{} is pending with {} approvals, enough to be granted",
+                    req.email,
+                    req.approvals.len()
+                ));
+            }
+        }
+        Ok((several, extended.values().map(|n| *n as usize).sum()))
+    }
+
     /// The policy holds exactly what the store decided, plus the console's
     /// foreign rules, verbatim and in order.
     async fn check_converged(&self, when: &str) -> Result<(), String> {
@@ -363,6 +498,7 @@ impl Sim {
         result.map_err(|f| format!("the final sync failed: {f}"))?;
         self.check_converged("at the end").await?;
         self.check_adoptions().await?;
+        self.covered = self.check_approvals().await?;
         let chain = self.rig.store.verify_audit_chain().await.expect("verify");
         if !chain.is_intact() {
             return Err(format!("the audit trail is broken: {chain:?}"));
