@@ -31,7 +31,7 @@ use crate::{AppState, WebError};
 /// Events per page.
 const PAGE: usize = 50;
 /// Most events one download holds; a wider range must be narrowed.
-const EXPORT_MAX: usize = 100_000;
+const EXPORT_MAX: usize = 50_000;
 /// Most grants one timeline draws.
 const TIMELINE_GRANTS: usize = 2_000;
 /// The timeline's span when the filters give no start.

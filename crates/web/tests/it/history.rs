@@ -4,9 +4,9 @@
 use axum::http::StatusCode;
 use jit_domain::Rules;
 use jit_fakes::pomerium::TestUser;
-use jit_service::Admins;
+use jit_service::{Admins, Caller, HistoryFilter, Route, Whose};
 
-use crate::harness::{Answer, App, Options, resource};
+use crate::harness::{Answer, App, Options, email, resource};
 
 /// The "About" cell of every event row, newest first.
 fn subjects(body: &str) -> Vec<String> {
@@ -385,4 +385,39 @@ async fn an_approver_of_one_resource_sees_only_its_history() {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("Default app"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn an_export_past_its_bound_is_refused_not_cut() {
+    let app = App::start().await;
+    alice_approved_and_bob_pending(&app, "deploy").await;
+    let admin = Caller {
+        email: email(&TestUser::admin().email),
+        groups: Vec::new(),
+        claims: Default::default(),
+        route: Route::Admin,
+    };
+    let export = |max| {
+        app.service
+            .history_export(&admin, Whose::Everyone, HistoryFilter::default(), max)
+    };
+    let all = export(3).await.unwrap().expect("3 events fit");
+    let seqs: Vec<u64> = all.iter().map(|e| e.record.seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "oldest first");
+    assert!(export(2).await.unwrap().is_none(), "more than 2");
+    // The bound counts what the filter selects.
+    let bobs = app
+        .service
+        .history_export(
+            &admin,
+            Whose::Everyone,
+            HistoryFilter {
+                person: Some(email(&TestUser::bob().email)),
+                ..HistoryFilter::default()
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(bobs.map(|v| v.len()), Some(1));
 }
