@@ -597,4 +597,30 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn corrupt_new_columns_are_named_too() {
+        let good = RequestRow::from(&pending(datetime!(2026-11-28 12:00 UTC)));
+        let edits: [(&str, fn(&mut RequestRow)); 7] = [
+            ("resource", |r| r.resource = "Prod DB".into()),
+            ("requested_duration", |r| r.requested_duration = Some(0)),
+            ("ticket", |r| r.ticket = Some("a\u{7}".into())),
+            ("approvals", |r| r.approvals = "[{\"by\":\"x\"}]".into()),
+            ("approvals", |r| {
+                r.approvals = r#"[{"by":"not an email","at":0}]"#.into();
+            }),
+            ("extension", |r| {
+                r.extension = Some(r#"{"duration":0,"reason":null,"asked_at":0}"#.into());
+            }),
+            ("extensions", |r| r.extensions = -1),
+        ];
+        for (column, edit) in edits {
+            let mut row = good.clone();
+            edit(&mut row);
+            match row.into_request() {
+                Err(StoreError::Corrupt { column: c, .. }) => assert_eq!(c, column),
+                other => panic!("{column}: {other:?}"),
+            }
+        }
+    }
 }

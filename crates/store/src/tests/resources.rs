@@ -135,7 +135,7 @@ async fn one_open_request_per_resource_and_email(db: TestDb) {
         .unwrap();
     store
         .decide_all(&db_rules.resource, |open| {
-            assert_eq!(open, [on_db.clone()]);
+            assert_eq!(open, std::slice::from_ref(&on_db));
             Vec::new()
         })
         .await
@@ -238,7 +238,6 @@ async fn asks_approvals_extensions_and_comments_round_trip(db: TestDb) {
     let grant = active.state.grant().unwrap().clone();
     assert_eq!(grant.starts_at, Some(datetime!(2026-11-28 14:00:00 UTC)));
     assert_eq!(grant.expires_at, datetime!(2026-11-28 15:30:00 UTC));
-    assert_eq!(active.approvals.len(), 2);
 
     let thirty = GrantDuration::from_minutes(30).unwrap();
     let asked = decided(&store, &rules, &alice, |open| {
