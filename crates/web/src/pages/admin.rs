@@ -299,7 +299,7 @@ fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
         pending,
         active,
         grant_durations: choices(rules, None),
-        reason_help: reason_help(rules),
+        reason_help: reason_help(rules, true),
         ticket: rules.ticket.as_ref().map(|t| t.label.clone()),
     }
 }

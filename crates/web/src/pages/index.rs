@@ -75,6 +75,7 @@ struct TicketField {
 #[derive(Debug)]
 struct ExtendForm {
     durations: Vec<Choice>,
+    reason_required: bool,
     reason_help: String,
     /// Extended at once, or waiting for approvers.
     at_once: bool,
@@ -207,10 +208,11 @@ impl Mine {
     }
 }
 
-/// What the reason field says it needs.
-pub(crate) fn reason_help(rules: &Rules) -> String {
+/// What the reason field says it needs; `required` where the form needs
+/// one whatever the resource says (an approver's grant).
+pub(crate) fn reason_help(rules: &Rules, required: bool) -> String {
     let r = &rules.reason;
-    let mut parts = vec![if r.required {
+    let mut parts = vec![if required || r.required {
         "Required.".to_owned()
     } else {
         "Optional.".to_owned()
@@ -236,7 +238,7 @@ fn ask_form(rules: &Rules, again: bool) -> AskForm {
         },
         reason_required: rules.reason.required,
         reason_min: rules.reason.min_chars,
-        reason_help: reason_help(rules),
+        reason_help: reason_help(rules, false),
         durations: rules
             .durations
             .requester_chooses
@@ -286,7 +288,8 @@ fn card(resource: &Resource, request: Option<&Request>, me: &Email, now: OffsetD
         ask: (!mine.is_open()).then(|| ask_form(rules, request.is_some())),
         extend: (active && left > 0).then(|| ExtendForm {
             durations: choices(rules, None),
-            reason_help: reason_help(rules),
+            reason_required: rules.reason.required,
+            reason_help: reason_help(rules, false),
             at_once: rules.self_extension,
         }),
         extensions,
@@ -590,12 +593,19 @@ mod tests {
     #[test]
     fn the_reason_help_says_what_is_needed() {
         let mut rules = Rules::default();
-        assert_eq!(reason_help(&rules), "Optional. At most 500 characters.");
+        assert_eq!(
+            reason_help(&rules, false),
+            "Optional. At most 500 characters."
+        );
+        assert_eq!(
+            reason_help(&rules, true),
+            "Required. At most 500 characters."
+        );
         rules.reason.required = true;
         rules.reason.min_chars = 10;
         rules.reason.hint = Some("name the incident, like INC-123".into());
         assert_eq!(
-            reason_help(&rules),
+            reason_help(&rules, false),
             "Required. At least 10 characters. name the incident, like INC-123. At most 500 characters."
         );
     }

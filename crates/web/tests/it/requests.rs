@@ -23,7 +23,7 @@ fn erin() -> TestUser {
 /// `app`: the original's rules with one extension, approved by the admins
 /// (carol). `db`: two approvals from carol, dave or bob, a required reason
 /// of at least 5 characters, a duration the requester picks, an incident
-/// field. `ops`: dave alone approves.
+/// field. `ops`: dave alone approves; holders extend it themselves, twice.
 async fn catalog() -> App {
     let app_rules = Rules {
         max_extensions: 1,
@@ -55,7 +55,11 @@ async fn catalog() -> App {
                 "ops",
                 "Ops console",
                 Some(&["dave@example.com"]),
-                Rules::default(),
+                Rules {
+                    max_extensions: 2,
+                    self_extension: true,
+                    ..Rules::default()
+                },
             ),
         ],
         ..Options::default()
@@ -757,4 +761,43 @@ async fn the_new_forms_refuse_cross_site_posts() {
     let r = on(&app, &alice, "app").unwrap();
     assert_eq!((r.state.status(), r.extension), (Status::Active, None));
     assert_eq!(status(&app, &erin(), "app"), None);
+}
+
+#[tokio::test]
+async fn where_the_resource_allows_it_the_holder_extends_at_once() {
+    let app = catalog().await;
+    let alice = TestUser::alice();
+    ok(&app, "/request-access", &alice, &[("resource", "ops")]).await;
+    ok(
+        &app,
+        "/admin/approve-access",
+        &dave(),
+        &[("resource", "ops"), ("email", "alice@example.com")],
+    )
+    .await;
+    let before = on(&app, &alice, "ops")
+        .unwrap()
+        .state
+        .grant()
+        .unwrap()
+        .expires_at;
+    let page = ok(
+        &app,
+        "/extend-access",
+        &alice,
+        &[("resource", "ops"), ("duration", "30m")],
+    )
+    .await;
+    assert!(
+        page.contains("Extended: your access now lasts longer."),
+        "{page}"
+    );
+    assert!(card(&page, "ops").contains("1 extension left."));
+    let after = on(&app, &alice, "ops")
+        .unwrap()
+        .state
+        .grant()
+        .unwrap()
+        .expires_at;
+    assert_eq!(after - before, time::Duration::minutes(30));
 }
