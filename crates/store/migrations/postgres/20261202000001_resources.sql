@@ -24,3 +24,6 @@ CREATE UNIQUE INDEX requests_one_open_per_resource ON requests (resource, email)
     WHERE status IN ('pending', 'active');
 CREATE INDEX requests_open_by_resource ON requests (resource, requested_at)
     WHERE status IN ('pending', 'active');
+
+-- The history page filters events by time.
+CREATE INDEX audit_events_by_time ON audit_events (at, seq);
