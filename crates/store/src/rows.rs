@@ -601,7 +601,8 @@ mod tests {
     #[test]
     fn corrupt_new_columns_are_named_too() {
         let good = RequestRow::from(&pending(datetime!(2026-11-28 12:00 UTC)));
-        let edits: [(&str, fn(&mut RequestRow)); 7] = [
+        type Edit = fn(&mut RequestRow);
+        let edits: [(&str, Edit); 7] = [
             ("resource", |r| r.resource = "Prod DB".into()),
             ("requested_duration", |r| r.requested_duration = Some(0)),
             ("ticket", |r| r.ticket = Some("a\u{7}".into())),
