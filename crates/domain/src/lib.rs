@@ -25,17 +25,15 @@ mod render;
 mod resource;
 mod rules;
 
-pub use access::{
-    Approval, Ask, ExtensionAsk, Grant, Request, RequestId, State, Status,
-};
-pub use resource::{
-    Approvers, AutoApprove, Condition, Person, PolicyTarget, Resource, ResourceName,
-    ResourceNameError,
-};
+pub use access::{Approval, Ask, ExtensionAsk, Grant, Request, RequestId, State, Status};
 pub use audit::{Action, Actor, AuditEvent};
 pub use duration::{DurationError, GrantDuration};
 pub use email::{Email, EmailError};
 pub use render::{RemoteEntry, desired_entries};
+pub use resource::{
+    Approvers, AutoApprove, Condition, Person, PolicyTarget, Resource, ResourceName,
+    ResourceNameError,
+};
 pub use rules::{
     Change, DomainError, Durations, Pattern, PatternError, Reason, ReasonError, ReasonRule, Rules,
     Seen, Ticket, TicketRule, Transition,

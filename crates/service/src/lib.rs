@@ -184,7 +184,11 @@ struct Snapshot {
 impl Service {
     /// Builds the service over `desks` (at least one, names distinct) and
     /// loads the snapshot.
-    pub async fn new(store: Store, desks: Vec<Desk>, settings: Settings) -> Result<Self, StoreError> {
+    pub async fn new(
+        store: Store,
+        desks: Vec<Desk>,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
         assert!(!desks.is_empty(), "a service needs at least one resource");
         let service = Self {
             inner: Arc::new(Inner {
@@ -241,7 +245,10 @@ impl Service {
         let mut out = Vec::with_capacity(self.inner.desks.len());
         for d in &self.inner.desks {
             let policy = &d.reconciler.config().policy_name;
-            out.push((d.resource.name.clone(), self.inner.store.sync_state(policy).await?));
+            out.push((
+                d.resource.name.clone(),
+                self.inner.store.sync_state(policy).await?,
+            ));
         }
         Ok(out)
     }
@@ -258,7 +265,11 @@ impl Service {
 
     /// One request, for its own page: to its requester and to the
     /// approvers of its resource.
-    pub async fn request_by_id(&self, caller: &Caller, id: RequestId) -> Result<Request, ServiceError> {
+    pub async fn request_by_id(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+    ) -> Result<Request, ServiceError> {
         let request = self
             .inner
             .store
@@ -443,11 +454,19 @@ impl Service {
                 status: Status::Active,
             };
             match self
-                .revoke(approver, r.resource.as_str(), &r.email, comment.clone(), Some(seen))
+                .revoke(
+                    approver,
+                    r.resource.as_str(),
+                    &r.email,
+                    comment.clone(),
+                    Some(seen),
+                )
                 .await
             {
                 Ok(o) => out.push(o),
-                Err(ServiceError::Domain(DomainError::Changed { .. } | DomainError::NoOpenRequest { .. })) => {}
+                Err(ServiceError::Domain(
+                    DomainError::Changed { .. } | DomainError::NoOpenRequest { .. },
+                )) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -518,7 +537,8 @@ impl Service {
         }
         for view in &mut resources {
             view.pending.sort_by_key(|r| r.requested_at);
-            view.active.sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
+            view.active
+                .sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
         }
         let ended = ended
             .into_iter()
@@ -654,7 +674,10 @@ impl Service {
         let mut latest = HashMap::with_capacity(open.len() + ended.len());
         // Oldest first, so the latest request per key wins; open ones last.
         for r in ended.iter().rev().chain(&open) {
-            latest.insert((r.resource.clone(), r.email.clone()), (generation, r.clone()));
+            latest.insert(
+                (r.resource.clone(), r.email.clone()),
+                (generation, r.clone()),
+            );
         }
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         // Keep what this process committed after the read above.

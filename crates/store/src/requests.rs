@@ -66,7 +66,11 @@ impl Store {
 
     /// Like [`Store::decide`], over all open requests on `resource` at once:
     /// for the expiry sweep and for adopting changes made in the Zero console.
-    pub async fn decide_all<F>(&self, resource: &ResourceName, f: F) -> Result<Committed, StoreError>
+    pub async fn decide_all<F>(
+        &self,
+        resource: &ResourceName,
+        f: F,
+    ) -> Result<Committed, StoreError>
     where
         F: FnOnce(&[Request]) -> Vec<Transition> + Send,
     {
