@@ -199,6 +199,17 @@ async fn two_distinct_approvers_are_needed_and_the_requester_is_not_one() {
     assert!(page.contains("You approved it; another approver must approve it too."));
     assert_eq!(status(&app, &alice, "db"), Some(Status::Pending));
 
+    let json = app.get("/admin/api/v1/requests", Some(&carol)).await.json();
+    let pending = &json["pending"][0];
+    assert_eq!(
+        (
+            &pending["resource"],
+            &pending["approvals"][0]["by"],
+            &pending["ask"]["ticket"]
+        ),
+        (&"db".into(), &"carol@example.com".into(), &"INC-7".into())
+    );
+
     let twice = app.post("/admin/approve-access", &carol, &form).await;
     assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.body);
     assert_eq!(status(&app, &alice, "db"), Some(Status::Pending));
