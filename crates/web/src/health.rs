@@ -39,7 +39,9 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Rea
             None
         }
     };
-    let first = recorded.as_ref().and_then(|all| all.first().map(|(_, s)| s));
+    let first = recorded
+        .as_ref()
+        .and_then(|all| all.first().map(|(_, s)| s));
     let sync = SyncJson::of(&app.service.sync_status(), first);
     let store_ok = recorded.is_some();
     let status = if store_ok && sync.ok {
