@@ -7,6 +7,7 @@ mod harness;
 mod audit;
 mod browser;
 mod config;
+mod deploy;
 mod faults;
 mod flow;
 mod startup;
