@@ -591,6 +591,50 @@ mod tests {
     }
 
     #[test]
+    fn a_config_file_replaces_the_original_resource_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.toml");
+        std::fs::write(
+            &file,
+            "[[resource]]\nname = \"db\"\ntitle = \"DB\"\npolicy = { name = \"jit-db\" }\n",
+        )
+        .unwrap();
+        let mut argv = FULL.to_vec();
+        argv.extend_from_slice(&["--config", file.to_str().unwrap()]);
+        // Not read with a file, so not an error either.
+        argv.extend_from_slice(&["--grant-duration", "zz", "--policy-name", "old"]);
+        let s = parse(&argv).unwrap();
+        let names: Vec<(&str, &str)> = s
+            .resources
+            .iter()
+            .map(|r| (r.name.as_str(), r.policy.name.as_str()))
+            .collect();
+        assert_eq!(names, [("db", "jit-db")]);
+
+        use clap::CommandFactory;
+        let matches = T::command()
+            .try_get_matches_from(["t"].into_iter().chain(argv.iter().copied()))
+            .unwrap();
+        assert_eq!(
+            ignored_with_config_file(&matches),
+            ["POLICY_NAME", "GRANT_DURATION"]
+        );
+        let matches = T::command()
+            .try_get_matches_from(["t", "--policy-name", "old"])
+            .unwrap();
+        assert!(ignored_with_config_file(&matches).is_empty());
+
+        // A bad file: its problems, with file and line, among the settings'.
+        std::fs::write(&file, "[[resource]]\nname = \"db\"\n").unwrap();
+        let problems = parse(&argv).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!("{}:1:1: ", file.display())),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn parses_a_full_configuration() {
         let s = parse(&[
             "--api-user-token",
