@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jit_fakes::pomerium::TestUser;
 
-use crate::harness::{Env, POLICY, is_pending};
+use crate::harness::{Env, POLICY, is_granted, is_pending};
 use crate::startup::exit_of;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/resources.toml");
@@ -197,4 +197,61 @@ async fn without_a_file_the_original_resource_writes_policy_name() {
     .await;
     let (_, me) = app.get("/api/v1/me", Some(&alice)).await;
     assert!(me.contains("\"default\""), "{me}");
+}
+
+#[tokio::test]
+async fn auto_approve_rules_match_groups_and_the_assertions_other_claims() {
+    let env = Env::new().await;
+    let path = write(
+        env.dir.path(),
+        "resources.toml",
+        &TWO.replace(
+            "policy = { name = \"jit-staging\" }",
+            "policy = { name = \"jit-staging\" }\nauto_approve = [\n  { name = \"sre\", claim = \"team\", value = \"sre\" },\n  { name = \"on-call\", group = \"oncall\" },\n]",
+        ),
+    );
+    let app = env.spawn(&[("CONFIG_FILE", path.to_str().unwrap())]);
+    let host = env.jwks.host();
+    // Alice's IdP adds `"team": ["web", "sre"]` to her assertion.
+    let mut claims = env.signer.claims(&host, &TestUser::alice());
+    claims["team"] = serde_json::json!(["web", "sre"]);
+    let alice = env.signer.mint_raw(
+        &env.signer.header(),
+        &claims,
+        jit_fakes::pomerium::SignWith::Current,
+    );
+    let bob = env.token(&TestUser::bob().with_groups(["oncall"]));
+    // Carol's team is another, and she is in no on-call group.
+    let mut claims = env.signer.claims(&host, &TestUser::admin());
+    claims["team"] = serde_json::json!("dba");
+    let carol = env.signer.mint_raw(
+        &env.signer.header(),
+        &claims,
+        jit_fakes::pomerium::SignWith::Current,
+    );
+    for token in [&alice, &bob, &carol] {
+        let (status, body) = app
+            .post("/request-access", token, &[("resource", "staging")])
+            .await;
+        assert!(status == 303 || status == 200, "{status}: {body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let ppl = env
+            .zero
+            .policy_by_name("jit-staging")
+            .map(|p| p["ppl"].clone());
+        if let Some(ppl) = &ppl
+            && is_granted(ppl, "alice@example.com")
+            && is_granted(ppl, "bob@example.com")
+            && is_pending(ppl, "carol@example.com")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alice (claim) and Bob (group) auto-approved, Carol pending: {ppl:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
