@@ -107,7 +107,7 @@ pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource
                 raw.name.span(),
                 format!(
                     "a second resource is named `{name}` (the first is on line {}); names must be unique",
-                    position(text, first.start, String::new()).line
+                    line_of(text, first.start)
                 ),
             ));
         } else {
@@ -116,8 +116,11 @@ pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource
         let policy = raw.policy.get_ref();
         let namespace = policy
             .namespace
-            .clone()
-            .or_else(|| default_namespace.map(str::to_owned));
+            .as_deref()
+            .map(str::trim)
+            .filter(|ns| !ns.is_empty())
+            .or(default_namespace)
+            .map(str::to_owned);
         let key = (namespace, policy.name.get_ref().trim().to_owned());
         if let Some((other, first)) = targets.get(&key) {
             problems.push(at(
@@ -125,7 +128,7 @@ pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource
                 format!(
                     "resources `{other}` (line {}) and `{name}` both write the policy `{}`{}; \
                      each resource needs its own policy, so give this one another name",
-                    position(text, first.start, String::new()).line,
+                    line_of(text, first.start),
                     key.1,
                     key.0
                         .as_deref()
@@ -206,6 +209,10 @@ pub fn summary(resources: &[Resource]) -> String {
         ));
     }
     out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    position(text, offset, String::new()).line
 }
 
 fn position(text: &str, offset: usize, message: String) -> Problem {
@@ -1037,6 +1044,18 @@ groups = ["dba"]
         let text = text.replace("other", "cluster");
         let bad = problem(&text);
         assert!(bad.contains("in namespace `cluster`"), "{bad}");
+    }
+
+    #[test]
+    fn an_empty_policy_name_or_namespace_is_an_error() {
+        let bad = problem(&minimal("a", " "));
+        assert!(bad.starts_with("4:19: `policy.name` is empty"), "{bad}");
+        let text = "[[resource]]\nname = \"a\"\ntitle = \"T\"\npolicy = { name = \"p\", namespace = \"\" }\n";
+        let bad = problem(text);
+        assert!(
+            bad.starts_with("4:10: `policy.namespace` is empty"),
+            "{bad}"
+        );
     }
 
     #[test]
