@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use jit_domain::{
     Ask, DomainError, Email, GrantDuration, Reason, Request, RequestId, Resource, ResourceName,
-    Rules, Seen, Status, Transition,
+    Seen, Status, Transition,
 };
 use jit_reconcile::Reconciler;
 use jit_store::{Store, StoreError};
@@ -85,6 +85,23 @@ fn check_seen(
     now: OffsetDateTime,
 ) -> Result<(), DomainError> {
     seen.map_or(Ok(()), |s| s.check(open, email, now))
+}
+
+/// What an approver decides about one person's request on a resource.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Approves a pending request (or records this approver's approval
+    /// while more are needed), for this duration or the default.
+    Approve { duration: Option<GrantDuration> },
+    /// Approves the extension an active grant's holder asked for.
+    ApproveExtension,
+    /// Declines an asked extension; the access runs on.
+    RejectExtension { comment: Option<Reason> },
+    /// Rejects a pending request or revokes active access: the Go
+    /// original's `revoke-access` did both.
+    Revoke { comment: Option<Reason> },
+    /// Grants access to someone who has not asked; the ask must carry a reason.
+    Grant { ask: Ask },
 }
 
 /// One resource and the reconciler that writes its policy.
@@ -341,79 +358,33 @@ impl Service {
         .await
     }
 
-    /// Approves the email's pending request; when `seen` is given, only if
-    /// it is still the request the approver saw, as they saw it.
-    pub async fn approve(
-        &self,
-        approver: &Caller,
-        resource: &str,
-        email: &Email,
-        duration: Option<GrantDuration>,
-        seen: Option<Seen>,
-    ) -> Result<Outcome, ServiceError> {
-        self.decide_as(approver, resource, email, seen, |rules, open, now| {
-            rules.approve(open, email, &approver.email, duration, now)
-        })
-        .await
-    }
-
-    /// Approves the extension the email's active access asked for.
-    pub async fn approve_extension(
+    /// An approver's decision on `email`'s request on `resource`; when
+    /// `seen` is given, only if it is still the request the approver saw,
+    /// as they saw it.
+    pub async fn decide_as(
         &self,
         approver: &Caller,
         resource: &str,
         email: &Email,
         seen: Option<Seen>,
+        decision: Decision,
     ) -> Result<Outcome, ServiceError> {
-        self.decide_as(approver, resource, email, seen, |rules, open, now| {
-            rules.approve_extension(open, email, &approver.email, now)
-        })
-        .await
-    }
-
-    /// Declines the extension the email's active access asked for.
-    pub async fn reject_extension(
-        &self,
-        approver: &Caller,
-        resource: &str,
-        email: &Email,
-        comment: Option<Reason>,
-        seen: Option<Seen>,
-    ) -> Result<Outcome, ServiceError> {
-        self.decide_as(approver, resource, email, seen, |rules, open, now| {
-            rules.reject_extension(open, email, &approver.email, comment, now)
-        })
-        .await
-    }
-
-    /// Rejects a pending request or revokes active access, with an
-    /// optional comment for the requester; when `seen` is given, only if it
-    /// is still the request the approver saw, as they saw it.
-    pub async fn revoke(
-        &self,
-        approver: &Caller,
-        resource: &str,
-        email: &Email,
-        comment: Option<Reason>,
-        seen: Option<Seen>,
-    ) -> Result<Outcome, ServiceError> {
-        self.decide_as(approver, resource, email, seen, |rules, open, now| {
-            rules.revoke(open, email, &approver.email, comment, now)
-        })
-        .await
-    }
-
-    /// An approver grants `resource` to someone who has not asked; `ask`
-    /// must carry a reason.
-    pub async fn grant(
-        &self,
-        approver: &Caller,
-        resource: &str,
-        email: &Email,
-        ask: Ask,
-    ) -> Result<Outcome, ServiceError> {
-        self.decide_as(approver, resource, email, None, |rules, open, now| {
-            rules.grant(open, email, &approver.email, ask, now)
+        let desk = self.desk(resource)?;
+        self.approves(approver, &desk.resource)?;
+        let now = OffsetDateTime::now_utc();
+        let rules = &desk.resource.rules;
+        let by = &approver.email;
+        self.decide(desk, email, |open| {
+            check_seen(seen, open, email, now)?;
+            match decision {
+                Decision::Approve { duration } => rules.approve(open, email, by, duration, now),
+                Decision::ApproveExtension => rules.approve_extension(open, email, by, now),
+                Decision::RejectExtension { comment } => {
+                    rules.reject_extension(open, email, by, comment, now)
+                }
+                Decision::Revoke { comment } => rules.revoke(open, email, by, comment, now),
+                Decision::Grant { ask } => rules.grant(open, email, by, ask, now),
+            }
         })
         .await
     }
@@ -453,13 +424,16 @@ impl Service {
                 id: r.id,
                 status: Status::Active,
             };
+            let decision = Decision::Revoke {
+                comment: comment.clone(),
+            };
             match self
-                .revoke(
+                .decide_as(
                     approver,
                     r.resource.as_str(),
                     &r.email,
-                    comment.clone(),
                     Some(seen),
+                    decision,
                 )
                 .await
             {
@@ -592,27 +566,6 @@ impl Service {
 
     fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.snapshot.read().expect("snapshot lock").clone()
-    }
-
-    /// An approver's decision on `email`'s request on `resource`.
-    async fn decide_as(
-        &self,
-        approver: &Caller,
-        resource: &str,
-        email: &Email,
-        seen: Option<Seen>,
-        f: impl FnOnce(&Rules, Option<&Request>, OffsetDateTime) -> Result<Vec<Transition>, DomainError>
-        + Send,
-    ) -> Result<Outcome, ServiceError> {
-        let desk = self.desk(resource)?;
-        self.approves(approver, &desk.resource)?;
-        let now = OffsetDateTime::now_utc();
-        let rules = &desk.resource.rules;
-        self.decide(desk, email, |open| {
-            check_seen(seen, open, email, now)?;
-            f(rules, open, now)
-        })
-        .await
     }
 
     /// The one path of every change: decide and commit, update the snapshot,

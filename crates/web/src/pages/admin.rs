@@ -10,8 +10,13 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use jit_domain::{Actor, Email, Reason, Request, Resource, State as RequestState, Status, Ticket};
-use jit_service::{AdminView, ResourceView, RevokeScope, SyncFailure, SyncStatus};
+use jit_domain::{
+    Actor, Email, Reason, Request, Resource, ResourceName, Seen, State as RequestState, Status,
+    Ticket,
+};
+use jit_service::{
+    AdminView, Caller, Decision, Outcome, ResourceView, RevokeScope, SyncFailure, SyncStatus,
+};
 use time::OffsetDateTime;
 
 use super::index::reason_help;
@@ -342,20 +347,30 @@ pub(crate) async fn approve(
         request,
     }): Form<Approval>,
 ) -> Result<Response, WebError> {
-    let resource = resource_or_first(&app, resource);
-    let outcome = app
-        .service
-        .approve(
-            &admin,
-            &resource,
-            &email,
-            duration,
-            seen(request, Status::Pending),
-        )
-        .await?;
-    require_applied(&outcome)?;
+    let seen = seen(request, Status::Pending);
+    let decision = Decision::Approve { duration };
+    let (resource, outcome) = decided(&app, &admin, resource, &email, seen, decision).await?;
     let notice = progress(&app, &resource, &outcome.request, Notice::Approved)?;
     Ok(flasher.redirect("/admin", notice, Some(&email)))
+}
+
+/// Makes `decision` on the resource named (the first one if none, as the
+/// original's forms name none); answers once it is applied.
+async fn decided(
+    app: &AppState,
+    admin: &Caller,
+    resource: Option<ResourceName>,
+    email: &Email,
+    seen: Option<Seen>,
+    decision: Decision,
+) -> Result<(String, Outcome), WebError> {
+    let resource = resource_or_first(app, resource);
+    let outcome = app
+        .service
+        .decide_as(admin, &resource, email, seen, decision)
+        .await?;
+    require_applied(&outcome)?;
+    Ok((resource, outcome))
 }
 
 /// `done` when the decision took effect, else how many approvals it has.
@@ -410,12 +425,16 @@ async fn end(
     }: Subject,
     shown: Status,
 ) -> Result<Response, WebError> {
-    let resource = resource_or_first(&app, resource);
-    let outcome = app
-        .service
-        .revoke(&admin, &resource, &email, comment, seen(request, shown))
-        .await?;
-    require_applied(&outcome)?;
+    let decision = Decision::Revoke { comment };
+    let (_, outcome) = decided(
+        &app,
+        &admin,
+        resource,
+        &email,
+        seen(request, shown),
+        decision,
+    )
+    .await?;
     let notice = if outcome.request.state.status() == Status::Rejected {
         Notice::Rejected
     } else {
@@ -436,12 +455,9 @@ pub(crate) async fn approve_extension(
         ..
     }): Form<Subject>,
 ) -> Result<Response, WebError> {
-    let resource = resource_or_first(&app, resource);
-    let outcome = app
-        .service
-        .approve_extension(&admin, &resource, &email, seen(request, Status::Active))
-        .await?;
-    require_applied(&outcome)?;
+    let seen = seen(request, Status::Active);
+    let decision = Decision::ApproveExtension;
+    let (resource, outcome) = decided(&app, &admin, resource, &email, seen, decision).await?;
     let notice = progress(&app, &resource, &outcome.request, Notice::ExtensionApproved)?;
     Ok(flasher.redirect("/admin", notice, Some(&email)))
 }
@@ -458,18 +474,9 @@ pub(crate) async fn reject_extension(
         comment,
     }): Form<Subject>,
 ) -> Result<Response, WebError> {
-    let resource = resource_or_first(&app, resource);
-    let outcome = app
-        .service
-        .reject_extension(
-            &admin,
-            &resource,
-            &email,
-            comment,
-            seen(request, Status::Active),
-        )
-        .await?;
-    require_applied(&outcome)?;
+    let seen = seen(request, Status::Active);
+    let decision = Decision::RejectExtension { comment };
+    decided(&app, &admin, resource, &email, seen, decision).await?;
     Ok(flasher.redirect("/admin", Notice::ExtensionDeclined, Some(&email)))
 }
 
@@ -484,9 +491,8 @@ pub(crate) async fn grant(
         ask,
     }): Form<GrantForm>,
 ) -> Result<Response, WebError> {
-    let resource = resource_or_first(&app, resource);
-    let outcome = app.service.grant(&admin, &resource, &email, ask).await?;
-    require_applied(&outcome)?;
+    let decision = Decision::Grant { ask };
+    let (resource, outcome) = decided(&app, &admin, resource, &email, None, decision).await?;
     let notice = progress(&app, &resource, &outcome.request, Notice::Granted)?;
     Ok(flasher.redirect("/admin", notice, Some(&email)))
 }
