@@ -48,7 +48,7 @@ impl FileError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             FileError::Unreadable { path, error } => vec![format!(
-                "CONFIG_FILE: cannot read {}: {error}",
+                "cannot read the resources file {}: {error}",
                 path.display()
             )],
             FileError::Invalid { path, problems } => problems
