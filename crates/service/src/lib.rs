@@ -251,21 +251,17 @@ impl Service {
         }
     }
 
-    /// The sync status of the first resource's policy (the original's one).
-    pub fn sync_status(&self) -> SyncStatus {
-        self.inner.desks[0].reconciler.status()
-    }
-
-    /// The store's record of the last sync of each resource's policy, by
-    /// any replica; reading it also shows that the store answers.
-    pub async fn recorded_sync(&self) -> Result<Vec<(ResourceName, SyncState)>, StoreError> {
+    /// Each resource's policy: this replica's memory of its syncs and the
+    /// store's record of the last one by any replica. Reading the record
+    /// also shows that the store answers.
+    pub async fn sync_states(
+        &self,
+    ) -> Result<Vec<(ResourceName, SyncStatus, SyncState)>, StoreError> {
         let mut out = Vec::with_capacity(self.inner.desks.len());
         for d in &self.inner.desks {
             let policy = &d.reconciler.config().policy_name;
-            out.push((
-                d.resource.name.clone(),
-                self.inner.store.sync_state(policy).await?,
-            ));
+            let recorded = self.inner.store.sync_state(policy).await?;
+            out.push((d.resource.name.clone(), d.reconciler.status(), recorded));
         }
         Ok(out)
     }

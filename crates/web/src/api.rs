@@ -194,7 +194,13 @@ pub(crate) async fn requests(
         pending: all(|v| &v.pending),
         active: all(|v| &v.active),
         ended: view.ended.iter().map(RequestJson::of).collect(),
-        sync: SyncJson::of(&view.resources[0].sync, None),
+        sync: SyncJson::all(
+            &view
+                .resources
+                .iter()
+                .map(|v| SyncJson::of(&v.sync, None))
+                .collect::<Vec<_>>(),
+        ),
     };
     Ok((status, Json(body)).into_response())
 }

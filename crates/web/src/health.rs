@@ -2,6 +2,7 @@
 //! and the last sync with Pomerium Zero succeeded). Neither needs an
 //! assertion, so neither reveals an email, an id or an error text.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -22,13 +23,16 @@ pub(crate) async fn healthz() -> &'static str {
 #[derive(Debug, Serialize)]
 pub(crate) struct Readiness {
     store: &'static str,
+    /// All resources' policies together: ok only if each is.
     sync: SyncJson,
+    /// Each resource's policy, by resource name.
+    resources: BTreeMap<String, SyncJson>,
 }
 
 /// Reading the reconciler's record both checks that the store answers and
 /// tells how the last sync (by any replica) went.
 pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let recorded = match tokio::time::timeout(STORE_TIMEOUT, app.service.recorded_sync()).await {
+    let recorded = match tokio::time::timeout(STORE_TIMEOUT, app.service.sync_states()).await {
         Ok(Ok(state)) => Some(state),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: the store does not answer");
@@ -39,11 +43,13 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Rea
             None
         }
     };
-    let first = recorded
-        .as_ref()
-        .and_then(|all| all.first().map(|(_, s)| s));
-    let sync = SyncJson::of(&app.service.sync_status(), first);
     let store_ok = recorded.is_some();
+    let resources: BTreeMap<String, SyncJson> = recorded
+        .unwrap_or_default()
+        .iter()
+        .map(|(name, memory, record)| (name.to_string(), SyncJson::of(memory, Some(record))))
+        .collect();
+    let sync = SyncJson::all(resources.values());
     let status = if store_ok && sync.ok {
         StatusCode::OK
     } else {
@@ -54,6 +60,7 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Rea
         Json(Readiness {
             store: if store_ok { "ok" } else { "error" },
             sync,
+            resources,
         }),
     )
 }

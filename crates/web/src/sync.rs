@@ -74,6 +74,23 @@ impl SyncJson {
             auto_apply_changesets: memory.auto_apply,
         }
     }
+
+    /// Several policies as one: ok only if each is (and there is one),
+    /// the oldest last success, the first failure.
+    pub fn all<'a>(each: impl IntoIterator<Item = &'a SyncJson>) -> SyncJson {
+        let each: Vec<&SyncJson> = each.into_iter().collect();
+        let last_success_at = each
+            .iter()
+            .map(|s| s.last_success_at.clone())
+            .collect::<Option<Vec<_>>>()
+            .and_then(|all| all.into_iter().min());
+        SyncJson {
+            ok: !each.is_empty() && each.iter().all(|s| s.ok),
+            last_success_at,
+            failure: each.iter().find_map(|s| s.failure),
+            auto_apply_changesets: each.first().and_then(|s| s.auto_apply_changesets),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +157,26 @@ mod tests {
         };
         let here = SyncJson::of(&memory, Some(&failed));
         assert_eq!((here.ok, here.failure), (false, Some("zero_refused")));
+    }
+
+    #[test]
+    fn several_policies_are_ok_only_together() {
+        let ok = |at: &str| SyncJson {
+            ok: true,
+            last_success_at: Some(at.into()),
+            failure: None,
+            auto_apply_changesets: None,
+        };
+        let both = SyncJson::all(&[ok("2026-11-30T10:00:00Z"), ok("2026-11-30T09:00:00Z")]);
+        assert!(both.ok);
+        assert_eq!(
+            both.last_success_at.as_deref(),
+            Some("2026-11-30T09:00:00Z")
+        );
+        let never = SyncJson::of(&SyncStatus::default(), None);
+        let one_never = SyncJson::all(&[ok("2026-11-30T10:00:00Z"), never]);
+        assert!(!one_never.ok);
+        assert_eq!(one_never.last_success_at, None, "one never synced");
+        assert!(!SyncJson::all(&[]).ok, "nothing synced is not ok");
     }
 }

@@ -173,3 +173,70 @@ async fn a_decision_saved_while_zero_is_down_says_so() {
         .status();
     assert_eq!(status, jit_domain::Status::Active, "durable");
 }
+
+/// With several resources, readiness names each policy's sync and is ready
+/// only when every one of them is.
+#[tokio::test]
+async fn readyz_covers_every_resources_policy() {
+    use crate::harness::resource;
+    let app = App::with(Options {
+        resources: vec![
+            resource("alpha", "Alpha", None, Default::default()),
+            resource("beta", "Beta", None, Default::default()),
+        ],
+        apply_wait: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    // Two `jit-beta` policies made in the console: beta's reconciler refuses
+    // to guess which one to write; alpha's goes on.
+    let twin = app
+        .zero
+        .insert_policy(serde_json::json!({ "name": "jit-beta" }))
+        .unwrap();
+    app.zero
+        .insert_policy(serde_json::json!({ "name": "jit-beta" }))
+        .unwrap();
+    let alice = TestUser::alice();
+    let a = app
+        .post("/request-access", &alice, &[("resource", "alpha")])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let a = app
+        .post("/request-access", &alice, &[("resource", "beta")])
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "saved, not applied: {}",
+        a.body
+    );
+
+    let a = app.get("/readyz", None).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    let r = a.json();
+    assert_eq!(r["resources"]["alpha"]["ok"], true, "{r}");
+    assert_eq!(r["resources"]["beta"]["ok"], false, "{r}");
+    assert_eq!(
+        r["resources"]["beta"]["failure"], "zero_inconsistent",
+        "{r}"
+    );
+    assert_eq!(r["sync"]["ok"], false, "one failing policy is enough");
+
+    // One twin removed: beta's retries converge and the service is ready.
+    assert!(app.zero.remove_policy(&twin));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = app.get("/readyz", None).await;
+        if a.status == StatusCode::OK {
+            assert_eq!(a.json()["resources"]["beta"]["ok"], true);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready: {}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
