@@ -334,6 +334,23 @@ impl Browser {
         assert_eq!(seen.json(), &json!(on), "the dark colour scheme emulation");
     }
 
+    /// A screenshot with the element at `xpath` at the top of the window.
+    async fn shot_at(&self, xpath: &str, name: &str) {
+        let element = self
+            .driver
+            .find(By::XPath(xpath))
+            .await
+            .unwrap_or_else(|e| panic!("nothing at {xpath}: {e}"));
+        self.driver
+            .execute(
+                "arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -16);",
+                vec![element.to_json().unwrap()],
+            )
+            .await
+            .unwrap();
+        self.shot(name).await;
+    }
+
     async fn shot(&self, name: &str) {
         let png = self.driver.screenshot_as_png().await.expect("screenshot");
         std::fs::write(self.shots.join(name), &png).unwrap();
@@ -421,7 +438,10 @@ async fn walk(b: &Browser) {
     b.fill(&prod, "reason", "Run the CHG-1 migration on orders")
         .await;
     b.fill(&prod, "ticket", "CHG-1").await;
-    b.shot("1-catalog.png").await;
+    // A tall window shows the catalog down to the filled-in form.
+    b.driver.set_window_rect(0, 0, 1200, 1700).await.unwrap();
+    b.shot_at("//body", "1-catalog.png").await;
+    b.driver.set_window_rect(0, 0, 1200, 900).await.unwrap();
     b.click_in(&prod, "Request access").await;
     b.expect_in(&prod, "Pending").await;
     b.expect_in(&prod, "0 of 2").await;
@@ -446,7 +466,7 @@ async fn walk(b: &Browser) {
     b.expect_in(&app, "Active 1").await;
     b.click_in(&prod, "Approve").await;
     b.expect_in(&prod, "1 of 2").await;
-    b.shot("2-admin-two-approvers.png").await;
+    b.shot_at(&prod, "2-admin-two-approvers.png").await;
     b.axe("approvers' page, one of two approvals").await;
 
     // Alice sees the progress on her request's own page.
@@ -466,7 +486,7 @@ async fn walk(b: &Browser) {
     b.sign_in("Alice").await;
     b.open("/protected/").await;
     b.expect("Allowed").await;
-    b.shot("4-protected-allowed.png").await;
+    b.shot("3-protected-allowed.png").await;
     b.axe("protected app, allowed").await;
     b.open("/").await;
     b.expect_in(&prod, "Access granted").await;
@@ -492,7 +512,11 @@ async fn walk(b: &Browser) {
     b.axe("approvers' page, extension asked").await;
     b.click_in(&prod, "Approve extension").await;
     b.expect_in(&prod, "Approvals: 1 of 2").await;
-    b.shot("3-extension.png").await;
+    b.shot_at(
+        &format!("{prod}/h3[starts-with(normalize-space(), 'Active')]"),
+        "4-extension.png",
+    )
+    .await;
     b.sign_in("Dave").await;
     b.open("/admin").await;
     b.click_in(&prod, "Approve extension").await;
