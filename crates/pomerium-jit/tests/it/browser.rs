@@ -560,10 +560,25 @@ async fn walk(b: &Browser) {
     b.expect_in(&section("Recently ended"), "Done for today")
         .await;
     b.axe("approvers' page, revoked").await;
+
+    // The approvers' other pages, with this walk's trail in them.
+    b.click_in(&prod, "Details").await;
+    b.expect("Request for Production database").await;
+    b.axe("approvers' view of a request").await;
+    b.open("/admin/audit").await;
+    b.expect_in("//main", "Audit trail").await;
+    b.axe("audit trail").await;
+    b.open("/admin/history").await;
+    b.expect_in("//main", "History").await;
+    b.axe("history with its timeline").await;
+
     b.sign_in("Alice").await;
     b.open("/protected/").await;
     b.expect("Denied").await;
     b.open("/").await;
     b.expect_in(&app, "Done for today").await;
     b.axe("catalog, revoked with a comment").await;
+    b.open("/history").await;
+    b.expect("Your history").await;
+    b.axe("a person's own history").await;
 }
