@@ -60,6 +60,40 @@ async fn listening_is_the_last_start_up_line() {
     );
 }
 
+/// Logs going to a file or a collector carry no terminal colour codes.
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let env = Env::new().await;
+    let mut child = env
+        .command(&[("LOG_FORMAT", "text")])
+        .spawn()
+        .expect("spawn pomerium-jit");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let listening = line.contains("pomerium-jit listening");
+            let _ = tx.send(line);
+            if listening {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        lines.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("pomerium-jit listening"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+}
+
 #[tokio::test]
 async fn a_secret_given_as_a_flag_is_warned_about_without_showing_it() {
     let env = Env::new().await;
