@@ -191,6 +191,39 @@ impl App {
         )
     }
 
+    /// Like [`App::post`], but a connection that fails (a killed process)
+    /// is an error rather than a panic.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        token: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Result<(u16, String)> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .header("X-Pomerium-Jwt-Assertion", token)
+            .header("Sec-Fetch-Site", "same-origin")
+            .form(form)
+            .send()
+            .await?;
+        Ok((resp.status().as_u16(), resp.text().await?))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a name `kill` knows: STOP, CONT, KILL) to the process
+    /// without taking it, for an app shared between tasks.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
     /// SIGKILL: no graceful anything.
     pub fn kill9(mut self) {
         self.child.kill().expect("kill");

@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod config;
 mod deploy;
+mod failover;
 mod faults;
 mod flow;
 mod startup;
