@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// Time between periodic syncs with Pomerium Zero.
     #[arg(long, env = "SYNC_INTERVAL", default_value = "30s")]
     pub sync_interval: String,
+    /// How old a sync may be before a load of /admin starts one in the background.
+    #[arg(long, env = "SYNC_MAX_AGE", default_value = "5s")]
+    pub sync_max_age: String,
     /// How long a change waits to be applied before the page answers.
     #[arg(long, env = "APPLY_WAIT", default_value = "5s")]
     pub apply_wait: String,
@@ -124,6 +127,7 @@ pub struct Settings {
     pub resources: Vec<Resource>,
     pub admins: Admins,
     pub sync_interval: Duration,
+    pub sync_max_age: Duration,
     pub apply_wait: Duration,
     pub apply_changesets: bool,
     pub decode: DecodeOptions,
@@ -239,6 +243,7 @@ impl ServeArgs {
         if sync_interval.is_some_and(|d| d < Duration::from_secs(1)) {
             p.push("SYNC_INTERVAL must be at least 1s".into());
         }
+        let sync_max_age = check(p, duration("SYNC_MAX_AGE", &self.sync_max_age));
         let apply_wait = check(p, duration("APPLY_WAIT", &self.apply_wait));
         let apply_changesets = check(p, boolean("APPLY_CHANGESETS", &self.apply_changesets));
         let naive_offset = check(
@@ -283,6 +288,7 @@ impl ServeArgs {
             cluster,
             database_url,
             sync_interval,
+            sync_max_age,
             apply_wait,
             apply_changesets,
             naive_offset,
@@ -295,6 +301,7 @@ impl ServeArgs {
                 Some(cluster),
                 Some(database_url),
                 Some(sync_interval),
+                Some(sync_max_age),
                 Some(apply_wait),
                 Some(apply_changesets),
                 Some(naive_offset),
@@ -311,6 +318,7 @@ impl ServeArgs {
                     resources,
                     admins,
                     sync_interval,
+                    sync_max_age,
                     apply_wait,
                     apply_changesets,
                     decode: DecodeOptions { naive_offset },

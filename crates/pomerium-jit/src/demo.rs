@@ -222,6 +222,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         resources: resources(args.grant_duration)?,
         admins: Admins::new(admins, []),
         sync_interval: Duration::from_secs(5),
+        sync_max_age: Duration::from_secs(5),
         apply_wait: Duration::from_secs(5),
         apply_changesets: false,
         decode: DecodeOptions::default(),

@@ -97,6 +97,7 @@ impl App {
             jit_service::Settings {
                 admins: settings.admins,
                 apply_wait: settings.apply_wait,
+                sync_max_age: settings.sync_max_age,
                 ..Default::default()
             },
         )

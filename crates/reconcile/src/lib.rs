@@ -81,6 +81,8 @@ struct Inner {
     status: watch::Sender<SyncStatus>,
     /// The lease of the run under way, to hand back if shutdown cuts it short.
     held: std::sync::Mutex<Option<jit_store::Fence>>,
+    /// When the latest run started, for [`Reconciler::refresh`].
+    last_start: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Reconciler {
@@ -98,6 +100,7 @@ impl Reconciler {
                 last_run: Mutex::new(None),
                 status,
                 held: std::sync::Mutex::new(None),
+                last_start: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -115,6 +118,20 @@ impl Reconciler {
         self.inner.wake.notify_one();
     }
 
+    /// Asks the background loop for a run unless one started within
+    /// `max_age`: pages call this on every load and never wait, and a burst
+    /// of loads makes at most one run (one read of Zero) per `max_age`.
+    pub fn refresh(&self, max_age: Duration) {
+        let mut started = self.inner.last_start.lock().expect("last start");
+        if started.is_none_or(|at| at.elapsed() >= max_age) {
+            // Claimed here, so the loads racing this one do not nudge again
+            // (a second nudge would queue a second run).
+            *started = Some(Instant::now());
+            drop(started);
+            self.nudge();
+        }
+    }
+
     /// Runs a sync now, or joins one that started after this call: concurrent
     /// callers (page loads) share one run.
     pub async fn sync_now(&self) -> Result<SyncReport, SyncFailure> {
@@ -126,6 +143,7 @@ impl Reconciler {
             return result.clone();
         }
         let started = Instant::now();
+        *self.inner.last_start.lock().expect("last start") = Some(started);
         let result = self.run_once().await.map_err(|e| e.failure());
         *last = Some((started, result.clone()));
         result

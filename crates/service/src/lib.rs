@@ -129,7 +129,7 @@ pub struct AdminView {
     pub resources: Vec<ResourceView>,
     /// Recently ended requests on those resources, newest first.
     pub ended: Vec<Request>,
-    /// The result of the syncs made for this view.
+    /// The latest sync of those resources' policies, or the first failure.
     pub fresh: Result<(), SyncFailure>,
 }
 
@@ -149,6 +149,9 @@ pub struct Settings {
     pub apply_wait: Duration,
     /// How many ended requests the admin page and snapshot keep.
     pub recent_ended: usize,
+    /// How old a resource's last sync may be before a load of the
+    /// approvers' page starts one in the background.
+    pub sync_max_age: Duration,
     /// How old a check of the audit trail may be before the audit page
     /// redoes it (a full walk and replay).
     pub audit_check_max_age: Duration,
@@ -160,6 +163,7 @@ impl Default for Settings {
             admins: Admins::default(),
             apply_wait: Duration::from_secs(5),
             recent_ended: 200,
+            sync_max_age: Duration::from_secs(5),
             audit_check_max_age: Duration::from_secs(300),
         }
     }
@@ -443,49 +447,15 @@ impl Service {
         Ok(out)
     }
 
-    /// Syncs each resource the caller approves with Zero first (sharing
-    /// runs with concurrent page loads), then reads the store. A failed
-    /// sync still yields the store's view, with the failure in
-    /// [`AdminView::fresh`].
+    /// What the approvers' page shows, from the store: it never waits on
+    /// Zero. A load starts a background sync of each resource it shows
+    /// whose last one is older than [`Settings::sync_max_age`] (one run
+    /// per window, whatever the page rate); [`AdminView::fresh`] says
+    /// whether the latest sync failed.
     pub async fn admin_view(&self, caller: &Caller) -> Result<AdminView, ServiceError> {
-        let desks: Vec<&Desk> = self
-            .inner
-            .desks
-            .iter()
-            .filter(|d| self.approves(caller, &d.resource).is_ok())
-            .collect();
-        if desks.is_empty() {
-            // Say why in the admins' terms (open mode, lists).
-            self.inner.settings.admins.check(caller)?;
-            return Err(ServiceError::NotAdmin);
-        }
-        let wait = self.inner.settings.apply_wait;
-        let runs: Vec<_> = desks
-            .iter()
-            .map(|d| {
-                let reconciler = d.reconciler.clone();
-                tokio::spawn(async move { reconciler.sync_now().await })
-            })
-            .collect();
-        let mut fresh = Ok(());
-        // The runs go on in the background if Zero is slow; the page waits
-        // at most `apply_wait` in all and then shows the store's view.
-        let deadline = tokio::time::Instant::now() + wait;
-        for run in runs {
-            let result = match tokio::time::timeout_at(deadline, run).await {
-                Ok(Ok(Err(f))) if f.kind != jit_reconcile::FailureKind::Busy => Err(f),
-                Ok(_) => Ok(()),
-                Err(_) => Err(SyncFailure {
-                    kind: jit_reconcile::FailureKind::ZeroUnavailable,
-                    message: format!(
-                        "Pomerium Zero did not answer within {} s; showing what the database knows",
-                        wait.as_secs()
-                    ),
-                }),
-            };
-            if fresh.is_ok() {
-                fresh = result;
-            }
+        let desks = self.approved_desks(caller)?;
+        for d in &desks {
+            d.reconciler.refresh(self.inner.settings.sync_max_age);
         }
         let (open, ended) = self.reload().await?;
         let mut resources: Vec<ResourceView> = desks
@@ -497,6 +467,15 @@ impl Service {
                 sync: d.reconciler.status(),
             })
             .collect();
+        let fresh = match resources.iter().find_map(|v| {
+            v.sync
+                .last_error
+                .clone()
+                .filter(|f| f.kind != jit_reconcile::FailureKind::Busy)
+        }) {
+            Some(f) => Err(f),
+            None => Ok(()),
+        };
         for r in open {
             if let Some(view) = resources.iter_mut().find(|v| v.resource.name == r.resource) {
                 match r.state.status() {
@@ -519,6 +498,58 @@ impl Service {
             ended,
             fresh,
         })
+    }
+
+    /// Syncs each resource the caller approves with Zero now (sharing runs
+    /// with concurrent callers) and waits for them, at most `apply_wait`
+    /// in all: the approvers' "Sync now".
+    pub async fn sync_now(&self, caller: &Caller) -> Result<Result<(), SyncFailure>, ServiceError> {
+        let desks = self.approved_desks(caller)?;
+        let wait = self.inner.settings.apply_wait;
+        let runs: Vec<_> = desks
+            .iter()
+            .map(|d| {
+                let reconciler = d.reconciler.clone();
+                tokio::spawn(async move { reconciler.sync_now().await })
+            })
+            .collect();
+        // The runs go on in the background if Zero is slow.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut outcome = Ok(());
+        for run in runs {
+            let result = match tokio::time::timeout_at(deadline, run).await {
+                // Another replica writing right now is as fresh as it gets.
+                Ok(Ok(Err(f))) if f.kind != jit_reconcile::FailureKind::Busy => Err(f),
+                Ok(_) => Ok(()),
+                Err(_) => Err(SyncFailure {
+                    kind: jit_reconcile::FailureKind::ZeroUnavailable,
+                    message: format!(
+                        "Pomerium Zero did not answer within {} s; the sync goes on in the background",
+                        wait.as_secs()
+                    ),
+                }),
+            };
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The resources `caller` approves, or why they approve none.
+    fn approved_desks(&self, caller: &Caller) -> Result<Vec<&Desk>, ServiceError> {
+        let desks: Vec<&Desk> = self
+            .inner
+            .desks
+            .iter()
+            .filter(|d| self.approves(caller, &d.resource).is_ok())
+            .collect();
+        if desks.is_empty() {
+            // Say why in the admins' terms (open mode, lists).
+            self.inner.settings.admins.check(caller)?;
+            return Err(ServiceError::NotAdmin);
+        }
+        Ok(desks)
     }
 
     /// Keeps the snapshot current with changes made elsewhere; returns on shutdown.

@@ -79,6 +79,9 @@ pub enum WebError {
     /// Durable, but not in Pomerium Zero's policy yet.
     #[error("the decision is saved but not applied yet")]
     NotApplied(Option<SyncFailure>),
+    /// An approver's "Sync now" could not complete.
+    #[error("the sync with Pomerium Zero failed")]
+    SyncFailed(SyncFailure),
     #[error("cross-site request refused")]
     CrossSite,
     #[error("no such page")]
@@ -197,6 +200,16 @@ impl WebError {
                          again. Until then Pomerium still enforces the previous policy.",
                     )
             }
+            WebError::SyncFailed(f) => p(S::SERVICE_UNAVAILABLE, "sync-failed", "Sync failed")
+                .detail(format!(
+                    "The sync with Pomerium Zero failed ({}): {}",
+                    failure_code(f.kind),
+                    failure_text(f.kind)
+                ))
+                .hint(
+                    "The page shows what the database holds; decisions are saved and applied once \
+                     Pomerium Zero answers. The app keeps retrying on its own.",
+                ),
             WebError::CrossSite => p(S::FORBIDDEN, "cross-site", "Cross-site request refused")
                 .detail("This change was sent from another site, so it was refused and nothing was changed.")
                 .hint("Make changes from this app's own pages.")
@@ -233,6 +246,9 @@ impl WebError {
             }
             WebError::Service(ServiceError::Store(e)) => {
                 tracing::error!(error = %e, "store failed")
+            }
+            WebError::SyncFailed(f) => {
+                tracing::warn!(failure = failure_code(f.kind), "sync now failed")
             }
             WebError::NotApplied(failure) => tracing::warn!(
                 failure = failure.as_ref().map(|f| failure_code(f.kind)),
@@ -692,6 +708,13 @@ mod tests {
             ),
             (WebError::field("email", "bad"), 400),
             (WebError::NotApplied(None), 503),
+            (
+                WebError::SyncFailed(SyncFailure {
+                    kind: jit_service::FailureKind::ZeroUnavailable,
+                    message: "down".into(),
+                }),
+                503,
+            ),
             (WebError::CrossSite, 403),
             (WebError::NotFound, 404),
             (WebError::TooLarge, 413),

@@ -98,6 +98,7 @@ pub fn router(config: WebConfig) -> Router {
         .route("/requests/{id}", get(pages::request::page))
         .route("/admin", get(pages::admin::page))
         .route("/admin/approve-access", post(pages::admin::approve))
+        .route("/admin/sync-now", post(pages::admin::sync_now))
         .route("/admin/revoke-access", post(pages::admin::revoke))
         .route("/admin/reject-access", post(pages::admin::reject))
         .route("/admin/approve-extension", post(pages::admin::approve_extension))

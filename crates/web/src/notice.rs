@@ -58,11 +58,13 @@ pub(crate) enum Notice {
     Granted,
     /// How many grants a bulk revocation ended.
     RevokedAll(u16),
+    /// An approver's "Sync now" completed.
+    Synced,
 }
 
 impl Notice {
     #[cfg(test)]
-    const ALL: [Notice; 19] = [
+    const ALL: [Notice; 20] = [
         Notice::Requested,
         Notice::AutoApproved,
         Notice::AlreadyPending,
@@ -82,6 +84,7 @@ impl Notice {
         Notice::Granted,
         Notice::RevokedAll(0),
         Notice::RevokedAll(12),
+        Notice::Synced,
     ];
 
     /// The notice in the cookie: a word, and numbers after `-`.
@@ -107,6 +110,7 @@ impl Notice {
             Notice::ExtensionDeclined => "extension_declined".into(),
             Notice::Granted => "granted".into(),
             Notice::RevokedAll(n) => format!("revoked_all-{n}"),
+            Notice::Synced => "synced".into(),
         }
     }
 
@@ -139,6 +143,7 @@ impl Notice {
             }
             "extension_declined" => plain(Notice::ExtensionDeclined),
             "granted" => plain(Notice::Granted),
+            "synced" => plain(Notice::Synced),
             "revoked_all" => match numbers.as_slice() {
                 [n] => Some(Notice::RevokedAll(*n)),
                 _ => None,
@@ -219,6 +224,9 @@ impl Notice {
             }
             Notice::RevokedAll(n) => {
                 format!("Revoked {n} grants. Pomerium no longer lets them through.")
+            }
+            Notice::Synced => {
+                "Synced with Pomerium Zero: the page shows every change made there.".into()
             }
         }
     }

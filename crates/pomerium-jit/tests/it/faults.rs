@@ -141,7 +141,8 @@ async fn killed_between_saving_and_applying_converges_after_restart() {
 #[tokio::test]
 async fn a_refused_api_token_shows_on_admin_and_readyz() {
     let env = Env::new().await;
-    let app = env.spawn(&[]);
+    // Every load of /admin refreshes the sync in the background.
+    let app = env.spawn(&[("SYNC_MAX_AGE", "0s")]);
     let alice = TestUser::alice();
     requested(&env, &app, &alice).await;
     let (status, _) = app.get("/readyz", None).await;
@@ -149,9 +150,18 @@ async fn a_refused_api_token_shows_on_admin_and_readyz() {
 
     env.zero.revoke_api_token();
     env.zero.revoke_id_tokens();
-    let (status, page) = app
-        .get("/admin", Some(&env.token(&TestUser::admin())))
-        .await;
+    // The page answers from the store at once; the refresh it started
+    // fails, and the next load says so.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (status, page) = loop {
+        let (status, page) = app
+            .get("/admin", Some(&env.token(&TestUser::admin())))
+            .await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            break (status, page);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(status, 503, "monitors see it");
     assert!(
         page.contains(&alice.email),

@@ -128,8 +128,9 @@ struct EndedRow {
 
 #[derive(Debug)]
 struct SyncPanel {
+    /// The oldest of the shown resources' last successful syncs.
     last_success: Option<When>,
-    /// The failure of the sync made for this page.
+    /// The latest sync's failure, if it failed.
     failure: Option<Banner>,
     /// The cluster does not apply changesets on its own.
     auto_apply_off: bool,
@@ -144,21 +145,32 @@ struct Banner {
 }
 
 impl SyncPanel {
-    fn of(status: &SyncStatus, fresh: &Result<(), SyncFailure>, now: OffsetDateTime) -> SyncPanel {
+    fn of<'a>(
+        statuses: impl IntoIterator<Item = &'a SyncStatus>,
+        fresh: &Result<(), SyncFailure>,
+        now: OffsetDateTime,
+    ) -> SyncPanel {
+        let statuses: Vec<&SyncStatus> = statuses.into_iter().collect();
+        let last_success = statuses
+            .iter()
+            .map(|s| s.last_success_at)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|all| all.into_iter().min());
         SyncPanel {
-            last_success: status.last_success_at.map(|at| When::new(at, now)),
+            last_success: last_success.map(|at| When::new(at, now)),
             failure: fresh.as_ref().err().map(|f| Banner {
                 code: failure_code(f.kind),
                 text: failure_text(f.kind),
                 message: f.message.clone(),
             }),
-            auto_apply_off: status.auto_apply == Some(false),
+            auto_apply_off: statuses.iter().any(|s| s.auto_apply == Some(false)),
         }
     }
 }
 
-/// Always renders the store's view; when the sync made for this page failed
-/// the banner says why and the status is 503, so monitors notice.
+/// Renders the store's view at once; a stale sync is refreshed in the
+/// background. When the latest sync failed the banner says why and the
+/// status is 503, so monitors notice.
 pub(crate) async fn page(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
@@ -175,6 +187,19 @@ pub(crate) async fn page(
     let chrome = Chrome::signed_in(&app, &admin, "admin");
     let page = AdminPage::new(chrome, notice, &view, &admin.email, now);
     Ok((status, flash, page).into_response())
+}
+
+/// "Sync now": syncs the resources the caller approves with Zero and waits
+/// (a bounded time), then goes back to the page.
+pub(crate) async fn sync_now(
+    State(app): State<AppState>,
+    SignedIn(admin): SignedIn,
+    flasher: Flasher,
+) -> Result<Response, WebError> {
+    match app.service.sync_now(&admin).await? {
+        Ok(()) => Ok(flasher.redirect("/admin", Notice::Synced, None)),
+        Err(f) => Err(WebError::SyncFailed(f)),
+    }
 }
 
 /// The query string naming one grant, for its confirmation page.
@@ -222,7 +247,7 @@ impl AdminPage {
         AdminPage {
             chrome,
             notice,
-            sync: SyncPanel::of(&view.resources[0].sync, &view.fresh, now),
+            sync: SyncPanel::of(view.resources.iter().map(|v| &v.sync), &view.fresh, now),
             sections,
             ended,
             reason_max: Reason::MAX_LEN,

@@ -60,10 +60,7 @@ async fn the_admin_page_lists_pending_active_and_ended_with_empty_states() {
         ended.contains("erin@<wbr>example.<wbr>com") && ended.contains(">Rejected<"),
         "{ended}"
     );
-    assert!(
-        page.body
-            .contains("Last successful sync with Pomerium Zero")
-    );
+    assert!(page.body.contains("Last synced with Pomerium Zero"));
 }
 
 /// The part of the page from the heading whose id starts with `id` (the

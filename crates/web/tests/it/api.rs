@@ -105,6 +105,16 @@ async fn a_refused_api_token_shows_on_admin_and_readyz() {
 
     app.zero.revoke_api_token();
     app.zero.revoke_id_tokens();
+    // The page never waits on Zero; "Sync now" does, and says it failed.
+    let synced = app.post("/admin/sync-now", &TestUser::admin(), &[]).await;
+    assert_eq!(
+        synced.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        synced.body
+    );
+    assert!(synced.body.contains("Sync failed"), "{}", synced.body);
+    assert!(synced.body.contains("zero_refused"), "{}", synced.body);
     let page = app.get("/admin", Some(&TestUser::admin())).await;
     assert_eq!(
         page.status,

@@ -31,6 +31,10 @@ pub struct Options {
     pub rules: Rules,
     /// The catalog, in order; empty: the original's one resource.
     pub resources: Vec<Resource>,
+    /// The reconcilers' periodic interval.
+    pub sync_interval: Duration,
+    /// How stale a sync may be before an admin page load refreshes it.
+    pub sync_max_age: Duration,
 }
 
 impl Default for Options {
@@ -41,6 +45,8 @@ impl Default for Options {
             demo: false,
             rules: Rules::default(),
             resources: Vec::new(),
+            sync_interval: Duration::from_secs(1),
+            sync_max_age: Settings::default().sync_max_age,
         }
     }
 }
@@ -145,7 +151,7 @@ impl App {
             .map(|resource| {
                 let mut rc = jit_reconcile::Config::new(&resource.policy.name, zero.cluster_id());
                 rc.namespace_id = zero.namespace_id().to_owned();
-                rc.interval = Duration::from_secs(1);
+                rc.interval = options.sync_interval;
                 let reconciler =
                     Reconciler::new(rc, store.clone(), client.clone(), resource.rules.clone());
                 Desk {
@@ -158,6 +164,7 @@ impl App {
         let settings = Settings {
             admins: options.admins,
             apply_wait: options.apply_wait,
+            sync_max_age: options.sync_max_age,
             ..Default::default()
         };
         let service = Service::new(store, desks, settings).await.unwrap();

@@ -10,6 +10,7 @@ mod history;
 mod identity;
 mod index;
 mod open_mode;
-mod requests;
 mod pages;
+mod requests;
 mod security;
+mod sync;
