@@ -4,6 +4,7 @@ mod audit;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+mod doctor;
 mod resources;
 mod serve;
 
@@ -55,6 +56,10 @@ enum Command {
     Config(ConfigArgs),
     /// Verify or export the audit trail.
     Audit(audit::AuditArgs),
+    /// Check a deployment end to end (settings, JWKS, Pomerium Zero, database, audit trail)
+    /// without changing anything: one line per check; exit 0 if all passed, 1 if one failed,
+    /// 2 if the settings are unusable.
+    Doctor(Box<doctor::DoctorArgs>),
     /// Exit 0 if the service on this machine answers /healthz (for container health checks).
     Healthcheck {
         /// The service's port.
@@ -108,6 +113,10 @@ fn main() -> ExitCode {
         Some(Command::Audit(args)) => {
             init_tracing_with(LogFormat::Text, "warn");
             run(audit::run(args))
+        }
+        Some(Command::Doctor(args)) => {
+            init_tracing_with(LogFormat::Text, "error");
+            doctor::run(*args)
         }
         Some(Command::Healthcheck { port }) => run(healthcheck(port)),
         Some(Command::Config(ConfigArgs {

@@ -151,6 +151,12 @@ impl ZeroClient {
         &self.inner.organization_id
     }
 
+    /// Exchanges the API user token for an ID token, unless a fresh one is
+    /// held: proves the token is accepted without touching anything else.
+    pub async fn authenticate(&self) -> Result<(), ZeroError> {
+        self.id_token().await.map(drop)
+    }
+
     /// All policies in a namespace (`GET /organizations/{org}/policies`).
     /// The API returns a bare array without paging metadata.
     pub async fn list_policies(&self, namespace_id: &str) -> Result<Vec<Policy>, ZeroError> {

@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod config;
 mod deploy;
+mod doctor;
 mod failover;
 mod faults;
 mod flow;
