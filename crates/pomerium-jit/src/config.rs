@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// How old a sync may be before a load of /admin starts one in the background.
     #[arg(long, env = "SYNC_MAX_AGE", default_value = "5s")]
     pub sync_max_age: String,
+    /// How long syncs may keep failing before /readyz fails.
+    #[arg(long, env = "READY_SYNC_GRACE", default_value = "2m")]
+    pub ready_sync_grace: String,
     /// How long a change waits to be applied before the page answers.
     #[arg(long, env = "APPLY_WAIT", default_value = "5s")]
     pub apply_wait: String,
@@ -128,6 +131,7 @@ pub struct Settings {
     pub admins: Admins,
     pub sync_interval: Duration,
     pub sync_max_age: Duration,
+    pub ready_sync_grace: Duration,
     pub apply_wait: Duration,
     pub apply_changesets: bool,
     pub decode: DecodeOptions,
@@ -244,6 +248,7 @@ impl ServeArgs {
             p.push("SYNC_INTERVAL must be at least 1s".into());
         }
         let sync_max_age = check(p, duration("SYNC_MAX_AGE", &self.sync_max_age));
+        let ready_sync_grace = check(p, duration("READY_SYNC_GRACE", &self.ready_sync_grace));
         let apply_wait = check(p, duration("APPLY_WAIT", &self.apply_wait));
         let apply_changesets = check(p, boolean("APPLY_CHANGESETS", &self.apply_changesets));
         let naive_offset = check(
@@ -289,6 +294,7 @@ impl ServeArgs {
             database_url,
             sync_interval,
             sync_max_age,
+            ready_sync_grace,
             apply_wait,
             apply_changesets,
             naive_offset,
@@ -302,6 +308,7 @@ impl ServeArgs {
                 Some(database_url),
                 Some(sync_interval),
                 Some(sync_max_age),
+                Some(ready_sync_grace),
                 Some(apply_wait),
                 Some(apply_changesets),
                 Some(naive_offset),
@@ -319,6 +326,7 @@ impl ServeArgs {
                     admins,
                     sync_interval,
                     sync_max_age,
+                    ready_sync_grace,
                     apply_wait,
                     apply_changesets,
                     decode: DecodeOptions { naive_offset },

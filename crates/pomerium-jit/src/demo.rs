@@ -223,6 +223,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         admins: Admins::new(admins, []),
         sync_interval: Duration::from_secs(5),
         sync_max_age: Duration::from_secs(5),
+        ready_sync_grace: Duration::from_secs(120),
         apply_wait: Duration::from_secs(5),
         apply_changesets: false,
         decode: DecodeOptions::default(),

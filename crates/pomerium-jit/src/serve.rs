@@ -98,6 +98,7 @@ impl App {
                 admins: settings.admins,
                 apply_wait: settings.apply_wait,
                 sync_max_age: settings.sync_max_age,
+                ready_sync_grace: settings.ready_sync_grace,
                 ..Default::default()
             },
         )

@@ -152,6 +152,9 @@ pub struct Settings {
     /// How old a resource's last sync may be before a load of the
     /// approvers' page starts one in the background.
     pub sync_max_age: Duration,
+    /// How long the syncs of a policy may keep failing before `/readyz`
+    /// fails (zero: at once).
+    pub ready_sync_grace: Duration,
     /// How old a check of the audit trail may be before the audit page
     /// redoes it (a full walk and replay).
     pub audit_check_max_age: Duration,
@@ -164,6 +167,7 @@ impl Default for Settings {
             apply_wait: Duration::from_secs(5),
             recent_ended: 200,
             sync_max_age: Duration::from_secs(5),
+            ready_sync_grace: Duration::ZERO,
             audit_check_max_age: Duration::from_secs(300),
         }
     }

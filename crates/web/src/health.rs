@@ -10,6 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use jit_service::{SyncState, SyncStatus};
+use time::OffsetDateTime;
+
 use crate::AppState;
 use crate::sync::SyncJson;
 
@@ -29,6 +32,16 @@ pub(crate) struct Readiness {
     resources: BTreeMap<String, SyncJson>,
 }
 
+/// Whether a policy counts as in sync for readiness: synced at least once
+/// (by any replica), and either the latest sync succeeded or it has failed
+/// for less than `grace`, so a short Zero outage does not take every
+/// replica out of service (grants still end on time in Pomerium).
+fn in_sync(memory: &SyncStatus, record: &SyncState, now: OffsetDateTime, grace: Duration) -> bool {
+    let last_success = record.last_success_at.max(memory.last_success_at);
+    let failing = record.last_error.is_some();
+    last_success.is_some_and(|at| !failing || now - at < grace)
+}
+
 /// Reading the reconciler's record both checks that the store answers and
 /// tells how the last sync (by any replica) went.
 pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -44,13 +57,18 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Rea
         }
     };
     let store_ok = recorded.is_some();
+    let recorded = recorded.unwrap_or_default();
+    let grace = app.service.settings().ready_sync_grace;
+    let now = time::OffsetDateTime::now_utc();
+    let synced = recorded
+        .iter()
+        .all(|(_, memory, record)| in_sync(memory, record, now, grace));
     let resources: BTreeMap<String, SyncJson> = recorded
-        .unwrap_or_default()
         .iter()
         .map(|(name, memory, record)| (name.to_string(), SyncJson::of(memory, Some(record))))
         .collect();
     let sync = SyncJson::all(resources.values());
-    let status = if store_ok && sync.ok {
+    let status = if store_ok && synced {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

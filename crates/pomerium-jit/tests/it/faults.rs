@@ -142,7 +142,7 @@ async fn killed_between_saving_and_applying_converges_after_restart() {
 async fn a_refused_api_token_shows_on_admin_and_readyz() {
     let env = Env::new().await;
     // Every load of /admin refreshes the sync in the background.
-    let app = env.spawn(&[("SYNC_MAX_AGE", "0s")]);
+    let app = env.spawn(&[("SYNC_MAX_AGE", "0s"), ("READY_SYNC_GRACE", "0s")]);
     let alice = TestUser::alice();
     requested(&env, &app, &alice).await;
     let (status, _) = app.get("/readyz", None).await;

@@ -250,3 +250,45 @@ async fn readyz_covers_every_resources_policy() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A short Zero outage does not take the service out of rotation: readiness
+/// fails only once syncs have failed for longer than the grace.
+#[tokio::test]
+async fn readyz_tolerates_failing_syncs_for_the_grace() {
+    let grace = Duration::from_secs(2);
+    let app = App::with(Options {
+        ready_sync_grace: grace,
+        sync_interval: Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let alice = TestUser::alice();
+    app.request(&alice).await;
+    let synced_at = tokio::time::Instant::now();
+    app.zero.revoke_api_token();
+    app.zero.revoke_id_tokens();
+    let failed = app.post("/admin/sync-now", &TestUser::admin(), &[]).await;
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.body
+    );
+
+    let a = app.get("/readyz", None).await;
+    assert!(
+        synced_at.elapsed() < grace,
+        "the test ran too slowly to check the grace"
+    );
+    assert_eq!(a.status, StatusCode::OK, "within the grace: {}", a.body);
+    assert_eq!(a.json()["sync"]["ok"], false, "still says the sync fails");
+
+    tokio::time::sleep_until(synced_at + grace + Duration::from_millis(200)).await;
+    let a = app.get("/readyz", None).await;
+    assert_eq!(
+        a.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "past the grace: {}",
+        a.body
+    );
+}

@@ -35,6 +35,8 @@ pub struct Options {
     pub sync_interval: Duration,
     /// How stale a sync may be before an admin page load refreshes it.
     pub sync_max_age: Duration,
+    /// How long syncs may fail before `/readyz` does.
+    pub ready_sync_grace: Duration,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             resources: Vec::new(),
             sync_interval: Duration::from_secs(1),
             sync_max_age: Settings::default().sync_max_age,
+            ready_sync_grace: Duration::ZERO,
         }
     }
 }
@@ -165,6 +168,7 @@ impl App {
             admins: options.admins,
             apply_wait: options.apply_wait,
             sync_max_age: options.sync_max_age,
+            ready_sync_grace: options.ready_sync_grace,
             ..Default::default()
         };
         let service = Service::new(store, desks, settings).await.unwrap();
