@@ -221,7 +221,14 @@ pub(crate) fn reason_help(rules: &Rules, required: bool) -> String {
         parts.push(format!("At least {} characters.", r.min_chars));
     }
     match (&r.hint, &r.pattern) {
-        (Some(hint), _) => parts.push(format!("{}.", hint.trim_end_matches('.'))),
+        (Some(hint), _) => {
+            // A hint also ends the domain's "does not have the expected
+            // form: …"; here it is a sentence of its own.
+            let hint = hint.trim_end_matches('.');
+            let mut chars = hint.chars();
+            let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+            parts.push(format!("{}{}.", first.unwrap_or_default(), chars.as_str()));
+        }
         (None, Some(p)) => parts.push(format!("It must match `{}`.", p.as_str())),
         (None, None) => {}
     }
@@ -606,7 +613,7 @@ mod tests {
         rules.reason.hint = Some("name the incident, like INC-123".into());
         assert_eq!(
             reason_help(&rules, false),
-            "Required. At least 10 characters. name the incident, like INC-123. At most 500 characters."
+            "Required. At least 10 characters. Name the incident, like INC-123. At most 500 characters."
         );
     }
 }
