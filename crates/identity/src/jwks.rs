@@ -219,7 +219,9 @@ impl KeyCache {
     async fn fetch_and_store(&self, state: &mut FetchState) -> Result<usize, JwksError> {
         state.last_attempt = Some(Instant::now());
         let previous = self.snapshot();
-        let set = match self.fetch(previous.as_deref()).await {
+        let fetched = self.fetch(previous.as_deref()).await;
+        crate::measure::jwks_fetched(fetched.as_ref().err());
+        let set = match fetched {
             Ok(set) => set,
             Err(error) => {
                 tracing::warn!(

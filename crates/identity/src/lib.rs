@@ -71,6 +71,7 @@ mod error;
 mod identity;
 mod jwks;
 mod keys;
+mod measure;
 mod token;
 mod verifier;
 

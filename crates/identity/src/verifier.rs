@@ -54,6 +54,14 @@ impl Verifier {
     /// Verifies an assertion and returns who it vouches for. A token already
     /// verified is answered from memory until its `exp` (+ leeway).
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, VerifyError> {
+        let verified = self.judge(token).await;
+        if let Err(e) = &verified {
+            crate::measure::refused(e);
+        }
+        verified
+    }
+
+    async fn judge(&self, token: &str) -> Result<Arc<Identity>, VerifyError> {
         let inner = &*self.0;
         if token.len() > inner.max_token_bytes {
             return Err(VerifyError::TooLong {

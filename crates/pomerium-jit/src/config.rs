@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind_address: String,
+    /// Address for Prometheus metrics at /metrics, e.g. 127.0.0.1:9000, apart from
+    /// the main port and without identity checks [default: off].
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// Pomerium Zero console URL; the API is under /api/v0.
     #[arg(long, env = "API_BASE_URL", default_value = jit_zero::DEFAULT_BASE_URL)]
     pub api_base_url: String,
@@ -119,6 +123,8 @@ const SECRET_ARGS: [(&str, &str); 2] = [
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where to serve `/metrics`; `None`: no metrics listener.
+    pub metrics: Option<SocketAddr>,
     pub verifier: Verifier,
     pub zero: ZeroClient,
     pub cluster_id: String,
@@ -190,6 +196,7 @@ impl ServeArgs {
             "Pomerium's key set, e.g. https://jit.example.com/.well-known/pomerium/jwks.json",
         );
         let listen = check(p, parse_listen(&self.bind_address, &self.port));
+        let metrics = check(p, parse_metrics(self.metrics_addr.as_deref(), listen));
         let leeway = check(p, duration("JWT_LEEWAY", &self.jwt_leeway));
         let verifier = jwks.and_then(|jwks| {
             let v = check(
@@ -287,7 +294,7 @@ impl ServeArgs {
         };
 
         match (
-            listen,
+            (listen, metrics),
             verifier,
             zero,
             cluster,
@@ -301,7 +308,7 @@ impl ServeArgs {
             resources,
         ) {
             (
-                Some(listen),
+                (Some(listen), Some(metrics)),
                 Some(verifier),
                 Some(zero),
                 Some(cluster),
@@ -317,6 +324,7 @@ impl ServeArgs {
                 let namespace_id = nonempty(&self.namespace_id).unwrap_or_else(|| cluster.clone());
                 Ok(Settings {
                     listen,
+                    metrics,
                     verifier,
                     zero,
                     cluster_id: cluster,
@@ -487,6 +495,28 @@ fn parse_listen(bind: &str, port: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// `METRICS_ADDR`: unset or empty is off; otherwise an address and port,
+/// not the main one (`/metrics` has no identity check, so it must not share
+/// the port Pomerium forwards to).
+fn parse_metrics(
+    raw: Option<&str>,
+    main: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, String> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = raw.parse().map_err(|_| {
+        format!("METRICS_ADDR: `{raw}` is not an address and port like 127.0.0.1:9000")
+    })?;
+    if main.is_some_and(|m| m.port() == addr.port() && addr.port() != 0) {
+        return Err(format!(
+            "METRICS_ADDR: port {} is the main port (PORT); metrics need a port of their own",
+            addr.port()
+        ));
+    }
+    Ok(Some(addr))
+}
+
 fn duration(name: &str, v: &str) -> Result<Duration, String> {
     humantime::parse_duration(v.trim())
         .map_err(|e| format!("{name}: `{v}` is not a duration like 30s or 5m ({e})"))
@@ -543,6 +573,28 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("org1"), "{shown}");
         }
+    }
+
+    #[test]
+    fn metrics_listener_is_off_unless_set_and_never_the_main_port() {
+        assert_eq!(parse(&FULL).unwrap().metrics, None);
+        let with = |addr: &str| {
+            let mut argv = FULL.to_vec();
+            argv.extend(["--metrics-addr", addr]);
+            parse(&argv)
+        };
+        assert_eq!(
+            with("127.0.0.1:9000").unwrap().metrics,
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+        assert_eq!(with(" ").unwrap().metrics, None);
+        let problems = with("localhost").unwrap_err().join("\n");
+        assert!(
+            problems.starts_with("METRICS_ADDR: `localhost`"),
+            "{problems}"
+        );
+        let problems = with("0.0.0.0:8000").unwrap_err().join("\n");
+        assert!(problems.contains("is the main port"), "{problems}");
     }
 
     #[test]

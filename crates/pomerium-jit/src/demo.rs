@@ -209,6 +209,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     zero_config.base_url = zero.base_url().parse().context("fake Zero URL")?;
     let settings = Settings {
         listen: SocketAddr::new(args.bind, 0),
+        metrics: None,
         // The assertion's audience is the host the browser uses: loopback.
         verifier: Verifier::new(
             VerifierConfig::new(&jwks.url())?

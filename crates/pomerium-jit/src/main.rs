@@ -182,7 +182,10 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
     run(async move {
         let shutdown = serve::shutdown_on_signals();
         let listen = settings.listen;
-        let app = serve::App::open(settings, false).await?;
+        let mut app = serve::App::open(settings, false).await?;
+        if let Some(address) = app.bind_metrics().await? {
+            tracing::info!(%address, "metrics listening");
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (BIND_ADDRESS, PORT)"))?;

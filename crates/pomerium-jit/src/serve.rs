@@ -4,6 +4,8 @@
 //! until a shutdown signal.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use jit_domain::{Resource, ResourceName};
@@ -12,6 +14,7 @@ use jit_reconcile::Reconciler;
 use jit_service::{Desk, Service};
 use jit_store::{Store, StoreError};
 use jit_web::{WebConfig, router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +41,23 @@ pub struct App {
     service: Service,
     reconcilers: Vec<Reconciler>,
     demo: bool,
+    metrics: Option<Metrics>,
+}
+
+/// The Prometheus recorder, and once bound the listener of `METRICS_ADDR`.
+struct Metrics {
+    addr: SocketAddr,
+    handle: PrometheusHandle,
+    listener: Option<TcpListener>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("addr", &self.addr)
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -54,6 +74,20 @@ impl App {
             })?;
 
         refuse_orphans(&store, &settings.resources).await?;
+
+        // Installed before anything records (the service sets its gauges as
+        // it loads); without METRICS_ADDR there is no recorder and every
+        // metric macro is a no-op.
+        let metrics = settings
+            .metrics
+            .map(|addr| {
+                Ok::<_, anyhow::Error>(Metrics {
+                    addr,
+                    handle: install_recorder()?,
+                    listener: None,
+                })
+            })
+            .transpose()?;
 
         // One reconciler per resource: each policy has its own base,
         // intents and writer lease.
@@ -109,7 +143,23 @@ impl App {
             service,
             reconcilers,
             demo,
+            metrics,
         })
+    }
+
+    /// Binds `METRICS_ADDR` when it is set (call it before binding the main
+    /// port, so "listening" stays the last start-up line); returns the
+    /// address bound.
+    pub async fn bind_metrics(&mut self) -> anyhow::Result<Option<SocketAddr>> {
+        let Some(metrics) = &mut self.metrics else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(metrics.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (METRICS_ADDR)", metrics.addr))?;
+        let bound = listener.local_addr()?;
+        metrics.listener = Some(listener);
+        Ok(Some(bound))
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains
@@ -127,6 +177,19 @@ impl App {
         tasks.push(tokio::spawn(
             self.service.clone().watch_store(shutdown.child_token()),
         ));
+        if let Some(metrics) = self.metrics {
+            tasks.push(tokio::spawn(upkeep(
+                metrics.handle.clone(),
+                shutdown.child_token(),
+            )));
+            if let Some(listener) = metrics.listener {
+                tasks.push(tokio::spawn(serve_metrics(
+                    listener,
+                    metrics.handle,
+                    shutdown.child_token(),
+                )));
+            }
+        }
         let app = router(WebConfig {
             verifier: self.verifier,
             service: self.service,
@@ -151,6 +214,81 @@ impl App {
         }
         tracing::info!("pomerium-jit stopped");
         Ok(())
+    }
+}
+
+/// Latency buckets (seconds) per histogram: web and upstream calls take
+/// milliseconds, a sync seconds, a decision minutes to hours.
+const BUCKETS: [(&str, &[f64]); 4] = [
+    (
+        "pomerium_jit_http_request_duration_seconds",
+        &[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+    ),
+    (
+        "pomerium_jit_upstream_request_duration_seconds",
+        &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+    ),
+    (
+        "pomerium_jit_sync_duration_seconds",
+        &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+    ),
+    (
+        "pomerium_jit_decision_latency_seconds",
+        &[
+            10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
+        ],
+    ),
+];
+
+/// Installs the process-wide Prometheus recorder, histograms with buckets.
+fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in BUCKETS {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets)?;
+    }
+    builder
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+/// Drains histogram samples into their buckets now and then, so memory
+/// stays flat however rarely Prometheus scrapes.
+async fn upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+        }
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format, on its own listener: no
+/// identity check, so it must stay off the port Pomerium forwards to.
+async fn serve_metrics(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    shutdown: CancellationToken,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || async move {
+            handle.run_upkeep();
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                handle.render(),
+            )
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::warn!(error = %e, "the metrics listener stopped");
     }
 }
 

@@ -17,6 +17,7 @@ use jit_store::{Fence, IntentId};
 use time::PrimitiveDateTime;
 
 use crate::failure::SyncError;
+use crate::measure;
 use crate::merge::{Observed, outside_changes, render};
 use crate::{Reconciler, SyncReport};
 
@@ -78,6 +79,7 @@ impl Reconciler {
                 Some(p) => Observed::of(&self.parse_remote(p)?, &cfg.decode),
                 None => Observed::default(),
             };
+            measure::overdue_grants(name, remote_seen.entries.values(), now);
 
             // Read the generation before the state it stands for.
             let mut generation = store.generation().await?;
@@ -121,7 +123,8 @@ impl Reconciler {
                 generation = swept.generation;
                 open = store.open_requests_on(&inner.rules.resource).await?;
             }
-            let desired = render(&remote_seen.foreign, &desired_entries(&open, now)).to_value();
+            let entries = desired_entries(&open, now);
+            let desired = render(&remote_seen.foreign, &entries).to_value();
             report.generation = generation;
 
             let (policy_id, confirmed) = match &remote {
@@ -172,6 +175,8 @@ impl Reconciler {
             inner
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));
+            // What Zero holds now is what this run rendered.
+            measure::overdue_grants(name, entries.iter().map(|(_, e)| e), now);
             self.check_changesets(&policy_id).await;
             return Ok(report);
         }

@@ -38,6 +38,7 @@ mod config;
 mod converge;
 mod failure;
 mod lookup;
+mod measure;
 mod merge;
 mod run;
 mod status;
@@ -145,6 +146,13 @@ impl Reconciler {
         let started = Instant::now();
         *self.inner.last_start.lock().expect("last start") = Some(started);
         let result = self.run_once().await.map_err(|e| e.failure());
+        let cfg = &self.inner.config;
+        measure::run_ended(
+            &cfg.policy_name,
+            &result,
+            started.elapsed(),
+            cfg.clock.now(),
+        );
         *last = Some((started, result.clone()));
         result
     }

@@ -83,6 +83,7 @@ impl Reconciler {
         else {
             return Err(SyncError::Busy);
         };
+        crate::measure::lease_held(&cfg.policy_name, true);
         *inner.held.lock().expect("lease slot") = Some(fence.clone());
         // Renew the lease while the run lasts, so that a short TTL both
         // covers slow runs and frees the lease soon after a crash. A run

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 mod admins;
 mod audit;
 mod history;
+mod measure;
 
 pub use admins::{Admins, Caller, Route};
 pub use audit::AuditCheck;
@@ -616,6 +617,7 @@ impl Service {
             committed.generation,
             committed.transitions.iter().map(|t| &t.request),
         );
+        measure::decisions(&committed.transitions);
         let reconciler = &desk.reconciler;
         reconciler.nudge();
         let request = committed
@@ -647,6 +649,7 @@ impl Service {
                 snap.latest.insert(key, (generation, r.clone()));
             }
         }
+        self.publish_open_counts(snap);
     }
 
     /// Reloads the snapshot; returns the open and recently ended requests it read.
@@ -670,7 +673,18 @@ impl Service {
                 latest.insert(key.clone(), (*g, r.clone()));
             }
         }
-        *guard = Arc::new(Snapshot { generation, latest });
+        let snap = Snapshot { generation, latest };
+        self.publish_open_counts(&snap);
+        *guard = Arc::new(snap);
         Ok((open, ended))
+    }
+
+    /// Sets the pending and active gauges from the snapshot (which holds
+    /// every open request).
+    fn publish_open_counts(&self, snap: &Snapshot) {
+        measure::publish_open_counts(
+            self.inner.desks.iter().map(|d| &d.resource.name),
+            snap.latest.values().map(|(_, r)| r),
+        );
     }
 }

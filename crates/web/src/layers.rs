@@ -1,12 +1,12 @@
 //! The layers around every route, outermost first (see the crate docs for why
 //! in this order).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state, map_response};
 use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_http::csrf::CsrfLayer;
@@ -55,7 +55,49 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration)
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(layers)
+        // Outermost, so the status counted is the one sent (timeouts and
+        // rendered errors included). `Router::layer` wraps each route, so the
+        // matched route is known here.
+        .layer(from_fn(count))
         .with_state(state)
+}
+
+/// Requests by route, method and status, and their latency. The route is
+/// the pattern matched (`/requests/{id}`), never the path asked for, so the
+/// label set stays small whatever the traffic.
+async fn count(request: Request, next: Next) -> Response {
+    let route = route_label(request.extensions().get::<MatchedPath>());
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [
+        ("route", route),
+        ("method", method.to_owned()),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("pomerium_jit_http_requests_total", &labels).increment(1);
+    metrics::histogram!("pomerium_jit_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The matched route, or `unmatched` for paths no route knows (404s).
+fn route_label(matched: Option<&MatchedPath>) -> String {
+    matched.map_or("unmatched", MatchedPath::as_str).to_owned()
+}
+
+/// Standard methods by name; any other token a client invents is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Method, path and request id: no query (it may hold an email), no headers.
@@ -99,4 +141,44 @@ async fn security_headers(mut response: Response) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_stay_bounded() {
+        assert_eq!(route_label(None), "unmatched");
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"BREW").expect("a method token")),
+            "other"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_route_label_is_the_pattern_not_the_path() {
+        use tower::ServiceExt;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let sink = seen.clone();
+        let app: Router = Router::new()
+            .route("/requests/{id}", axum::routing::get(|| async { "ok" }))
+            .layer(from_fn(move |request: Request, next: Next| {
+                let sink = sink.clone();
+                async move {
+                    *sink.lock().expect("label") =
+                        Some(route_label(request.extensions().get::<MatchedPath>()));
+                    next.run(request).await
+                }
+            }));
+        let request = Request::get("/requests/42").body(axum::body::Body::empty());
+        app.oneshot(request.expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(
+            seen.lock().expect("label").as_deref(),
+            Some("/requests/{id}")
+        );
+    }
 }

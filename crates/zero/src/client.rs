@@ -74,6 +74,18 @@ enum Outcome {
     Interrupted,
 }
 
+impl Outcome {
+    /// The `status` label: the HTTP status code, or how the attempt failed.
+    fn label(self) -> String {
+        match self {
+            Outcome::Status(status) => status.as_u16().to_string(),
+            Outcome::NotSent => "unreachable".into(),
+            Outcome::TimedOut => "timeout".into(),
+            Outcome::Interrupted => "interrupted".into(),
+        }
+    }
+}
+
 /// Whether an attempt may be repeated.
 ///
 /// Idempotent calls retry on 429, 500, 502, 503, 504, connection failures
@@ -460,6 +472,17 @@ impl ZeroClient {
                     attempt, elapsed_ms, "Pomerium Zero API call failed"
                 ),
             }
+            metrics::counter!(
+                "pomerium_jit_upstream_requests_total",
+                "operation" => operation_label(req.op),
+                "status" => outcome.label(),
+            )
+            .increment(1);
+            metrics::histogram!(
+                "pomerium_jit_upstream_request_duration_seconds",
+                "operation" => operation_label(req.op),
+            )
+            .record(sent_at.elapsed().as_secs_f64());
             let retry_after = result.as_ref().ok().and_then(|r| r.retry_after);
             let delay = (attempt < policy.max_attempts.get()
                 && should_retry(req.op.idempotency(), outcome))
@@ -541,6 +564,22 @@ impl fmt::Debug for ZeroClient {
     }
 }
 
+/// The `operation` label of the upstream metrics.
+fn operation_label(op: Operation) -> &'static str {
+    match op {
+        Operation::ExchangeToken => "exchange_token",
+        Operation::ListPolicies => "list_policies",
+        Operation::GetPolicy => "get_policy",
+        Operation::CreatePolicy => "create_policy",
+        Operation::UpdatePolicy => "update_policy",
+        Operation::DeletePolicy => "delete_policy",
+        Operation::ListChangesets => "list_changesets",
+        Operation::CompareChangesets => "compare_changesets",
+        Operation::ApplyChangeset => "apply_changeset",
+        Operation::GetClusterSettings => "get_cluster_settings",
+    }
+}
+
 fn non_empty(op: Operation, what: &'static str, value: &str) -> Result<(), ZeroError> {
     if value.is_empty() {
         Err(ZeroError::EmptyArgument { op, what })
@@ -558,6 +597,16 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_labels_are_codes_or_failure_kinds() {
+        assert_eq!(Outcome::Status(StatusCode::CONFLICT).label(), "409");
+        assert_eq!(Outcome::NotSent.label(), "unreachable");
+        assert_eq!(Outcome::TimedOut.label(), "timeout");
+        assert_eq!(Outcome::Interrupted.label(), "interrupted");
+        assert_eq!(operation_label(Operation::UpdatePolicy), "update_policy");
+        assert_eq!(operation_label(Operation::ExchangeToken), "exchange_token");
+    }
     use reqwest::header::HeaderValue;
 
     #[test]

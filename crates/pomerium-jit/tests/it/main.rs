@@ -12,5 +12,6 @@ mod doctor;
 mod failover;
 mod faults;
 mod flow;
+mod metrics;
 mod startup;
 mod web;
