@@ -191,18 +191,8 @@ impl Store {
         bound: i64,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let rows: Vec<EntryRow> =
-            sqlx::query_as(filtered!("AND e.seq < $6 ORDER BY e.seq DESC LIMIT $7"))
-                .bind(filter.person.as_ref().map(Email::as_str))
-                .bind(resource_set(filter.resources.as_deref()))
-                .bind(filter.action.map(Action::as_str))
-                .bind(filter.from.map(millis))
-                .bind(filter.to.map(millis))
-                .bind(bound)
-                .bind(limit_i64(limit))
-                .fetch_all(&self.inner.pool)
-                .await?;
-        rows.into_iter().map(EntryRow::into_entry).collect()
+        let sql = filtered!("AND e.seq < $6 ORDER BY e.seq DESC LIMIT $7");
+        self.entries(sql, filter, bound, limit).await
     }
 
     /// Events that `filter` selects with `seq > bound`, oldest first.
@@ -212,17 +202,28 @@ impl Store {
         bound: i64,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let rows: Vec<EntryRow> =
-            sqlx::query_as(filtered!("AND e.seq > $6 ORDER BY e.seq ASC LIMIT $7"))
-                .bind(filter.person.as_ref().map(Email::as_str))
-                .bind(resource_set(filter.resources.as_deref()))
-                .bind(filter.action.map(Action::as_str))
-                .bind(filter.from.map(millis))
-                .bind(filter.to.map(millis))
-                .bind(bound)
-                .bind(limit_i64(limit))
-                .fetch_all(&self.inner.pool)
-                .await?;
+        let sql = filtered!("AND e.seq > $6 ORDER BY e.seq ASC LIMIT $7");
+        self.entries(sql, filter, bound, limit).await
+    }
+
+    /// Runs one of the two page queries above with its binds.
+    async fn entries(
+        &self,
+        sql: &'static str,
+        filter: &HistoryFilter,
+        bound: i64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows: Vec<EntryRow> = sqlx::query_as(sql)
+            .bind(filter.person.as_ref().map(Email::as_str))
+            .bind(resource_set(filter.resources.as_deref()))
+            .bind(filter.action.map(Action::as_str))
+            .bind(filter.from.map(millis))
+            .bind(filter.to.map(millis))
+            .bind(bound)
+            .bind(limit_i64(limit))
+            .fetch_all(&self.inner.pool)
+            .await?;
         rows.into_iter().map(EntryRow::into_entry).collect()
     }
 

@@ -101,8 +101,14 @@ pub fn router(config: WebConfig) -> Router {
         .route("/admin/sync-now", post(pages::admin::sync_now))
         .route("/admin/revoke-access", post(pages::admin::revoke))
         .route("/admin/reject-access", post(pages::admin::reject))
-        .route("/admin/approve-extension", post(pages::admin::approve_extension))
-        .route("/admin/reject-extension", post(pages::admin::reject_extension))
+        .route(
+            "/admin/approve-extension",
+            post(pages::admin::approve_extension),
+        )
+        .route(
+            "/admin/reject-extension",
+            post(pages::admin::reject_extension),
+        )
         .route("/admin/grant-access", post(pages::admin::grant))
         .route("/admin/revoke-all", post(pages::admin::revoke_all))
         .route("/admin/confirm-revoke", get(pages::confirm::revoke))
@@ -112,7 +118,10 @@ pub fn router(config: WebConfig) -> Router {
         .route("/admin/history", get(pages::history::admin_page))
         .route("/admin/history.csv", get(pages::history::csv))
         .route("/admin/history.jsonl", get(pages::history::jsonl))
-        .route("/admin/history/timeline.svg", get(pages::history::timeline_file))
+        .route(
+            "/admin/history/timeline.svg",
+            get(pages::history::timeline_file),
+        )
         .route("/history", get(pages::history::own_page))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/requests", get(api::requests))
