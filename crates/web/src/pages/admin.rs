@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 
 use super::index::reason_help;
 use super::{
-    Choice, Chrome, actor_label, approvals_text, choices, duration_label, ends_soon,
-    require_applied, resource_or_first, seen, status_label,
+    Choice, Chrome, actor_label, approvals_text, approvers_label, choices, duration_label,
+    ends_soon, require_applied, resource_or_first, seen, status_label,
 };
 use crate::auth::SignedIn;
 use crate::input::{Approval, Form, GrantForm, RevokeAll, Subject};
@@ -294,7 +294,7 @@ fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
                 email: r.email.to_string(),
                 name: Breakable(r.email.to_string()),
                 reason: r.reason().map(|x| Excerpt::of(x.as_str())),
-                approved_by: Breakable(actor_label(&g.approved_by, me)),
+                approved_by: Breakable(approvers_label(r, g, me)),
                 until: when(g.expires_at),
                 from: g.starts_at.filter(|s| *s > now).map(when),
                 lapsed: g.expires_at <= now,

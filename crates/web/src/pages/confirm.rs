@@ -9,7 +9,7 @@ use jit_domain::{DomainError, Reason, Request, Status};
 use jit_service::ServiceError;
 use time::OffsetDateTime;
 
-use super::{Chrome, actor_label, resource_or_first};
+use super::{Chrome, approvers_label, resource_or_first};
 use crate::auth::SignedIn;
 use crate::input::{Params, RevokeAll, Subject};
 use crate::text::{Breakable, Excerpt};
@@ -44,7 +44,7 @@ impl Target {
             resource: r.resource.to_string(),
             title: title.to_owned(),
             reason: r.reason().map(|x| Excerpt::of(x.as_str())),
-            approved_by: Breakable(actor_label(&g.approved_by, viewer)),
+            approved_by: Breakable(approvers_label(r, g, viewer)),
             until: When::new(g.expires_at, now),
         })
     }

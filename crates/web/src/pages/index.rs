@@ -14,8 +14,8 @@ use jit_service::ServiceError;
 use time::OffsetDateTime;
 
 use super::{
-    Choice, Chrome, actor_label, approvals_text, choices, duration_label, ends_soon,
-    require_applied, resource_or_first,
+    Choice, Chrome, actor_label, approvals_text, approvers_label, choices, duration_label,
+    ends_soon, require_applied, resource_or_first,
 };
 use crate::auth::SignedIn;
 use crate::input::{AccessRequest, Extension, Form, Mine as MineForm};
@@ -133,7 +133,6 @@ impl Mine {
         };
         let when = |at| When::new(at, now);
         let by = |actor| actor_label(actor, me);
-        let approver = |actor| Breakable(by(actor));
         let comment = request.comment.as_ref().map(|c| c.as_str().to_owned());
         let expired = |g: &Grant| Mine::Ended {
             what: "Your access expired".into(),
@@ -158,11 +157,11 @@ impl Mine {
                 Some(start) if start > now => Mine::Scheduled {
                     from: when(start),
                     until: when(g.expires_at),
-                    approved_by: approver(&g.approved_by),
+                    approved_by: Breakable(approvers_label(request, g, me)),
                 },
                 _ => Mine::Active {
                     until: when(g.expires_at),
-                    approved_by: approver(&g.approved_by),
+                    approved_by: Breakable(approvers_label(request, g, me)),
                     soon: ends_soon(g.expires_at, now),
                     extension: request.extension.as_ref().map(|x| AskedExtension {
                         duration: duration_label(x.duration),

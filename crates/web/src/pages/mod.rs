@@ -12,7 +12,8 @@ pub(crate) mod request;
 use std::num::NonZeroU8;
 
 use jit_domain::{
-    Actor, Approval, Email, GrantDuration, RequestId, ResourceName, Rules, Seen, Status,
+    Actor, Approval, Email, Grant, GrantDuration, Request, RequestId, ResourceName, Rules, Seen,
+    Status,
 };
 use jit_service::{Applied, Caller, Outcome};
 use time::OffsetDateTime;
@@ -71,6 +72,28 @@ pub(crate) fn actor_label(actor: &Actor, viewer: &Email) -> String {
     match actor {
         Actor::User(e) if e == viewer => "you".to_owned(),
         other => other.label(),
+    }
+}
+
+/// Who approved a grant, as a person reads it: every approver of an N-of-M
+/// approval ("carol@… and you"), else the one who approved it.
+pub(crate) fn approvers_label(r: &Request, g: &Grant, viewer: &Email) -> String {
+    let by_them = r.extension.is_none()
+        && r.approvals.len() > 1
+        && r.approvals
+            .iter()
+            .any(|a| g.approved_by == Actor::User(a.by.clone()));
+    if !by_them {
+        return actor_label(&g.approved_by, viewer);
+    }
+    let names: Vec<String> = r
+        .approvals
+        .iter()
+        .map(|a| actor_label(&Actor::User(a.by.clone()), viewer))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => actor_label(&g.approved_by, viewer),
     }
 }
 
@@ -261,5 +284,51 @@ mod tests {
         assert_eq!(sentence_case("gave back"), "Gave back");
         assert_eq!(sentence_case("ticket_url"), "Ticket url");
         assert_eq!(sentence_case(""), "");
+    }
+
+    #[test]
+    fn every_approver_of_an_n_of_m_grant_is_named() {
+        use jit_domain::{Ask, ExtensionAsk, State};
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let e = |s: &str| Email::parse(s).unwrap();
+        let grant = Grant {
+            approved_by: Actor::User(e("dave@example.com")),
+            approved_at: at,
+            starts_at: None,
+            expires_at: at + time::Duration::HOUR,
+        };
+        let mut r = Request {
+            id: RequestId::new(),
+            resource: ResourceName::default(),
+            email: e("alice@example.com"),
+            ask: Ask::default(),
+            requested_at: at,
+            requested_by: Actor::User(e("alice@example.com")),
+            state: State::Active(grant.clone()),
+            approvals: ["carol@example.com", "dave@example.com"]
+                .map(|by| Approval { by: e(by), at })
+                .to_vec(),
+            extension: None,
+            extensions: 0,
+            comment: None,
+        };
+        let me = e("dave@example.com");
+        assert_eq!(
+            approvers_label(&r, &grant, &me),
+            "carol@example.com and you"
+        );
+        // An asked extension's approvals are not the grant's approvers.
+        r.extension = Some(ExtensionAsk {
+            duration: GrantDuration::ONE_HOUR,
+            reason: None,
+            asked_at: at,
+        });
+        assert_eq!(approvers_label(&r, &grant, &me), "you");
+        r.extension = None;
+        r.approvals.truncate(1);
+        assert_eq!(
+            approvers_label(&r, &grant, &e("x@example.com")),
+            "dave@example.com"
+        );
     }
 }

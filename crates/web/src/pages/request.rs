@@ -9,7 +9,7 @@ use jit_domain::{Actor, Request, RequestId, State as RequestState};
 use jit_service::{AuditQuery, ServiceError};
 use time::OffsetDateTime;
 
-use super::{Chrome, actor_label, duration_label, ends_soon, status_label};
+use super::{Chrome, actor_label, approvers_label, duration_label, ends_soon, status_label};
 use crate::auth::SignedIn;
 use crate::text::Breakable;
 use crate::when::When;
@@ -137,7 +137,7 @@ pub(crate) async fn page(
             })
             .collect(),
         grant: r.state.grant().map(|g| GrantFacts {
-            approved_by: Breakable(actor_label(&g.approved_by, me)),
+            approved_by: Breakable(approvers_label(&r, g, me)),
             approved: when(g.approved_at),
             from: g.starts_at.map(when),
             until: when(g.expires_at),
