@@ -12,6 +12,7 @@
 //! edits adopted from Zero).
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -116,12 +117,74 @@ pub struct Desk {
 #[derive(Debug, Clone)]
 pub struct ResourceView {
     pub resource: Resource,
-    /// Waiting for a decision, oldest first.
+    /// Waiting for a decision, oldest first: the rows of the window asked.
     pub pending: Vec<Request>,
     /// Holding access, soonest expiry first; those with an asked extension
-    /// wait for a decision too.
+    /// wait for a decision too. The rows of the window asked.
     pub active: Vec<Request>,
+    /// Where the shown `pending` rows sit in the whole list.
+    pub pending_span: Span,
+    /// Where the shown `active` rows sit in the whole list.
+    pub active_span: Span,
     pub sync: SyncStatus,
+}
+
+/// One of a resource's two lists on the approvers' page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum List {
+    Pending,
+    Active,
+}
+
+impl List {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            List::Pending => "pending",
+            List::Active => "active",
+        }
+    }
+}
+
+/// Which rows of each resource's lists a view holds.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// Rows per list; `None`: every row.
+    pub size: Option<NonZeroUsize>,
+    /// Rows skipped per resource and list (none when absent).
+    pub offsets: HashMap<(ResourceName, List), usize>,
+}
+
+/// Where a list's shown rows sit: the first one's index and the whole
+/// list's length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub offset: usize,
+    pub total: usize,
+}
+
+impl Window {
+    /// Keeps the rows of `rows` (the whole list, sorted) this window shows
+    /// of `list` on `resource`. An offset past the end shows the last page,
+    /// so a link to a list that shrank meanwhile still shows rows.
+    fn cut(&self, resource: &ResourceName, list: List, rows: &mut Vec<Request>) -> Span {
+        let total = rows.len();
+        let Some(size) = self.size else {
+            return Span { offset: 0, total };
+        };
+        let asked = self
+            .offsets
+            .get(&(resource.clone(), list))
+            .copied()
+            .unwrap_or(0);
+        let offset = if asked < total {
+            asked
+        } else {
+            total.saturating_sub(1) / size.get() * size.get()
+        };
+        rows.drain(..offset);
+        rows.truncate(size.get());
+        Span { offset, total }
+    }
 }
 
 /// Everything the admin page shows.
@@ -458,6 +521,16 @@ impl Service {
     /// per window, whatever the page rate); [`AdminView::fresh`] says
     /// whether the latest sync failed.
     pub async fn admin_view(&self, caller: &Caller) -> Result<AdminView, ServiceError> {
+        self.admin_window(caller, &Window::default()).await
+    }
+
+    /// [`Service::admin_view`] holding only the rows `window` shows of each
+    /// list, with the lists' lengths: a page of a long list.
+    pub async fn admin_window(
+        &self,
+        caller: &Caller,
+        window: &Window,
+    ) -> Result<AdminView, ServiceError> {
         let desks = self.approved_desks(caller)?;
         for d in &desks {
             d.reconciler.refresh(self.inner.settings.sync_max_age);
@@ -469,6 +542,8 @@ impl Service {
                 resource: d.resource.clone(),
                 pending: Vec::new(),
                 active: Vec::new(),
+                pending_span: Span::default(),
+                active_span: Span::default(),
                 sync: d.reconciler.status(),
             })
             .collect();
@@ -493,6 +568,9 @@ impl Service {
             view.pending.sort_by_key(|r| r.requested_at);
             view.active
                 .sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
+            let name = &view.resource.name;
+            view.pending_span = window.cut(name, List::Pending, &mut view.pending);
+            view.active_span = window.cut(name, List::Active, &mut view.active);
         }
         let ended = ended
             .into_iter()

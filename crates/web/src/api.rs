@@ -164,7 +164,7 @@ struct Requests {
 }
 
 /// Like `/admin`: the store's view, with status 503 when the sync made for
-/// it failed.
+/// it failed. Unlike the page it is not paged: it lists every open request.
 pub(crate) async fn requests(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,

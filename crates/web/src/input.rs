@@ -5,11 +5,14 @@
 //! field is reported by name ("the field `email` is missing") rather than as
 //! a deserializer's complaint.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use jit_domain::{Ask, Email, GrantDuration, Reason, RequestId, ResourceName, Ticket};
+use jit_service::List;
 use serde::de::DeserializeOwned;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -386,6 +389,48 @@ impl Input for RevokeAll {
     }
 }
 
+/// `GET /admin`'s query: where each list of each resource starts, as
+/// `pending.<resource>=<rows skipped>` and `active.<resource>=…`; absent
+/// lists start at their first row. Other parameters are ignored.
+#[derive(Debug, Default)]
+pub(crate) struct AdminPages {
+    pub offsets: HashMap<(ResourceName, List), usize>,
+}
+
+impl Input for AdminPages {
+    type Raw = Vec<(String, String)>;
+    fn parse(raw: Vec<(String, String)>) -> Result<Self, WebError> {
+        let mut offsets = HashMap::new();
+        for (key, value) in raw {
+            let Some((list, resource)) = key.split_once('.') else {
+                continue;
+            };
+            let (field, list) = match list {
+                "pending" => ("pending", List::Pending),
+                "active" => ("active", List::Active),
+                _ => continue,
+            };
+            let resource = ResourceName::parse(resource)
+                .map_err(|e| WebError::field(field, format!("`{key}` names no resource: {e}")))?;
+            let offset = value.trim().parse::<usize>().map_err(|_| {
+                WebError::field(
+                    field,
+                    format!(
+                        "`{key}` must be how many rows to skip, a whole number like 50, not `{value}`"
+                    ),
+                )
+            })?;
+            if offsets.insert((resource, list), offset).is_some() {
+                return Err(WebError::field(
+                    field,
+                    format!("`{key}` is given twice; give it once"),
+                ));
+            }
+        }
+        Ok(AdminPages { offsets })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -552,5 +597,33 @@ mod tests {
             .unwrap();
         assert_eq!(g.ask.reason.unwrap().as_str(), "on call");
         assert_eq!(g.resource.unwrap().as_str(), "db");
+    }
+
+    #[test]
+    fn admin_pages_read_each_lists_offset_and_name_a_wrong_one() {
+        let pages = |q: &str| AdminPages::parse(serde_urlencoded::from_str(q).unwrap());
+        let p = pages("pending.prod-db=50&active.default=100&utm=x").unwrap();
+        let at = |list, name| {
+            p.offsets
+                .get(&(ResourceName::parse(name).unwrap(), list))
+                .copied()
+        };
+        assert_eq!(at(List::Pending, "prod-db"), Some(50));
+        assert_eq!(at(List::Active, "default"), Some(100));
+        assert_eq!(at(List::Active, "prod-db"), None);
+        for (query, field, says) in [
+            ("pending.prod-db=-1", "pending", "whole number"),
+            ("active.prod-db=next", "active", "whole number"),
+            ("pending.Prod%20DB=50", "pending", "names no resource"),
+            ("pending.db=1&pending.db=2", "pending", "given twice"),
+        ] {
+            match pages(query) {
+                Err(WebError::Field { field: f, message }) => {
+                    assert_eq!(f, field, "{query}");
+                    assert!(message.contains(says), "{query}: {message}");
+                }
+                other => panic!("{query}: {other:?}"),
+            }
+        }
     }
 }

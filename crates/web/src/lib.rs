@@ -6,7 +6,7 @@
 //! | `GET /` | anyone signed in | the catalog: your status on each resource; request, withdraw, give up, extend |
 //! | `POST /request-access`, `/cancel-request`, `/extend-access` | anyone signed in | 303 back to `/`; `resource` defaults to the first |
 //! | `GET /requests/{id}` (and `/admin/requests/{id}`) | its requester, its resource's approvers | one request in full |
-//! | `GET /admin` | approvers | per resource: pending, active, grant; ended; 503 (page still shown) when Zero is out of reach |
+//! | `GET /admin` | approvers | per resource: pending, active (50 a page: `?pending.<resource>=<skip>`), grant; ended; 503 (page still shown) when Zero is out of reach |
 //! | `POST /admin/approve-access`, `/admin/revoke-access`, `/admin/reject-access` | approvers | 303 back to `/admin`; 409 if the request shown changed |
 //! | `POST /admin/approve-extension`, `/admin/reject-extension`, `/admin/grant-access`, `/admin/revoke-all` | approvers | 303 back to `/admin` |
 //! | `GET /admin/confirm-revoke`, `/admin/confirm-revoke-all` | approvers | what a revocation ends, and its button |

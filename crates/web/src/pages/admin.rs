@@ -4,6 +4,13 @@
 //! through. The page's forms carry the resource and the request id they
 //! show, so a decision on a request that changed meanwhile is refused (409).
 //! Revocations go through a confirmation page first (see `confirm`).
+//!
+//! Each list shows at most [`PAGE`] rows, with links to the rows before
+//! and after it (`?pending.<resource>=<rows skipped>`, `active.…` alike)
+//! that keep the other lists where they are.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -15,7 +22,8 @@ use jit_domain::{
     Ticket,
 };
 use jit_service::{
-    AdminView, Caller, Decision, Outcome, ResourceView, RevokeScope, SyncFailure, SyncStatus,
+    AdminView, Caller, Decision, List, Outcome, ResourceView, RevokeScope, Span, SyncFailure,
+    SyncStatus, Window,
 };
 use time::OffsetDateTime;
 
@@ -25,7 +33,7 @@ use super::{
     ends_soon, require_applied, resource_or_first, seen, status_label,
 };
 use crate::auth::SignedIn;
-use crate::input::{Approval, Form, GrantForm, RevokeAll, Subject};
+use crate::input::{AdminPages, Approval, Form, GrantForm, Params, RevokeAll, Subject};
 use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::sync::{failure_code, failure_text};
 use crate::text::{Breakable, Excerpt};
@@ -53,11 +61,92 @@ struct Section {
     /// "Needs 2 approvals from different approvers."
     rule: String,
     pending: Vec<PendingRow>,
+    /// The whole list's length, as the heading shows it ("1,234").
+    pending_total: String,
+    /// Links to the rows around these, when the list is longer than a page.
+    pending_pages: Option<Pager>,
     active: Vec<ActiveRow>,
+    active_total: String,
+    active_pages: Option<Pager>,
     grant_durations: Vec<Choice>,
     reason_help: String,
     /// The ticket field's label, if the resource has one.
     ticket: Option<String>,
+}
+
+/// Rows per list on the page.
+const PAGE: NonZeroUsize = NonZeroUsize::new(50).expect("not zero");
+
+/// Where a list's shown rows sit, and the links to those around them.
+#[derive(Debug)]
+struct Pager {
+    /// 1-based, as people count rows.
+    first: usize,
+    last: usize,
+    total: String,
+    /// The page before, if any.
+    previous: Option<String>,
+    /// The page after, if any.
+    next: Option<String>,
+}
+
+impl Pager {
+    /// `None` when the whole list fits on one page.
+    fn of(span: Span, shown: usize, list: List, resource: &str, asked: &Offsets) -> Option<Pager> {
+        let page = PAGE.get();
+        if span.offset == 0 && span.total <= page {
+            return None;
+        }
+        let href = |offset: usize| asked.href(resource, list, offset);
+        let end = span.offset + shown;
+        Some(Pager {
+            first: span.offset + 1,
+            last: end,
+            total: thousands(span.total),
+            previous: (span.offset > 0).then(|| href(span.offset.saturating_sub(page))),
+            next: (end < span.total).then(|| href(end)),
+        })
+    }
+}
+
+/// The page's query as asked, to link to another page of one list while
+/// keeping the others where they are.
+#[derive(Debug)]
+struct Offsets(HashMap<(ResourceName, List), usize>);
+
+impl Offsets {
+    fn href(&self, resource: &str, list: List, offset: usize) -> String {
+        let mut pairs: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|((r, l), _)| !(r.as_str() == resource && *l == list))
+            .map(|((r, l), o)| (format!("{}.{r}", l.as_str()), o.to_string()))
+            .collect();
+        if offset > 0 {
+            pairs.push((format!("{}.{resource}", list.as_str()), offset.to_string()));
+        }
+        pairs.sort();
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        let anchor = format!("#{}-title-{resource}", list.as_str());
+        if query.is_empty() {
+            format!("/admin{anchor}")
+        } else {
+            format!("/admin?{query}{anchor}")
+        }
+    }
+}
+
+/// `1234` as "1,234".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -174,10 +263,28 @@ impl SyncPanel {
 pub(crate) async fn page(
     State(app): State<AppState>,
     SignedIn(admin): SignedIn,
+    Params(AdminPages { offsets }): Params<AdminPages>,
     mut flash: Flash,
 ) -> Result<Response, WebError> {
     let notice = flash.shown.take();
-    let view = app.service.admin_view(&admin).await?;
+    let window = Window {
+        size: Some(PAGE),
+        offsets,
+    };
+    let view = app.service.admin_window(&admin, &window).await?;
+    if let Some((resource, list)) = window
+        .offsets
+        .keys()
+        .find(|(r, _)| !view.resources.iter().any(|v| &v.resource.name == r))
+    {
+        return Err(WebError::field(
+            list.as_str(),
+            format!(
+                "`{}.{resource}` names a resource you do not approve here; use the links on the page",
+                list.as_str()
+            ),
+        ));
+    }
     let now = OffsetDateTime::now_utc();
     let status = if view.fresh.is_ok() {
         StatusCode::OK
@@ -185,7 +292,8 @@ pub(crate) async fn page(
         StatusCode::SERVICE_UNAVAILABLE
     };
     let chrome = Chrome::signed_in(&app, &admin, "admin");
-    let page = AdminPage::new(chrome, notice, &view, &admin.email, now);
+    let asked = Offsets(window.offsets);
+    let page = AdminPage::new(chrome, notice, &view, &asked, &admin.email, now);
     Ok((status, flash, page).into_response())
 }
 
@@ -229,10 +337,15 @@ impl AdminPage {
         chrome: Chrome,
         notice: Option<Shown>,
         view: &AdminView,
+        asked: &Offsets,
         me: &Email,
         now: OffsetDateTime,
     ) -> AdminPage {
-        let sections = view.resources.iter().map(|v| section(v, me, now)).collect();
+        let sections = view
+            .resources
+            .iter()
+            .map(|v| section(v, asked, me, now))
+            .collect();
         let title = |r: &Request| {
             view.resources
                 .iter()
@@ -256,7 +369,7 @@ impl AdminPage {
     }
 }
 
-fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
+fn section(v: &ResourceView, asked: &Offsets, me: &Email, now: OffsetDateTime) -> Section {
     let when = |at| When::new(at, now);
     let resource = &v.resource;
     let rules = &resource.rules;
@@ -283,7 +396,7 @@ fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
             blocked: blocked(r, resource, me),
             durations: choices(rules, r.ask.duration),
         })
-        .collect();
+        .collect::<Vec<_>>();
     let active = v
         .active
         .iter()
@@ -311,7 +424,8 @@ fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
                     .unwrap_or_default(),
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let name = resource.name.as_str();
     let mut rule = if needed.get() == 1 {
         "Needs 1 approval".to_owned()
     } else {
@@ -323,10 +437,14 @@ fn section(v: &ResourceView, me: &Email, now: OffsetDateTime) -> Section {
         "; nobody approves their own request."
     });
     Section {
-        name: resource.name.to_string(),
+        name: name.to_owned(),
         title: resource.title.clone(),
         rule,
+        pending_total: thousands(v.pending_span.total),
+        pending_pages: Pager::of(v.pending_span, pending.len(), List::Pending, name, asked),
         pending,
+        active_total: thousands(v.active_span.total),
+        active_pages: Pager::of(v.active_span, active.len(), List::Active, name, asked),
         active,
         grant_durations: choices(rules, None),
         reason_help: reason_help(rules, true),
@@ -541,4 +659,22 @@ pub(crate) async fn revoke_all(
     }
     let count = u16::try_from(outcomes.len()).unwrap_or(u16::MAX);
     Ok(flasher.redirect("/admin", Notice::RevokedAll(count), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_with_thousands_separators() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (120_345, "120,345"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
+    }
 }

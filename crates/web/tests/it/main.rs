@@ -11,6 +11,7 @@ mod identity;
 mod index;
 mod open_mode;
 mod pages;
+mod paging;
 mod requests;
 mod security;
 mod sync;
