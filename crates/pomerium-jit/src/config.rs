@@ -241,12 +241,9 @@ impl ServeArgs {
         let admins = Admins::new(admin_emails, list(&self.admin_groups));
 
         let resources = match &self.config_file {
-            Some(path) => {
-                let default_namespace = nonempty(&self.namespace_id).or_else(|| cluster.clone());
-                crate::resources::load(path, default_namespace.as_deref())
-                    .map_err(|e| p.extend(e.lines()))
-                    .ok()
-            }
+            Some(path) => crate::resources::load(path)
+                .map_err(|e| p.extend(e.lines()))
+                .ok(),
             None => self.original_resource(p).map(|r| vec![r]),
         };
 

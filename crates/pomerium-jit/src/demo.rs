@@ -160,7 +160,7 @@ fn resources(grant: GrantDuration) -> anyhow::Result<Vec<Resource>> {
     let text = RESOURCES
         .replace("{default}", &grant.to_string())
         .replace("{max}", &max.to_string());
-    crate::resources::parse(&text, None).map_err(|problems| {
+    crate::resources::parse(&text).map_err(|problems| {
         let lines: Vec<String> = problems
             .iter()
             .map(|p| format!("line {}: {}", p.line, p.message))

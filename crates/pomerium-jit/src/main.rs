@@ -80,12 +80,6 @@ enum ConfigCommand {
     Check {
         /// The resources file (TOML).
         file: PathBuf,
-        /// Namespace of policies that name none [default: CLUSTER_ID]; lets the check
-        /// catch a resource naming it explicitly and another leaving it out.
-        #[arg(long, env = "NAMESPACE_ID")]
-        namespace_id: Option<String>,
-        #[arg(long, env = "CLUSTER_ID", hide = true)]
-        cluster_id: Option<String>,
     },
 }
 
@@ -120,20 +114,14 @@ fn main() -> ExitCode {
         }
         Some(Command::Healthcheck { port }) => run(healthcheck(port)),
         Some(Command::Config(ConfigArgs {
-            command:
-                ConfigCommand::Check {
-                    file,
-                    namespace_id,
-                    cluster_id,
-                },
-        })) => config_check(&file, namespace_id.or(cluster_id)),
+            command: ConfigCommand::Check { file },
+        })) => config_check(&file),
     }
 }
 
 /// `config check FILE`: the same checks as the start-up, nothing started.
-fn config_check(file: &std::path::Path, namespace: Option<String>) -> ExitCode {
-    let namespace = namespace.filter(|n| !n.trim().is_empty());
-    match resources::load(file, namespace.as_deref()) {
+fn config_check(file: &std::path::Path) -> ExitCode {
+    match resources::load(file) {
         Ok(resources) => {
             print!("{}: ok\n{}", file.display(), resources::summary(&resources));
             ExitCode::SUCCESS

@@ -65,22 +65,20 @@ impl fmt::Display for FileError {
     }
 }
 
-/// Reads and checks the file. `default_namespace` is where policies that
-/// name no namespace go (`NAMESPACE_ID`, else `CLUSTER_ID`), when known, so
-/// two resources writing the same policy are caught either way.
-pub fn load(path: &Path, default_namespace: Option<&str>) -> Result<Vec<Resource>, FileError> {
+/// Reads and checks the file.
+pub fn load(path: &Path) -> Result<Vec<Resource>, FileError> {
     let text = std::fs::read_to_string(path).map_err(|error| FileError::Unreadable {
         path: path.to_owned(),
         error,
     })?;
-    parse(&text, default_namespace).map_err(|problems| FileError::Invalid {
+    parse(&text).map_err(|problems| FileError::Invalid {
         path: path.to_owned(),
         problems,
     })
 }
 
 /// Parses and checks a resources file's text; every problem found, in file order.
-pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource>, Vec<Problem>> {
+pub fn parse(text: &str) -> Result<Vec<Resource>, Vec<Problem>> {
     let at = |span: Range<usize>, message: String| position(text, span.start, message);
     let file: RawFile = toml::from_str(text).map_err(|e| {
         vec![at(
@@ -96,8 +94,7 @@ pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource
         ));
     }
     let mut names: HashMap<ResourceName, Range<usize>> = HashMap::new();
-    let mut targets: HashMap<(Option<String>, String), (ResourceName, Range<usize>)> =
-        HashMap::new();
+    let mut targets: HashMap<String, (ResourceName, Range<usize>)> = HashMap::new();
     let mut resources = Vec::new();
     for raw in file.resource {
         let raw = raw.into_inner();
@@ -113,27 +110,17 @@ pub fn parse(text: &str, default_namespace: Option<&str>) -> Result<Vec<Resource
         } else {
             names.insert(name.clone(), raw.name.span());
         }
-        let policy = raw.policy.get_ref();
-        let namespace = policy
-            .namespace
-            .as_deref()
-            .map(str::trim)
-            .filter(|ns| !ns.is_empty())
-            .or(default_namespace)
-            .map(str::to_owned);
-        let key = (namespace, policy.name.get_ref().trim().to_owned());
+        // Unique by name alone, whatever the namespaces: the store keeps each
+        // policy's base, write intents and writer lease under its name.
+        let key = raw.policy.get_ref().name.get_ref().trim().to_owned();
         if let Some((other, first)) = targets.get(&key) {
             problems.push(at(
                 raw.policy.span(),
                 format!(
-                    "resources `{other}` (line {}) and `{name}` both write the policy `{}`{}; \
-                     each resource needs its own policy, so give this one another name",
+                    "resources `{other}` (line {}) and `{name}` both write a policy named `{key}`; \
+                     each resource needs a policy name of its own (even in another namespace), \
+                     so give this one another name",
                     line_of(text, first.start),
-                    key.1,
-                    key.0
-                        .as_deref()
-                        .map(|ns| format!(" in namespace `{ns}`"))
-                        .unwrap_or_default(),
                 ),
             ));
         } else {
@@ -671,7 +658,7 @@ groups = ["dba"]
 "#;
 
     fn problems(text: &str) -> Vec<Problem> {
-        parse(text, Some("cluster")).unwrap_err()
+        parse(text).unwrap_err()
     }
 
     /// The one problem of `text`, as `line:column: message`.
@@ -693,7 +680,7 @@ groups = ["dba"]
 
     #[test]
     fn reads_every_key() {
-        let rs = parse(FULL, Some("cluster")).unwrap();
+        let rs = parse(FULL).unwrap();
         assert_eq!(rs.len(), 1);
         let r = &rs[0];
         assert_eq!(r.name.as_str(), "prod-db");
@@ -769,7 +756,7 @@ groups = ["dba"]
 
     #[test]
     fn left_out_keys_take_the_originals_defaults() {
-        let rs = parse(&minimal("a", "p"), None).unwrap();
+        let rs = parse(&minimal("a", "p")).unwrap();
         let r = &rs[0];
         assert_eq!(r.approvers, Approvers::Admins);
         assert_eq!(r.policy.namespace, None);
@@ -786,7 +773,7 @@ groups = ["dba"]
         assert!(!rules.self_extension);
 
         // A ticket table with nothing in it is an optional "Ticket" field.
-        let rs = parse(&format!("{}[resource.ticket]\n", minimal("a", "p")), None).unwrap();
+        let rs = parse(&format!("{}[resource.ticket]\n", minimal("a", "p"))).unwrap();
         let ticket = rs[0].rules.ticket.as_ref().unwrap();
         assert_eq!((ticket.label.as_str(), ticket.required), ("Ticket", false));
 
@@ -795,14 +782,14 @@ groups = ["dba"]
             "{}[resource.durations]\ndefault = \"45m\"\nmax = \"1h\"\n",
             minimal("a", "p")
         );
-        let rs = parse(&text, None).unwrap();
+        let rs = parse(&text).unwrap();
         assert_eq!(rs[0].rules.durations.presets, [d("30m"), d("45m"), d("1h")]);
     }
 
     #[test]
     fn resources_keep_file_order() {
         let text = format!("{}{}", minimal("b", "p1"), minimal("a", "p2"));
-        let names: Vec<String> = parse(&text, None)
+        let names: Vec<String> = parse(&text)
             .unwrap()
             .iter()
             .map(|r| r.name.to_string())
@@ -1013,7 +1000,7 @@ groups = ["dba"]
             "emails = [\"a@x.test\"]\ngroups = [\"dba\"]",
         ] {
             let text = format!("{m}approvals_needed = 2\n[resource.approvers]\n{approvers}\n");
-            assert!(parse(&text, None).is_ok(), "{approvers}");
+            assert!(parse(&text).is_ok(), "{approvers}");
         }
     }
 
@@ -1030,20 +1017,19 @@ groups = ["dba"]
         let text = format!("{}{}", minimal("a", "p"), minimal("b", "p"));
         let bad = problem(&text);
         assert!(
-            bad.starts_with("8:") && bad.contains("`a` (line 4) and `b` both write the policy `p`"),
+            bad.starts_with("8:")
+                && bad.contains("`a` (line 4) and `b` both write a policy named `p`"),
             "{bad}"
         );
 
-        // The same policy name in another namespace is another policy...
+        // The same name in another namespace too: the store keys a
+        // policy's sync state by its name.
         let text = format!(
             "{}[[resource]]\nname = \"b\"\ntitle = \"T\"\npolicy = {{ name = \"p\", namespace = \"other\" }}\n",
             minimal("a", "p")
         );
-        assert!(parse(&text, Some("cluster")).is_ok());
-        // ...unless that namespace is the default one.
-        let text = text.replace("other", "cluster");
         let bad = problem(&text);
-        assert!(bad.contains("in namespace `cluster`"), "{bad}");
+        assert!(bad.contains("even in another namespace"), "{bad}");
     }
 
     #[test]
@@ -1080,19 +1066,19 @@ groups = ["dba"]
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("res.toml");
         std::fs::write(&path, "[[resource]]\nname = \"a\"\n").unwrap();
-        let lines = load(&path, None).unwrap_err().lines();
+        let lines = load(&path).unwrap_err().lines();
         assert_eq!(lines.len(), 1);
         assert!(
             lines[0].starts_with(&format!("{}:1:1: ", path.display())),
             "{lines:?}"
         );
-        let missing = load(&dir.path().join("nope.toml"), None).unwrap_err();
+        let missing = load(&dir.path().join("nope.toml")).unwrap_err();
         assert!(missing.to_string().contains("cannot read"), "{missing}");
     }
 
     #[test]
     fn summary_lists_each_resource() {
-        let rs = parse(FULL, None).unwrap();
+        let rs = parse(FULL).unwrap();
         let s = summary(&rs);
         assert!(
             s.starts_with(
