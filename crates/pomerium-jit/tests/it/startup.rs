@@ -101,7 +101,9 @@ async fn a_secret_given_as_a_flag_is_warned_about_without_showing_it() {
     for subcommand in [None, Some("serve")] {
         let mut cmd = env.command(&[]);
         cmd.env_remove("API_USER_TOKEN");
-        cmd.args(subcommand).args(["--api-user-token", &token]);
+        // `=`: a random token may start with `-`, which would read as a flag.
+        cmd.args(subcommand)
+            .arg(format!("--api-user-token={token}"));
         let app = App::start(cmd);
         let warning = app
             .logs
