@@ -201,19 +201,17 @@ pub struct Person {
     pub claims: BTreeMap<String, Vec<String>>,
 }
 
-impl Person {
-    pub fn new(email: Email) -> Self {
-        Self {
-            email,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(email: &str) -> Person {
+        Person {
+            email: Email::parse(email).unwrap(),
             groups: Vec::new(),
             claims: BTreeMap::new(),
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn resource_names_are_safe_slugs() {
@@ -239,7 +237,7 @@ mod tests {
 
     #[test]
     fn conditions_match_groups_emails_and_claims() {
-        let mut p = Person::new(Email::parse("a@x.test").unwrap());
+        let mut p = person("a@x.test");
         p.groups = vec!["on-call".into()];
         p.claims
             .insert("team".into(), vec!["sre".into(), "db".into()]);
@@ -261,7 +259,7 @@ mod tests {
             emails: [Email::parse("boss@x.test").unwrap()].into(),
             groups: ["dba".to_owned()].into(),
         };
-        let mut p = Person::new(Email::parse("boss@x.test").unwrap());
+        let mut p = person("boss@x.test");
         assert_eq!(a.lists(&p), Some(true));
         p.email = Email::parse("other@x.test").unwrap();
         assert_eq!(a.lists(&p), Some(false));

@@ -268,6 +268,9 @@ type Key = (ResourceName, Email);
 struct Snapshot {
     generation: u64,
     latest: HashMap<Key, (u64, Request)>,
+    /// The most recently ended requests, newest first, at most
+    /// [`Settings::recent_ended`].
+    ended: Vec<Request>,
 }
 
 impl Service {
@@ -535,7 +538,14 @@ impl Service {
         for d in &desks {
             d.reconciler.refresh(self.inner.settings.sync_max_age);
         }
-        let (open, ended) = self.reload().await?;
+        let snap = self.current().await?;
+        let open = snap
+            .latest
+            .values()
+            .map(|(_, r)| r)
+            .filter(|r| r.is_open())
+            .cloned();
+        let ended = snap.ended.iter().cloned();
         let mut resources: Vec<ResourceView> = desks
             .iter()
             .map(|d| ResourceView {
@@ -565,9 +575,11 @@ impl Service {
             }
         }
         for view in &mut resources {
-            view.pending.sort_by_key(|r| r.requested_at);
+            // Ties broken by request order, so pages hold the same rows on
+            // every load (grants approved in one second end in the same one).
+            view.pending.sort_by_key(|r| (r.requested_at, r.id));
             view.active
-                .sort_by_key(|r| r.state.grant().map(|g| g.expires_at));
+                .sort_by_key(|r| (r.state.grant().map(|g| g.expires_at), r.requested_at, r.id));
             let name = &view.resource.name;
             view.pending_span = window.cut(name, List::Pending, &mut view.pending);
             view.active_span = window.cut(name, List::Active, &mut view.active);
@@ -647,7 +659,7 @@ impl Service {
             let current = self.snapshot().generation;
             match self.inner.store.generation().await {
                 Ok(g) if g != current => {
-                    if let Err(e) = self.reload().await.map(drop) {
+                    if let Err(e) = self.reload().await {
                         tracing::warn!(error = %e, "could not reload the request snapshot");
                     }
                 }
@@ -726,12 +738,26 @@ impl Service {
             if newer {
                 snap.latest.insert(key, (generation, r.clone()));
             }
+            if !r.is_open() && !snap.ended.iter().any(|e| e.id == r.id) {
+                snap.ended.insert(0, r.clone());
+                snap.ended.truncate(self.inner.settings.recent_ended);
+            }
         }
         self.publish_open_counts(snap);
     }
 
-    /// Reloads the snapshot; returns the open and recently ended requests it read.
-    async fn reload(&self) -> Result<(Vec<Request>, Vec<Request>), StoreError> {
+    /// The snapshot, reloaded first if the store moved on since it was
+    /// taken (a change by another replica, or one this process made): one
+    /// cheap read when nothing changed.
+    async fn current(&self) -> Result<Arc<Snapshot>, StoreError> {
+        if self.inner.store.generation().await? != self.snapshot().generation {
+            self.reload().await?;
+        }
+        Ok(self.snapshot())
+    }
+
+    /// Reloads the snapshot from the store.
+    async fn reload(&self) -> Result<(), StoreError> {
         let store = &self.inner.store;
         let generation = store.generation().await?;
         let ended = store.recent_ended(self.inner.settings.recent_ended).await?;
@@ -751,10 +777,14 @@ impl Service {
                 latest.insert(key.clone(), (*g, r.clone()));
             }
         }
-        let snap = Snapshot { generation, latest };
+        let snap = Snapshot {
+            generation,
+            latest,
+            ended,
+        };
         self.publish_open_counts(&snap);
         *guard = Arc::new(snap);
-        Ok((open, ended))
+        Ok(())
     }
 
     /// Sets the pending and active gauges from the snapshot (which holds
