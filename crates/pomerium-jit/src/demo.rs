@@ -636,9 +636,11 @@ mod tests {
         assert!(staging.rules.durations.requester_chooses);
         let person = |key: &str| {
             let p = PEOPLE.iter().find(|p| p.key == key).unwrap();
-            let mut r = Requester::new(Email::parse(p.email).unwrap());
-            r.groups = p.groups.iter().map(|g| g.to_string()).collect();
-            r
+            Requester {
+                email: Email::parse(p.email).unwrap(),
+                groups: p.groups.iter().map(|g| g.to_string()).collect(),
+                claims: Default::default(),
+            }
         };
         assert_eq!(
             staging
