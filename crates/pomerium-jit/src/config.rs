@@ -242,6 +242,7 @@ impl ServeArgs {
 
         let resources = match &self.config_file {
             Some(path) => crate::resources::load(path)
+                .map(|file| file.resources)
                 .map_err(|e| p.extend(e.lines()))
                 .ok(),
             None => self.original_resource(p).map(|r| vec![r]),

@@ -160,13 +160,15 @@ fn resources(grant: GrantDuration) -> anyhow::Result<Vec<Resource>> {
     let text = RESOURCES
         .replace("{default}", &grant.to_string())
         .replace("{max}", &max.to_string());
-    crate::resources::parse(&text).map_err(|problems| {
-        let lines: Vec<String> = problems
-            .iter()
-            .map(|p| format!("line {}: {}", p.line, p.message))
-            .collect();
-        anyhow::anyhow!("the demo's resources: {}", lines.join("; "))
-    })
+    crate::resources::parse(&text)
+        .map(|file| file.resources)
+        .map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("line {}: {}", p.line, p.message))
+                .collect();
+            anyhow::anyhow!("the demo's resources: {}", lines.join("; "))
+        })
 }
 
 pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<()> {

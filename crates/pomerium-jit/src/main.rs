@@ -122,8 +122,12 @@ fn main() -> ExitCode {
 /// `config check FILE`: the same checks as the start-up, nothing started.
 fn config_check(file: &std::path::Path) -> ExitCode {
     match resources::load(file) {
-        Ok(resources) => {
-            print!("{}: ok\n{}", file.display(), resources::summary(&resources));
+        Ok(config) => {
+            print!(
+                "{}: ok\n{}",
+                file.display(),
+                resources::summary(&config.resources)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

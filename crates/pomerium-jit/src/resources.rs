@@ -65,8 +65,15 @@ impl fmt::Display for FileError {
     }
 }
 
+/// What a config file holds, checked.
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    /// What can be requested, in file order; at least one.
+    pub resources: Vec<Resource>,
+}
+
 /// Reads and checks the file.
-pub fn load(path: &Path) -> Result<Vec<Resource>, FileError> {
+pub fn load(path: &Path) -> Result<FileConfig, FileError> {
     let text = std::fs::read_to_string(path).map_err(|error| FileError::Unreadable {
         path: path.to_owned(),
         error,
@@ -77,8 +84,8 @@ pub fn load(path: &Path) -> Result<Vec<Resource>, FileError> {
     })
 }
 
-/// Parses and checks a resources file's text; every problem found, in file order.
-pub fn parse(text: &str) -> Result<Vec<Resource>, Vec<Problem>> {
+/// Parses and checks a config file's text; every problem found, in file order.
+pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
     let at = |span: Range<usize>, message: String| position(text, span.start, message);
     let file: RawFile = toml::from_str(text).map_err(|e| {
         vec![at(
@@ -132,7 +139,7 @@ pub fn parse(text: &str) -> Result<Vec<Resource>, Vec<Problem>> {
         resources.push(resource);
     }
     if problems.is_empty() {
-        Ok(resources)
+        Ok(FileConfig { resources })
     } else {
         problems.sort_by_key(|p| (p.line, p.column));
         Err(problems)
@@ -680,7 +687,7 @@ groups = ["dba"]
 
     #[test]
     fn reads_every_key() {
-        let rs = parse(FULL).unwrap();
+        let rs = parse(FULL).unwrap().resources;
         assert_eq!(rs.len(), 1);
         let r = &rs[0];
         assert_eq!(r.name.as_str(), "prod-db");
@@ -756,7 +763,7 @@ groups = ["dba"]
 
     #[test]
     fn left_out_keys_take_the_originals_defaults() {
-        let rs = parse(&minimal("a", "p")).unwrap();
+        let rs = parse(&minimal("a", "p")).unwrap().resources;
         let r = &rs[0];
         assert_eq!(r.approvers, Approvers::Admins);
         assert_eq!(r.policy.namespace, None);
@@ -773,7 +780,9 @@ groups = ["dba"]
         assert!(!rules.self_extension);
 
         // A ticket table with nothing in it is an optional "Ticket" field.
-        let rs = parse(&format!("{}[resource.ticket]\n", minimal("a", "p"))).unwrap();
+        let rs = parse(&format!("{}[resource.ticket]\n", minimal("a", "p")))
+            .unwrap()
+            .resources;
         let ticket = rs[0].rules.ticket.as_ref().unwrap();
         assert_eq!((ticket.label.as_str(), ticket.required), ("Ticket", false));
 
@@ -782,7 +791,7 @@ groups = ["dba"]
             "{}[resource.durations]\ndefault = \"45m\"\nmax = \"1h\"\n",
             minimal("a", "p")
         );
-        let rs = parse(&text).unwrap();
+        let rs = parse(&text).unwrap().resources;
         assert_eq!(rs[0].rules.durations.presets, [d("30m"), d("45m"), d("1h")]);
     }
 
@@ -791,6 +800,7 @@ groups = ["dba"]
         let text = format!("{}{}", minimal("b", "p1"), minimal("a", "p2"));
         let names: Vec<String> = parse(&text)
             .unwrap()
+            .resources
             .iter()
             .map(|r| r.name.to_string())
             .collect();
@@ -1078,7 +1088,7 @@ groups = ["dba"]
 
     #[test]
     fn summary_lists_each_resource() {
-        let rs = parse(FULL).unwrap();
+        let rs = parse(FULL).unwrap().resources;
         let s = summary(&rs);
         assert!(
             s.starts_with(

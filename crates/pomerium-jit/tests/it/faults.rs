@@ -297,7 +297,10 @@ async fn changesets_are_reported_and_applied_when_asked() {
 #[tokio::test]
 async fn a_revoke_after_lost_answers_stands() {
     let env = Env::new().await;
-    let app = env.spawn(&[("APPLY_WAIT", "1s"), ("SYNC_INTERVAL", "1s")]);
+    // The wait is shorter than the shortest retry after a failed run
+    // (0.5 s): a retry that reads the landed policy back confirms it, and
+    // with a 1 s wait that confirmation sometimes arrived in time for a 303.
+    let app = env.spawn(&[("APPLY_WAIT", "300ms"), ("SYNC_INTERVAL", "1s")]);
     let alice = TestUser::alice();
     let admin = env.token(&TestUser::admin());
     env.wait_ppl("the policy is created", |_| true).await;
