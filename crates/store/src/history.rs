@@ -81,7 +81,7 @@ macro_rules! filtered {
 /// for the names in it (names have no commas). The SQL asks whether
 /// removing `,resource,` shortens it: plain text, no pattern, the same on
 /// both backends, and one bind however many names.
-fn resource_set(resources: Option<&[ResourceName]>) -> Option<String> {
+pub(crate) fn resource_set(resources: Option<&[ResourceName]>) -> Option<String> {
     resources.map(|names| {
         let mut set = String::from(",");
         for n in names {

@@ -16,7 +16,9 @@
 mod audit;
 mod error;
 mod history;
+mod listing;
 mod location;
+mod outbox;
 mod read_only;
 mod requests;
 mod rows;
@@ -36,7 +38,11 @@ pub use audit::{
 };
 pub use error::StoreError;
 pub use history::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
+pub use listing::{RequestCursor, RequestFilter, RequestPage};
 pub use location::Backend;
+pub use outbox::{
+    Attempt, ChannelStatus, Delivery, NewDelivery, Notice, OutboxId, OutboxItem, expiry_still_due,
+};
 pub use requests::Committed;
 pub use sync::{Fence, INTENT_RETENTION, Intent, IntentId, SyncState};
 
