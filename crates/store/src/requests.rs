@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use jit_domain::{AuditEvent, Email, Request, RequestId, ResourceName, Transition};
 
 use crate::audit::{announce_head, append_events};
+use crate::outbox::enqueue_events;
 use crate::rows::{RequestRow, as_stored, from_millis, millis, select_requests};
 use crate::sync::{Fence, check_fence};
 use crate::{Backend, Head, Store, StoreError, next_count};
@@ -203,6 +204,8 @@ impl Store {
             .map(|t| (&t.event, RequestRow::from(&t.request)))
             .collect();
         let (seq, hash) = append_events(&mut tx, head.audit_seq, head.audit_hash, events).await?;
+        // Told about in the same transaction: never a decision left untold.
+        enqueue_events(&mut tx, resource.as_str(), head.audit_seq, seq).await?;
 
         let generation = next_count("generation", head.generation)?;
         sqlx::query(

@@ -156,6 +156,7 @@ on_both_backends!(
 
 mod audit_state;
 mod history;
+mod outbox;
 mod resources;
 
 // ---------------------------------------------------------------- helpers
