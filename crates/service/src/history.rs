@@ -2,7 +2,10 @@
 //! own, filtered and paged, as files, and as the grants held over time.
 
 use jit_domain::Request;
-pub use jit_store::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
+pub use jit_store::{
+    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, RequestCursor, RequestFilter,
+    RequestPage,
+};
 
 use crate::{Caller, Service, ServiceError};
 
@@ -31,6 +34,31 @@ impl Service {
     ) -> Result<HistoryPage, ServiceError> {
         let filter = self.scoped(caller, whose, filter)?;
         Ok(self.inner.store.history(&filter, cursor, limit).await?)
+    }
+
+    /// A page of at most `limit` requests, newest first, older than
+    /// `after`: seen as the history is (approvers the resources they
+    /// approve, everyone else only their own).
+    pub async fn requests(
+        &self,
+        caller: &Caller,
+        whose: Whose,
+        filter: RequestFilter,
+        after: Option<RequestCursor>,
+        limit: usize,
+    ) -> Result<RequestPage, ServiceError> {
+        let scope = HistoryFilter {
+            person: filter.person.clone(),
+            resources: filter.resources.clone(),
+            ..HistoryFilter::default()
+        };
+        let scope = self.scoped(caller, whose, scope)?;
+        let filter = RequestFilter {
+            person: scope.person,
+            resources: scope.resources,
+            ..filter
+        };
+        Ok(self.inner.store.requests(&filter, after, limit).await?)
     }
 
     /// Every event the filter selects, oldest first, or `None` if there

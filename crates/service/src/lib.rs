@@ -32,7 +32,10 @@ mod measure;
 
 pub use admins::{Admins, Caller, Route};
 pub use audit::AuditCheck;
-pub use history::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, Whose};
+pub use history::{
+    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, RequestCursor, RequestFilter,
+    RequestPage, Whose,
+};
 pub use jit_store::{AuditQuery, AuditRecord, ChainReport};
 // What the edge shows about syncing, so it needs neither the reconciler nor the store.
 pub use jit_reconcile::{FailureKind, SyncFailure, SyncStatus};
@@ -326,6 +329,12 @@ impl Service {
         }
     }
 
+    /// Whether `caller` approves some resource, or why not (in open admin
+    /// mode off the `/admin` route: [`ServiceError::AdminRouteOnly`]).
+    pub fn require_approver(&self, caller: &Caller) -> Result<(), ServiceError> {
+        self.approved_desks(caller).map(|_| ())
+    }
+
     /// Each resource's policy: this replica's memory of its syncs and the
     /// store's record of the last one by any replica. Reading the record
     /// also shows that the store answers.
@@ -401,27 +410,37 @@ impl Service {
         .await
     }
 
-    /// The caller withdraws their pending request or gives up their access.
-    pub async fn cancel(&self, caller: &Caller, resource: &str) -> Result<Outcome, ServiceError> {
+    /// The caller withdraws their pending request or gives up their access;
+    /// when `seen` is given, only if that is still the open request.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        seen: Option<Seen>,
+    ) -> Result<Outcome, ServiceError> {
         let desk = self.desk(resource)?;
         let now = OffsetDateTime::now_utc();
         self.decide(desk, &caller.email, |open| {
+            check_seen(seen, open, &caller.email, now)?;
             desk.resource.rules.cancel(open, &caller.email, now)
         })
         .await
     }
 
-    /// The caller asks for more time on their active access.
+    /// The caller asks for more time on their active access; when `seen`
+    /// is given, only if that is still the open request.
     pub async fn extend(
         &self,
         caller: &Caller,
         resource: &str,
+        seen: Option<Seen>,
         duration: GrantDuration,
         reason: Option<Reason>,
     ) -> Result<Outcome, ServiceError> {
         let desk = self.desk(resource)?;
         let now = OffsetDateTime::now_utc();
         self.decide(desk, &caller.email, |open| {
+            check_seen(seen, open, &caller.email, now)?;
             desk.resource
                 .rules
                 .extend(open, &caller.email, duration, reason, now)

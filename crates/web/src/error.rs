@@ -92,6 +92,15 @@ pub enum WebError {
     TooLarge,
     #[error("forms must be sent as application/x-www-form-urlencoded")]
     UnsupportedMediaType,
+    /// A JSON API body of another type.
+    #[error("the body must be sent as application/json")]
+    NotJson,
+    /// A list's `cursor` that no page of that list gave.
+    #[error("the cursor is not one this list gave")]
+    Cursor,
+    /// A change only the requester may make, asked by an approver.
+    #[error("only the requester can do this")]
+    NotYours,
     #[error("the request took too long")]
     Timeout,
     /// A failure status from somewhere below with no more to say.
@@ -225,6 +234,17 @@ impl WebError {
                 p(S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported form encoding")
                     .detail("Forms must be sent as application/x-www-form-urlencoded.")
             }
+            WebError::NotJson => {
+                p(S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported body type")
+                    .detail("The JSON API reads bodies sent as application/json.")
+                    .hint("Send `Content-Type: application/json` with a JSON object, or no body at all.")
+            }
+            WebError::Cursor => p(S::BAD_REQUEST, "invalid-cursor", "Invalid cursor")
+                .detail("The `cursor` parameter is not one this list gave.")
+                .hint("Pass the `next` value of the previous page unchanged, with the same filters, or leave it out for the first page."),
+            WebError::NotYours => p(S::FORBIDDEN, "not-yours", "Only the requester can do this")
+                .detail("Only the person who asked can withdraw or extend a request.")
+                .hint("Approvers end requests with reject, and access with the grant's revoke."),
             WebError::Timeout => p(S::SERVICE_UNAVAILABLE, "timeout", "Took too long")
                 .detail("The server took too long to answer.")
                 .hint("If you made a change it may have been saved; reload the page to see where things stand."),
@@ -553,8 +573,10 @@ fn bare_failure(status: StatusCode) -> WebError {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ProblemJson<'a> {
+/// An error, as RFC 9457 has it; `type` is
+/// `urn:pomerium-jit:problem:<code>`, one code per kind of error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ProblemJson<'a> {
     r#type: String,
     title: &'a str,
     status: u16,

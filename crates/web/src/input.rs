@@ -14,6 +14,7 @@ use axum::http::{StatusCode, header};
 use jit_domain::{Ask, Email, GrantDuration, Reason, RequestId, ResourceName, Ticket};
 use jit_service::List;
 use serde::de::DeserializeOwned;
+use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -64,6 +65,47 @@ impl<S: Send + Sync, T: Input> FromRequest<S> for Form<T> {
             _ => return Err(WebError::UnsupportedMediaType),
         };
         T::parse(raw).map(Form)
+    }
+}
+
+/// A JSON body (`application/json`), parsed into `T` the same way as a
+/// form, so the API checks each field as the pages do. An empty body needs
+/// no content type.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: Input> FromRequest<S> for JsonBody<T> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, WebError> {
+        let is_json = request.headers().get(header::CONTENT_TYPE).map(|ct| {
+            ct.to_str().is_ok_and(|ct| {
+                let essence = ct.split(';').next().unwrap_or_default().trim();
+                let essence = essence.to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            })
+        });
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    WebError::TooLarge
+                } else {
+                    WebError::Unreadable {
+                        what: "JSON body",
+                        message: rejection.body_text(),
+                    }
+                }
+            })?;
+        let raw = match is_json {
+            Some(true) => serde_json::from_slice(&body).map_err(|e| WebError::Unreadable {
+                what: "JSON body",
+                message: e.to_string(),
+            })?,
+            None if body.is_empty() => T::Raw::default(),
+            _ => return Err(WebError::NotJson),
+        };
+        T::parse(raw).map(JsonBody)
     }
 }
 
@@ -125,7 +167,7 @@ fn optional_resource(value: Option<String>) -> Result<Option<ResourceName>, WebE
         .transpose()
 }
 
-fn optional_duration(
+pub(crate) fn optional_duration(
     field: &'static str,
     value: Option<String>,
 ) -> Result<Option<GrantDuration>, WebError> {
@@ -137,7 +179,10 @@ fn optional_duration(
         .transpose()
 }
 
-fn optional_text(field: &'static str, value: Option<String>) -> Result<Option<Reason>, WebError> {
+pub(crate) fn optional_text(
+    field: &'static str,
+    value: Option<String>,
+) -> Result<Option<Reason>, WebError> {
     Reason::parse(value.as_deref().unwrap_or_default()).map_err(|e| WebError::field(field, e))
 }
 
@@ -156,7 +201,10 @@ fn optional_start(value: Option<String>) -> Result<Option<OffsetDateTime>, WebEr
     let value = value.trim();
     PrimitiveDateTime::parse(value, minutes)
         .or_else(|_| PrimitiveDateTime::parse(value, seconds))
-        .map(|at| Some(at.assume_utc()))
+        .map(PrimitiveDateTime::assume_utc)
+        // What API clients send: an instant with its offset.
+        .or_else(|_| OffsetDateTime::parse(value, &Rfc3339))
+        .map(Some)
         .map_err(|_| {
             WebError::field(
                 "starts_at",
@@ -174,12 +222,19 @@ pub(crate) struct AccessRequest {
     pub ask: Ask,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+/// The form, or the API's JSON body; every field a string.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 pub(crate) struct RawAccessRequest {
+    /// The resource's name (default: the first of the catalog).
     resource: Option<String>,
+    /// Why; required where the resource says so.
     reason: Option<String>,
+    /// As `30m`, `1h`, `1d`, where the resource lets requesters choose.
     duration: Option<String>,
+    /// Where the resource asks for one, such as a change number.
     ticket: Option<String>,
+    /// A later start: RFC 3339 (`2026-12-01T09:30:00Z`) or a UTC time
+    /// (`2026-12-01T09:30`); absent: on approval.
     starts_at: Option<String>,
 }
 

@@ -13,8 +13,7 @@
 //! | `GET /admin/audit` | admins | the audit trail, paged, with the chain check |
 //! | `GET /admin/history` (`.csv`, `.jsonl`, `/timeline.svg`) | admins | everyone's history: filtered, paged, downloads, timeline |
 //! | `GET /history` | anyone signed in | your own history |
-//! | `GET /api/v1/me` | anyone signed in | your status as JSON |
-//! | `GET /admin/api/v1/requests` (and `GET /api/v1/requests` when admin lists are set) | admins | everyone's requests as JSON |
+//! | `/api/v1/…` and `/admin/api/v1/…` ([`api`]) | anyone signed in; approvers for everyone's data | the JSON API: me, resources, requests, grants, history; `openapi.json` describes it |
 //! | `GET /healthz`, `GET /readyz`, `GET /assets/*` | anyone | no assertion needed |
 //!
 //! Identity comes only from a verified `X-Pomerium-Jwt-Assertion`, checked
@@ -123,9 +122,7 @@ pub fn router(config: WebConfig) -> Router {
             get(pages::history::timeline_file),
         )
         .route("/history", get(pages::history::own_page))
-        .route("/api/v1/me", get(api::me))
-        .route("/api/v1/requests", get(api::requests))
-        .route("/admin/api/v1/requests", get(api::requests))
+        .merge(api::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/assets/{file}", get(assets::serve))

@@ -70,36 +70,7 @@ impl Input for HistoryParams {
         .into_iter()
         .filter_map(|(k, v)| Some((k, present(v)?)))
         .collect();
-        let from = present(&raw.from)
-            .map(|v| instant("from", &v, Edge::Start))
-            .transpose()?;
-        let to = present(&raw.to)
-            .map(|v| instant("to", &v, Edge::End))
-            .transpose()?;
-        if let (Some(f), Some(t)) = (from, to)
-            && f >= t
-        {
-            return Err(WebError::field(
-                "to",
-                "it must be after `from`; leave it empty for no end",
-            ));
-        }
-        let filter = HistoryFilter {
-            person: optional_email("person", raw.person)?,
-            resources: present(&raw.resource)
-                .map(|v| {
-                    ResourceName::parse(&v).map(|r| vec![r]).map_err(|e| {
-                        WebError::field(
-                            "resource",
-                            format!("{e}; write a resource's name, such as `default`"),
-                        )
-                    })
-                })
-                .transpose()?,
-            action: present(&raw.action).map(|v| action(&v)).transpose()?,
-            from,
-            to,
-        };
+        let filter = filter(&raw.person, &raw.resource, &raw.action, &raw.from, &raw.to)?;
         let seq = |field: &'static str, v: String| {
             v.parse::<u64>().map_err(|_| {
                 WebError::field(
@@ -127,8 +98,49 @@ impl Input for HistoryParams {
     }
 }
 
+/// The filters every history takes (and the JSON API's lists): each
+/// optional, each wrong one named.
+pub(crate) fn filter(
+    person: &Option<String>,
+    resource: &Option<String>,
+    action_given: &Option<String>,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<HistoryFilter, WebError> {
+    let from = present(from)
+        .map(|v| instant("from", &v, Edge::Start))
+        .transpose()?;
+    let to = present(to)
+        .map(|v| instant("to", &v, Edge::End))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(WebError::field(
+            "to",
+            "it must be after `from`; leave it empty for no end",
+        ));
+    }
+    Ok(HistoryFilter {
+        person: optional_email("person", person.clone())?,
+        resources: present(resource)
+            .map(|v| {
+                ResourceName::parse(&v).map(|r| vec![r]).map_err(|e| {
+                    WebError::field(
+                        "resource",
+                        format!("{e}; write a resource's name, such as `default`"),
+                    )
+                })
+            })
+            .transpose()?,
+        action: present(action_given).map(|v| action(&v)).transpose()?,
+        from,
+        to,
+    })
+}
+
 /// The trimmed value, unless absent or blank.
-fn present(value: &Option<String>) -> Option<String> {
+pub(crate) fn present(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
         .map(str::trim)
@@ -390,7 +402,7 @@ pub(crate) async fn jsonl(
     ))
 }
 
-async fn export_entries(
+pub(crate) async fn export_entries(
     app: &AppState,
     caller: &Caller,
     filter: HistoryFilter,
@@ -410,7 +422,7 @@ async fn export_entries(
 }
 
 /// An attachment named `pomerium-jit-history-<now>.<extension>`.
-fn download(content_type: &'static str, extension: &str, body: String) -> Response {
+pub(crate) fn download(content_type: &'static str, extension: &str, body: String) -> Response {
     let stamp = OffsetDateTime::now_utc()
         .format(format_description!(
             "[year]-[month]-[day]T[hour][minute][second]Z"

@@ -363,7 +363,7 @@ pub(crate) async fn cancel_request(
     Form(MineForm { resource }): Form<MineForm>,
 ) -> Result<Response, WebError> {
     let resource = resource_or_first(&app, resource);
-    let notice = match app.service.cancel(&caller, &resource).await {
+    let notice = match app.service.cancel(&caller, &resource, None).await {
         Ok(outcome) => {
             require_applied(&outcome)?;
             if outcome.request.state.status() == Status::Cancelled {
@@ -393,7 +393,7 @@ pub(crate) async fn extend_access(
     let resource = resource_or_first(&app, resource);
     let outcome = app
         .service
-        .extend(&caller, &resource, duration, reason)
+        .extend(&caller, &resource, None, duration, reason)
         .await?;
     require_applied(&outcome)?;
     let notice = if outcome.request.extension.is_some() {

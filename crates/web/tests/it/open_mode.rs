@@ -102,7 +102,7 @@ async fn under_admin_the_admin_api_answers() {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.header("content-type"), "application/json");
-    assert_eq!(a.json()["pending"][0]["email"], "alice@example.com");
+    assert_eq!(a.json()["items"][0]["email"], "alice@example.com");
     let a = app.get("/admin/api/v1/nope", Some(&TestUser::bob())).await;
     assert_eq!(a.header("content-type"), "application/problem+json");
 }
