@@ -461,12 +461,58 @@ impl Service {
     ) -> Result<Outcome, ServiceError> {
         let desk = self.desk(resource)?;
         self.approves(approver, &desk.resource)?;
+        self.decide_by(desk, approver, email, seen, decision, None)
+            .await
+    }
+
+    /// An approver's decision made outside the pages (`via`, e.g. `slack`,
+    /// is recorded in its audit events) on the request `id`, only while it
+    /// is still open in the status `shown`. Admin rights count only as
+    /// approver rights here: a caller who is not an approver of the
+    /// request's resource is told so by its title.
+    pub async fn decide_on(
+        &self,
+        approver: &Caller,
+        id: RequestId,
+        shown: Status,
+        decision: Decision,
+        via: &'static str,
+    ) -> Result<Outcome, ServiceError> {
+        let request = self
+            .inner
+            .store
+            .request(id)
+            .await?
+            .ok_or(ServiceError::NoSuchRequest)?;
+        let desk = self.desk(request.resource.as_str())?;
+        self.approves(approver, &desk.resource)
+            .map_err(|e| match e {
+                ServiceError::NotAdmin => ServiceError::NotApprover {
+                    title: desk.resource.title.clone(),
+                },
+                e => e,
+            })?;
+        let seen = Some(Seen { id, status: shown });
+        self.decide_by(desk, approver, &request.email, seen, decision, Some(via))
+            .await
+    }
+
+    /// The rules' move for `decision`, by an approver already checked.
+    async fn decide_by(
+        &self,
+        desk: &Desk,
+        approver: &Caller,
+        email: &Email,
+        seen: Option<Seen>,
+        decision: Decision,
+        via: Option<&'static str>,
+    ) -> Result<Outcome, ServiceError> {
         let now = OffsetDateTime::now_utc();
         let rules = &desk.resource.rules;
         let by = &approver.email;
         self.decide(desk, email, |open| {
             check_seen(seen, open, email, now)?;
-            match decision {
+            let mut moves = match decision {
                 Decision::Approve { duration } => rules.approve(open, email, by, duration, now),
                 Decision::ApproveExtension => rules.approve_extension(open, email, by, now),
                 Decision::RejectExtension { comment } => {
@@ -474,7 +520,15 @@ impl Service {
                 }
                 Decision::Revoke { comment } => rules.revoke(open, email, by, comment, now),
                 Decision::Grant { ask } => rules.grant(open, email, by, ask, now),
+            }?;
+            if let Some(via) = via {
+                for t in &mut moves {
+                    if let Some(details) = t.event.details.as_object_mut() {
+                        details.insert("via".to_owned(), via.into());
+                    }
+                }
             }
+            Ok(moves)
         })
         .await
     }
