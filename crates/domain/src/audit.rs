@@ -15,6 +15,42 @@ pub enum Actor {
     /// Someone editing the policy in the Pomerium Zero console or through its
     /// API: a change we saw in the policy but did not make.
     Zero,
+    /// An operator at the command line (`pomerium-jit revoke`, `grant`),
+    /// who holds the database's rights rather than an approver's.
+    Cli(Operator),
+}
+
+/// The name an operator acts under at the command line, as the audit trail
+/// records it after `cli:`: 1-64 letters, digits and `.` `_` `-` `@` `+`
+/// (a login name or an email), so it can neither hide nor forge another actor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Operator(String);
+
+impl Operator {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "`{raw}` is not an operator name: use 1-64 letters, digits and . _ - @ + \
+                 (a login name or an email)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl fmt::Display for Actor {
@@ -23,6 +59,7 @@ impl fmt::Display for Actor {
             Actor::User(e) => write!(f, "user:{e}"),
             Actor::System => f.write_str("system"),
             Actor::Zero => f.write_str("zero"),
+            Actor::Cli(o) => write!(f, "cli:{o}"),
         }
     }
 }
@@ -33,6 +70,7 @@ impl FromStr for Actor {
         match s {
             "system" => Ok(Actor::System),
             "zero" => Ok(Actor::Zero),
+            _ if s.starts_with("cli:") => Operator::parse(&s[4..]).map(Actor::Cli),
             _ => s
                 .strip_prefix("user:")
                 .and_then(|e| Email::parse(e).ok())
@@ -49,6 +87,7 @@ impl Actor {
             Actor::User(e) => e.to_string(),
             Actor::System => "pomerium-jit".into(),
             Actor::Zero => "an edit in Pomerium Zero".into(),
+            Actor::Cli(o) => format!("{o} (command line)"),
         }
     }
 }
@@ -179,10 +218,14 @@ mod tests {
             Actor::System,
             Actor::Zero,
             Actor::User(Email::parse("a@b.c").unwrap()),
+            Actor::Cli(Operator::parse("ops.lead@example.com").unwrap()),
         ] {
             assert_eq!(a.to_string().parse::<Actor>().unwrap(), a);
         }
         assert!("user:nope".parse::<Actor>().is_err());
+        for forged in ["cli:", "cli:a b", "cli:user:x", "cli:zero\nsystem"] {
+            assert!(forged.parse::<Actor>().is_err(), "{forged}");
+        }
         assert!("root".parse::<Actor>().is_err());
     }
 

@@ -26,7 +26,7 @@ mod resource;
 mod rules;
 
 pub use access::{Approval, Ask, ExtensionAsk, Grant, Request, RequestId, State, Status};
-pub use audit::{Action, Actor, AuditEvent};
+pub use audit::{Action, Actor, AuditEvent, Operator};
 pub use duration::{DurationError, GrantDuration};
 pub use email::{Email, EmailError};
 pub use render::{RemoteEntry, desired_entries};

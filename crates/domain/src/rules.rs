@@ -261,14 +261,76 @@ impl Rules {
         comment: Option<Reason>,
         now: OffsetDateTime,
     ) -> Result<Vec<Transition>, DomainError> {
+        self.revoke_as(open, email, Actor::User(by.clone()), comment, now)
+    }
+
+    /// [`Rules::revoke`] by any actor: an operator at the command line.
+    pub fn revoke_as(
+        &self,
+        open: Option<&Request>,
+        email: &Email,
+        by: Actor,
+        comment: Option<Reason>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Transition>, DomainError> {
         let (open, mut out) = self.settle(open, now);
-        out.extend(end(
-            open,
-            email,
-            Actor::User(by.clone()),
-            EndKind::ByApprover(comment),
+        out.extend(end(open, email, by, EndKind::ByApprover(comment), now)?);
+        Ok(out)
+    }
+
+    /// Break-glass: an operator grants access for `duration` at once,
+    /// without approvals: the email's pending request is approved, or one
+    /// is made on their behalf. The reason is required and the resource's
+    /// reason and ticket rules apply, as does its longest grant. The grant's
+    /// event carries `"break_glass": true`, which notifications look for.
+    pub fn break_glass(
+        &self,
+        open: Option<&Request>,
+        email: &Email,
+        by: Actor,
+        ask: Ask,
+        duration: GrantDuration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Transition>, DomainError> {
+        self.check_duration(duration)?;
+        let Some(reason) = ask.reason.clone() else {
+            return Err(DomainError::Reason(
+                "say why you break the glass: the reason is kept in the audit trail".into(),
+            ));
+        };
+        self.check_ask(
+            &Ask {
+                duration: None,
+                starts_at: None,
+                ..ask.clone()
+            },
             now,
-        )?);
+        )?;
+        let (open, mut out) = self.settle(open, now);
+        let pending = match open {
+            Some(Request {
+                state: State::Active(g),
+                ..
+            }) => {
+                return Err(DomainError::AlreadyActive {
+                    email: email.clone(),
+                    until: g.expires_at,
+                });
+            }
+            Some(pending) => pending,
+            None => {
+                let mut asked = new_pending(&self.resource, email, ask.clone(), by.clone(), now);
+                asked.event.details["on_behalf_of"] = json!(email.as_str());
+                let pending = asked.request.clone();
+                out.push(asked);
+                pending
+            }
+        };
+        let mut details = json!({ "break_glass": true, "reason": reason.as_str() });
+        if let Some(t) = &ask.ticket {
+            details["ticket"] = json!(t.as_str());
+        }
+        out.push(self.activate(pending, by, duration, details, now));
         Ok(out)
     }
 

@@ -1243,3 +1243,94 @@ fn a_lapsed_grant_with_an_asked_extension_expires_cleanly() {
     assert_eq!(expires(&expired), NOW + Duration::HOUR);
     assert!(desired_entries([&expired], lapsed).is_empty());
 }
+
+fn operator() -> Actor {
+    Actor::Cli(crate::Operator::parse("oncall").unwrap())
+}
+
+#[test]
+fn break_glass_grants_at_once_without_approvals_and_says_so() {
+    let rules = needing(2);
+    let alice = email("alice@x.test");
+    let ask = Ask {
+        reason: reason("INC-9: db down"),
+        ..Ask::default()
+    };
+    let ts = rules
+        .break_glass(None, &alice, operator(), ask.clone(), mins(30), NOW)
+        .unwrap();
+    assert_eq!(actions(&ts), [Action::Requested, Action::Approved]);
+    assert!(ts.iter().all(|t| t.event.actor == operator()));
+    assert_eq!(ts[0].event.details["on_behalf_of"], "alice@x.test");
+    let granted = &ts[1].event.details;
+    assert_eq!(granted["break_glass"], true);
+    assert_eq!(granted["reason"], "INC-9: db down");
+    let active = last(ts);
+    assert_eq!(active.state.grant().unwrap().approved_by, operator());
+    assert_eq!(expires(&active), NOW + Duration::minutes(30));
+
+    // A pending request is approved as it is; active access is refused.
+    let pending = last(rules.request(None, &alice, None, NOW).unwrap());
+    let ts = rules
+        .break_glass(
+            Some(&pending),
+            &alice,
+            operator(),
+            ask.clone(),
+            mins(30),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(actions(&ts), [Action::Approved]);
+    assert_eq!(ts[0].request.id, pending.id);
+    assert!(matches!(
+        rules.break_glass(Some(&active), &alice, operator(), ask, mins(30), NOW),
+        Err(DomainError::AlreadyActive { .. })
+    ));
+}
+
+#[test]
+fn break_glass_needs_a_reason_and_keeps_the_resources_limits() {
+    let rules = Rules::default();
+    let alice = email("alice@x.test");
+    let with = |reason: Option<Reason>, d: GrantDuration| {
+        rules.break_glass(
+            None,
+            &alice,
+            operator(),
+            Ask {
+                reason,
+                ..Ask::default()
+            },
+            d,
+            NOW,
+        )
+    };
+    assert!(matches!(with(None, mins(30)), Err(DomainError::Reason(_))));
+    assert!(matches!(
+        with(reason("outage"), mins(25 * 60)),
+        Err(DomainError::Duration(_))
+    ));
+    let ticketed = Ask {
+        reason: reason("outage"),
+        ticket: Ticket::parse("CHG1").unwrap(),
+        ..Ask::default()
+    };
+    assert!(matches!(
+        rules.break_glass(None, &alice, operator(), ticketed, mins(30), NOW),
+        Err(DomainError::Ticket(_))
+    ));
+}
+
+#[test]
+fn an_operator_revokes_under_their_own_name() {
+    let rules = Rules::default();
+    let alice = email("alice@x.test");
+    let active = active_for(&rules, &[&email("admin@x.test")]);
+    let ts = rules
+        .revoke_as(Some(&active), &alice, operator(), reason("left"), NOW)
+        .unwrap();
+    assert_eq!(ts[0].event.actor, operator());
+    assert_eq!(ts[0].event.action, Action::Revoked);
+    assert_eq!(ts[0].event.details["comment"], "left");
+}
