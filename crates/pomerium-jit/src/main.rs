@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::{LogFormat, ServeArgs};
+use tokio_util::sync::CancellationToken;
+use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 
 /// How to try the product without an account, where this binary can.
 #[cfg(feature = "demo")]
@@ -96,7 +98,7 @@ fn main() -> ExitCode {
         None => serve_cmd(cli.serve, &matches),
         #[cfg(feature = "demo")]
         Some(Command::Demo(args)) => {
-            init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info");
+            init_tracing_with(LogFormat::Text, "warn,pomerium_jit=info", std::io::stderr);
             run(async move { demo::run(args, serve::shutdown_on_signals()).await })
         }
         #[cfg(not(feature = "demo"))]
@@ -105,11 +107,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::Audit(args)) => {
-            init_tracing_with(LogFormat::Text, "warn");
+            init_tracing_with(LogFormat::Text, "warn", std::io::stderr);
             run(audit::run(args))
         }
         Some(Command::Doctor(args)) => {
-            init_tracing_with(LogFormat::Text, "error");
+            init_tracing_with(LogFormat::Text, "error", std::io::stderr);
             doctor::run(*args)
         }
         Some(Command::Healthcheck { port }) => run(healthcheck(port)),
@@ -156,7 +158,7 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(args.log_format());
+    let (_log, dropped) = init_tracing(args.log_format());
     for setting in config::ignored_with_config_file(matches) {
         tracing::warn!(
             setting,
@@ -173,6 +175,7 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
     }
     run(async move {
         let shutdown = serve::shutdown_on_signals();
+        tokio::spawn(report_dropped_lines(dropped, shutdown.child_token()));
         let listen = settings.listen;
         let mut app = serve::App::open(settings, false).await?;
         if let Some(address) = app.bind_metrics().await? {
@@ -223,21 +226,64 @@ async fn healthcheck(port: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
-    init_tracing_with(format, "info");
+/// Lines the serving log holds in memory while the writer catches up
+/// (about 2 MB at most); more are dropped and counted.
+const LOG_QUEUE_LINES: usize = 8192;
+
+/// The serving log (the access log among it): lines go through a bounded
+/// queue to a thread that writes them to stderr in batches, so a request
+/// never waits on the disk or a stalled log pipe, and never does a write
+/// of its own. Keep the guard until exit: dropping it flushes the queue.
+fn init_tracing(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let dropped = writer.error_counter();
+    init_tracing_with(format, "info", writer);
+    (guard, dropped)
 }
 
-/// Logs to stderr; `RUST_LOG` overrides `default`.
-fn init_tracing_with(format: LogFormat, default: &str) {
+/// Logs to `writer` (stderr for the one-shot commands); `RUST_LOG`
+/// overrides `default`.
+fn init_tracing_with<W>(format: LogFormat, default: &str, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colour only for people at a terminal, not in files and collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// Says, in the log and as a metric, when log lines were dropped because
+/// the writer fell behind (a stalled log pipe, a flood of requests).
+async fn report_dropped_lines(dropped: ErrorCounter, shutdown: CancellationToken) {
+    let mut reported = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+        }
+        let now = dropped.dropped_lines();
+        if now > reported {
+            metrics::counter!("pomerium_jit_log_lines_dropped_total").absolute(now as u64);
+            tracing::warn!(
+                dropped = now - reported,
+                "log lines dropped: the log writer fell behind (is stderr's reader keeping up?)"
+            );
+            reported = now;
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The layers around every route, outermost first (see the crate docs for why
 //! in this order).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -11,11 +13,12 @@ use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_http::csrf::CsrfLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::{AppState, BODY_LIMIT, auth, error};
 
@@ -36,11 +39,11 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration)
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(access_log),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(map_response(security_headers))
@@ -98,6 +101,44 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
+}
+
+/// Request ids for requests that come without one: a random prefix per
+/// process and a counter, unique across replicas and restarts without a
+/// draw from the operating system's random source per request.
+#[derive(Debug, Clone)]
+struct RequestIds(Arc<(String, AtomicU64)>);
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut prefix = [0u8; 6];
+        // Only fails if the operating system has no randomness to give.
+        aws_lc_rs::rand::fill(&mut prefix)
+            .expect("the operating system's random number generator failed");
+        let prefix = prefix.iter().map(|b| format!("{b:02x}")).collect();
+        RequestIds(Arc::new((prefix, AtomicU64::new(1))))
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let (prefix, counter) = &*self.0;
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{prefix}-{n:x}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The access log line, inside the request's span (method, path, id):
+/// the status and the latency in microseconds, as numbers.
+fn access_log(response: &Response, latency: Duration, _: &tracing::Span) {
+    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_us = micros,
+        "served"
+    );
 }
 
 /// Method, path and request id: no query (it may hold an email), no headers.
