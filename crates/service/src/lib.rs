@@ -169,7 +169,7 @@ impl Window {
     /// Keeps the rows of `rows` (the whole list, sorted) this window shows
     /// of `list` on `resource`. An offset past the end shows the last page,
     /// so a link to a list that shrank meanwhile still shows rows.
-    fn cut(&self, resource: &ResourceName, list: List, rows: &mut Vec<Request>) -> Span {
+    fn cut<T>(&self, resource: &ResourceName, list: List, rows: &mut Vec<T>) -> Span {
         let total = rows.len();
         let Some(size) = self.size else {
             return Span { offset: 0, total };
@@ -612,13 +612,6 @@ impl Service {
             d.reconciler.refresh(self.inner.settings.sync_max_age);
         }
         let snap = self.current().await?;
-        let open = snap
-            .latest
-            .values()
-            .map(|(_, r)| r)
-            .filter(|r| r.is_open())
-            .cloned();
-        let ended = snap.ended.iter().cloned();
         let mut resources: Vec<ResourceView> = desks
             .iter()
             .map(|d| ResourceView {
@@ -639,27 +632,34 @@ impl Service {
             Some(f) => Err(f),
             None => Ok(()),
         };
-        for r in open {
-            if let Some(view) = resources.iter_mut().find(|v| v.resource.name == r.resource) {
-                match r.state.status() {
-                    Status::Pending => view.pending.push(r),
-                    _ => view.active.push(r),
-                }
+        // Sorted and cut as references: a load copies only the rows it
+        // shows, however many are open.
+        let mut lists: Vec<[Vec<&Request>; 2]> = vec![[Vec::new(), Vec::new()]; resources.len()];
+        for r in snap.latest.values().map(|(_, r)| r).filter(|r| r.is_open()) {
+            if let Some(i) = resources.iter().position(|v| v.resource.name == r.resource) {
+                let list = usize::from(r.state.status() != Status::Pending);
+                lists[i][list].push(r);
             }
         }
-        for view in &mut resources {
-            // Ties broken by request order, so pages hold the same rows on
-            // every load (grants approved in one second end in the same one).
-            view.pending.sort_by_key(|r| (r.requested_at, r.id));
-            view.active
-                .sort_by_key(|r| (r.state.grant().map(|g| g.expires_at), r.requested_at, r.id));
+        for (view, [mut pending, mut active]) in resources.iter_mut().zip(lists) {
+            // Ties broken by request order (ids are unique), so pages hold
+            // the same rows on every load (grants approved in one second
+            // end in the same one).
+            pending.sort_unstable_by_key(|r| (r.requested_at, r.id));
+            active.sort_unstable_by_key(|r| {
+                (r.state.grant().map(|g| g.expires_at), r.requested_at, r.id)
+            });
             let name = &view.resource.name;
-            view.pending_span = window.cut(name, List::Pending, &mut view.pending);
-            view.active_span = window.cut(name, List::Active, &mut view.active);
+            view.pending_span = window.cut(name, List::Pending, &mut pending);
+            view.active_span = window.cut(name, List::Active, &mut active);
+            view.pending = pending.into_iter().cloned().collect();
+            view.active = active.into_iter().cloned().collect();
         }
-        let ended = ended
-            .into_iter()
+        let ended = snap
+            .ended
+            .iter()
             .filter(|r| resources.iter().any(|v| v.resource.name == r.resource))
+            .cloned()
             .collect();
         Ok(AdminView {
             resources,
