@@ -130,7 +130,11 @@ async fn main() {
     let index_tokens = write_tokens(
         dir.path(),
         "index",
-        people.iter().cycle().take(4000).map(|u| signer.mint(&host, u)),
+        people
+            .iter()
+            .cycle()
+            .take(4000)
+            .map(|u| signer.mint(&host, u)),
     );
     let page = http
         .get(format!("{base}/"))
@@ -199,12 +203,10 @@ async fn main() {
     // Assertions live 5 minutes: minted just before each run.
     let admin = || signer.mint(&host, &TestUser::admin());
     let admin_tokens = || write_tokens(dir.path(), "admin", (0..2000).map(|_| admin()));
-    let store = jit_store::Store::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("app.db").display()
-    ))
-    .await
-    .expect("the app's database");
+    let store =
+        jit_store::Store::connect(&format!("sqlite://{}", dir.path().join("app.db").display()))
+            .await
+            .expect("the app's database");
     seed(&store, 0..1000).await;
     wait_loaded(&http, &base, &admin(), 1000).await;
     let small = wrk(&lua, &format!("{base}/admin"), &admin_tokens(), 16, seconds);
@@ -223,12 +225,7 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let burst = approve(&http, &base, &admin(), &more, &zero).await;
-    table.row(
-        "burst of 100 concurrent approvals",
-        burst,
-        "all 303",
-        true,
-    );
+    table.row("burst of 100 concurrent approvals", burst, "all 303", true);
 
     seed(&store, 1000..admin_users).await;
     wait_loaded(&http, &base, &admin(), admin_users).await;
