@@ -100,6 +100,9 @@ pub struct ChannelStatus {
 /// moves it) is warned about once.
 const EXPIRY_KEY: &str = "expiry:";
 
+/// Per channel: name, pending, dead, last delivery, last error's time.
+type ChannelRow = (String, i64, i64, Option<i64>, Option<i64>);
+
 #[derive(sqlx::FromRow)]
 struct ItemRow {
     id: i64,
@@ -385,7 +388,7 @@ impl Store {
     /// Each channel that has deliveries, by name; and how many outbox rows
     /// wait to be expanded.
     pub async fn notification_status(&self) -> Result<(Vec<ChannelStatus>, u64), StoreError> {
-        let rows: Vec<(String, i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<ChannelRow> = sqlx::query_as(
             "SELECT channel, SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), MAX(delivered_at), \
              MAX(last_error_at) FROM deliveries GROUP BY channel ORDER BY channel",
