@@ -92,10 +92,21 @@ fn emails(page: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The original's one resource, with extensions allowed.
+const EXTENDABLE: &str = r#"
+[[resource]]
+name = "default"
+title = "Protected app"
+policy = { name = "jit-example" }
+max_extensions = 2
+"#;
+
 #[tokio::test]
 async fn requests_are_asked_decided_and_listed_through_the_api() {
     let env = Env::new().await;
-    let app = env.spawn(&[]);
+    let config = env.dir.path().join("resources.toml");
+    std::fs::write(&config, EXTENDABLE).unwrap();
+    let app = env.spawn(&[("CONFIG_FILE", config.to_str().unwrap())]);
     let api = Api::new(&app);
     let (alice, bob, carol) = (
         env.token(&TestUser::alice()),
