@@ -141,6 +141,8 @@ pub struct Settings {
     pub apply_wait: Duration,
     pub apply_changesets: bool,
     pub decode: DecodeOptions,
+    /// The config file's `[notifications]`; `None`: none are sent.
+    pub notifications: Option<jit_notify::NotifyConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,12 +242,16 @@ impl ServeArgs {
             .collect();
         let admins = Admins::new(admin_emails, list(&self.admin_groups));
 
-        let resources = match &self.config_file {
+        let file = match &self.config_file {
             Some(path) => crate::resources::load(path)
-                .map(|file| file.resources)
+                .map(|file| (file.resources, file.notifications))
                 .map_err(|e| p.extend(e.lines()))
                 .ok(),
-            None => self.original_resource(p).map(|r| vec![r]),
+            None => self.original_resource(p).map(|r| (vec![r], None)),
+        };
+        let (resources, notifications) = match file {
+            Some((resources, notifications)) => (Some(resources), notifications),
+            None => (None, None),
         };
 
         let sync_interval = check(p, duration("SYNC_INTERVAL", &self.sync_interval));
@@ -336,6 +342,7 @@ impl ServeArgs {
                     apply_wait,
                     apply_changesets,
                     decode: DecodeOptions { naive_offset },
+                    notifications,
                 })
             }
             _ => Err(problems),

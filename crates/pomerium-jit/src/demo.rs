@@ -230,6 +230,8 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         apply_wait: Duration::from_secs(5),
         apply_changesets: false,
         decode: DecodeOptions::default(),
+        // Notifications are off in the demo: there is nobody to tell.
+        notifications: None,
     };
     let app_listener = TcpListener::bind(settings.listen).await?;
     let app_addr = app_listener.local_addr()?;

@@ -204,6 +204,41 @@ async fn check_all(s: &Settings, timeout: Duration, report: &mut Report) {
         None => Verdict::not_checked("the database"),
     };
     report.line("audit chain", &audit);
+
+    if let Some(n) = &s.notifications {
+        check_notifications(n, &bounded, report).await;
+    }
+}
+
+/// One line per notification channel: does it answer (an HTTP `HEAD` to a
+/// webhook, SMTP's greeting, `EHLO` and `NOOP` for mail)? Nothing is sent.
+async fn check_notifications(n: &jit_notify::NotifyConfig, bounded: &Bounded, report: &mut Report) {
+    let sender = match jit_notify::Sender::new(&n.channels) {
+        Ok(sender) => sender,
+        Err(e) => {
+            report.line(
+                "notifications",
+                &Verdict::BadSetting {
+                    problem: e.to_string(),
+                    fix: "fix the channel in the config file's [notifications]".into(),
+                },
+            );
+            return;
+        }
+    };
+    for ch in &n.channels {
+        let check = format!("notify {} ({})", ch.name, ch.kind.as_str());
+        let probe = async {
+            match sender.probe(&ch.name).await {
+                Ok(detail) => Verdict::Ok(detail),
+                Err(problem) => Verdict::fail(
+                    problem,
+                    "check the channel's address in [notifications] and that it is reachable from here",
+                ),
+            }
+        };
+        report.line(&check, &bounded.run(probe, &check).await);
+    }
 }
 
 /// Each check's deadline, so a stalled upstream is reported, not waited on.

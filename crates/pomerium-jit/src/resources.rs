@@ -70,6 +70,8 @@ impl fmt::Display for FileError {
 pub struct FileConfig {
     /// What can be requested, in file order; at least one.
     pub resources: Vec<Resource>,
+    /// The `[notifications]` section; `None`: no notifications are sent.
+    pub notifications: Option<jit_notify::NotifyConfig>,
 }
 
 /// Reads and checks the file.
@@ -138,8 +140,26 @@ pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
         problems.extend(found.into_iter().map(|(span, m)| at(span, m)));
         resources.push(resource);
     }
+    let notifications = file.notifications.and_then(|raw| {
+        let section = raw.span();
+        let names: Vec<ResourceName> = resources.iter().map(|r| r.name.clone()).collect();
+        // Secrets come from the environment variables the section names.
+        let env = |name: &str| std::env::var(name).ok();
+        raw.into_inner()
+            .build(&names, &env)
+            .map_err(|found| {
+                problems.extend(found.into_iter().map(|(span, m)| {
+                    // Problems of the section as a whole sit at its header.
+                    at(if span.is_empty() { section.clone() } else { span }, m)
+                }))
+            })
+            .ok()
+    });
     if problems.is_empty() {
-        Ok(FileConfig { resources })
+        Ok(FileConfig {
+            resources,
+            notifications,
+        })
     } else {
         problems.sort_by_key(|p| (p.line, p.column));
         Err(problems)
@@ -225,6 +245,7 @@ fn position(text: &str, offset: usize, message: String) -> Problem {
 struct RawFile {
     #[serde(default)]
     resource: Vec<Spanned<RawResource>>,
+    notifications: Option<Spanned<jit_notify::RawNotifications>>,
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,7 @@ pub struct App {
     reconcilers: Vec<Reconciler>,
     demo: bool,
     metrics: Option<Metrics>,
+    notifier: jit_notify::Notifier,
 }
 
 /// The Prometheus recorder, and once bound the listener of `METRICS_ADDR`.
@@ -89,6 +90,7 @@ impl App {
             })
             .transpose()?;
 
+        let notify_resources = settings.resources.clone();
         // One reconciler per resource: each policy has its own base,
         // intents and writer lease.
         let desks: Vec<Desk> = settings
@@ -125,6 +127,22 @@ impl App {
                  as in the original jit-example; set one of them to check admins in the app too"
             );
         }
+        // Runs without channels too: it marks notices handled, so the
+        // outbox does not grow, and prunes old ones.
+        let notifications = settings.notifications.unwrap_or_default();
+        let notification_channels = notifications
+            .channels
+            .iter()
+            .map(|c| (c.name.clone(), c.kind.as_str().to_owned()))
+            .collect();
+        let admin_emails: Vec<_> = settings.admins.emails().cloned().collect();
+        let notifier = jit_notify::Notifier::new(
+            store.clone(),
+            notifications,
+            &notify_resources,
+            &admin_emails,
+        )
+        .map_err(|e| BadSetting(format!("[notifications]: {e}")))?;
         let service = Service::new(
             store,
             desks,
@@ -133,6 +151,7 @@ impl App {
                 apply_wait: settings.apply_wait,
                 sync_max_age: settings.sync_max_age,
                 ready_sync_grace: settings.ready_sync_grace,
+                notification_channels,
                 ..Default::default()
             },
         )
@@ -144,6 +163,7 @@ impl App {
             reconcilers,
             demo,
             metrics,
+            notifier,
         })
     }
 
@@ -177,6 +197,7 @@ impl App {
         tasks.push(tokio::spawn(
             self.service.clone().watch_store(shutdown.child_token()),
         ));
+        tasks.push(tokio::spawn(self.notifier.run(shutdown.child_token())));
         if let Some(metrics) = self.metrics {
             tasks.push(tokio::spawn(upkeep(
                 metrics.handle.clone(),

@@ -60,6 +60,12 @@ impl Admins {
         }
     }
 
+    /// The listed admin emails (`ADMIN_EMAILS`): whom to mail for resources
+    /// the admins approve.
+    pub fn emails(&self) -> impl Iterator<Item = &Email> {
+        self.emails.iter()
+    }
+
     /// True when no admin list is configured: Pomerium's admin route decides.
     pub fn is_open(&self) -> bool {
         self.emails.is_empty() && self.groups.is_empty()

@@ -29,9 +29,12 @@ mod admins;
 mod audit;
 mod history;
 mod measure;
+mod notify;
 
 pub use admins::{Admins, Caller, Route};
 pub use audit::AuditCheck;
+pub use jit_store::ChannelStatus;
+pub use notify::{ChannelView, NotificationStatus};
 pub use history::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, RequestCursor, RequestFilter,
     RequestPage, Whose,
@@ -225,6 +228,8 @@ pub struct Settings {
     /// How old a check of the audit trail may be before the audit page
     /// redoes it (a full walk and replay).
     pub audit_check_max_age: Duration,
+    /// The configured notification channels: name and kind, in config order.
+    pub notification_channels: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -236,6 +241,7 @@ impl Default for Settings {
             sync_max_age: Duration::from_secs(5),
             ready_sync_grace: Duration::ZERO,
             audit_check_max_age: Duration::from_secs(300),
+            notification_channels: Vec::new(),
         }
     }
 }

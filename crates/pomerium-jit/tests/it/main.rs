@@ -14,5 +14,6 @@ mod failover;
 mod faults;
 mod flow;
 mod metrics;
+mod notify;
 mod startup;
 mod web;

@@ -50,6 +50,42 @@ pub(crate) struct AdminPage {
     ended: Vec<EndedRow>,
     reason_max: usize,
     ticket_max: usize,
+    /// Admins only: each notification channel's state.
+    notifications: Vec<ChannelRow>,
+}
+
+/// One notification channel on the admin page.
+#[derive(Debug)]
+struct ChannelRow {
+    name: String,
+    kind: String,
+    pending: u64,
+    dead: u64,
+    success: Option<When>,
+    error: Option<ChannelError>,
+}
+
+#[derive(Debug)]
+struct ChannelError {
+    text: String,
+    at: When,
+}
+
+impl ChannelRow {
+    fn of(c: &jit_service::ChannelView, now: OffsetDateTime) -> Self {
+        let s = &c.status;
+        ChannelRow {
+            name: c.name.clone(),
+            kind: c.kind.clone(),
+            pending: s.pending,
+            dead: s.dead,
+            success: s.last_success_at.map(|at| When::new(at, now)),
+            error: s.last_error.as_ref().map(|(text, at)| ChannelError {
+                text: text.clone(),
+                at: When::new(*at, now),
+            }),
+        }
+    }
 }
 
 /// One resource the viewer approves.
@@ -293,7 +329,15 @@ pub(crate) async fn page(
     };
     let chrome = Chrome::signed_in(&app, &admin, "admin");
     let asked = Offsets(window.offsets);
-    let page = AdminPage::new(chrome, notice, &view, &asked, &admin.email, now);
+    let mut page = AdminPage::new(chrome, notice, &view, &asked, &admin.email, now);
+    if app.service.is_admin(&admin) {
+        let status = app.service.notification_status(&admin).await?;
+        page.notifications = status
+            .channels
+            .iter()
+            .map(|c| ChannelRow::of(c, now))
+            .collect();
+    }
     Ok((status, flash, page).into_response())
 }
 
@@ -365,6 +409,7 @@ impl AdminPage {
             ended,
             reason_max: Reason::MAX_LEN,
             ticket_max: Ticket::MAX_LEN,
+            notifications: Vec::new(),
         }
     }
 }
