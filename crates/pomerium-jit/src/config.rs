@@ -3,6 +3,7 @@
 //! collects every problem, so a misconfigured start says everything wrong at
 //! once. Secrets are held as [`SecretString`], so no `Debug` output shows them.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -111,12 +112,34 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// The Slack app's signing secret (Basic Information → App Credentials); turns on
+    /// approving from Slack at POST /slack/actions.
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true, value_parser = secret_arg)]
+    pub slack_signing_secret: Option<SecretString>,
+    /// File holding the Slack signing secret (instead of SLACK_SIGNING_SECRET).
+    #[arg(long, env = "SLACK_SIGNING_SECRET_FILE")]
+    pub slack_signing_secret_file: Option<PathBuf>,
+    /// Slack bot token (scopes users:read, users:read.email) to map Slack users not in the
+    /// config file's [slack] users table to their email with users.info.
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true, value_parser = secret_arg)]
+    pub slack_bot_token: Option<SecretString>,
+    /// File holding the Slack bot token (instead of SLACK_BOT_TOKEN).
+    #[arg(long, env = "SLACK_BOT_TOKEN_FILE")]
+    pub slack_bot_token_file: Option<PathBuf>,
+    /// Slack's Web API, for users.info.
+    #[arg(long, env = "SLACK_API_BASE_URL", default_value = jit_web::SLACK_DEFAULT_API_BASE)]
+    pub slack_api_base_url: String,
+    /// The only place answers to Slack (a click's response_url) may be posted.
+    #[arg(long, env = "SLACK_RESPONSE_URL_BASE", default_value = jit_web::SLACK_DEFAULT_RESPONSE_BASE)]
+    pub slack_response_url_base: String,
 }
 
 /// Settings holding a secret: argument id and environment variable.
-const SECRET_ARGS: [(&str, &str); 2] = [
+const SECRET_ARGS: [(&str, &str); 4] = [
     ("api_user_token", "API_USER_TOKEN"),
     ("database_url", "DATABASE_URL"),
+    ("slack_signing_secret", "SLACK_SIGNING_SECRET"),
+    ("slack_bot_token", "SLACK_BOT_TOKEN"),
 ];
 
 /// Everything `serve` needs, parsed and checked; the store is opened later.
@@ -143,6 +166,8 @@ pub struct Settings {
     pub decode: DecodeOptions,
     /// The config file's `[notifications]`; `None`: none are sent.
     pub notifications: Option<jit_notify::NotifyConfig>,
+    /// Approving from Slack; `None` without SLACK_SIGNING_SECRET.
+    pub slack: Option<jit_web::SlackConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,17 +267,10 @@ impl ServeArgs {
             .collect();
         let admins = Admins::new(admin_emails, list(&self.admin_groups));
 
-        let file = match &self.config_file {
-            Some(path) => crate::resources::load(path)
-                .map(|file| (file.resources, file.notifications))
-                .map_err(|e| p.extend(e.lines()))
-                .ok(),
-            None => self.original_resource(p).map(|r| (vec![r], None)),
-        };
-        let (resources, notifications) = match file {
-            Some((resources, notifications)) => (Some(resources), notifications),
-            None => (None, None),
-        };
+        let file = self.file_config(p);
+        let slack = self.slack(p, file.as_ref().map(|f| &f.slack_users));
+        let notifications = file.as_ref().and_then(|f| f.notifications.clone());
+        let resources = file.map(|f| f.resources);
 
         let sync_interval = check(p, duration("SYNC_INTERVAL", &self.sync_interval));
         if sync_interval.is_some_and(|d| d < Duration::from_secs(1)) {
@@ -343,10 +361,80 @@ impl ServeArgs {
                     apply_changesets,
                     decode: DecodeOptions { naive_offset },
                     notifications,
+                    slack,
                 })
             }
             _ => Err(problems),
         }
+    }
+
+    /// The config file, or without one the original's one resource.
+    fn file_config(&self, p: &mut Vec<String>) -> Option<crate::resources::FileConfig> {
+        match &self.config_file {
+            Some(path) => crate::resources::load(path)
+                .map_err(|e| p.extend(e.lines()))
+                .ok(),
+            None => self
+                .original_resource(p)
+                .map(|r| crate::resources::FileConfig {
+                    resources: vec![r],
+                    slack_users: Default::default(),
+                    notifications: None,
+                }),
+        }
+    }
+
+    /// Approving from Slack: on with a signing secret, which then needs a
+    /// way to map Slack users (the file's table or a bot token).
+    fn slack(
+        &self,
+        p: &mut Vec<String>,
+        table: Option<&BTreeMap<jit_web::SlackUserId, jit_web::SlackPerson>>,
+    ) -> Option<jit_web::SlackConfig> {
+        let signing = check(
+            p,
+            secret(
+                &self.slack_signing_secret,
+                &self.slack_signing_secret_file,
+                "SLACK_SIGNING_SECRET",
+            ),
+        )?;
+        let token = check(
+            p,
+            secret(
+                &self.slack_bot_token,
+                &self.slack_bot_token_file,
+                "SLACK_BOT_TOKEN",
+            ),
+        )?;
+        let table = table.cloned().unwrap_or_default();
+        let Some(signing) = signing else {
+            if token.is_some() || !table.is_empty() {
+                p.push(
+                    "SLACK_SIGNING_SECRET is not set, but SLACK_BOT_TOKEN or a [slack] users table is: set it \
+                     (the Slack app's Basic Information → Signing Secret) to approve from Slack, or remove them"
+                        .into(),
+                );
+            }
+            return None;
+        };
+        let api = check(
+            p,
+            jit_web::slack_base_url("SLACK_API_BASE_URL", &self.slack_api_base_url),
+        );
+        let response = check(
+            p,
+            jit_web::slack_base_url("SLACK_RESPONSE_URL_BASE", &self.slack_response_url_base),
+        )?;
+        let users_info = match token {
+            Some(token) => Some(jit_web::SlackUsersInfo { base: api?, token }),
+            None => None,
+        };
+        check(
+            p,
+            jit_web::SlackConfig::new(signing, table, users_info, response)
+                .map_err(|e| format!("SLACK_SIGNING_SECRET is set, but {e}")),
+        )
     }
 
     /// The one resource of a deployment without a resources file, as the
@@ -566,6 +654,54 @@ mod tests {
         "--jwks-endpoint",
         "https://jit.example.com/.well-known/pomerium/jwks.json",
     ];
+
+    #[test]
+    fn slack_needs_its_signing_secret_and_a_way_to_map_users() {
+        assert!(parse(&FULL).unwrap().slack.is_none());
+        let with = |extra: &[&str]| {
+            let mut argv = FULL.to_vec();
+            argv.extend_from_slice(extra);
+            parse(&argv)
+        };
+        let problems = with(&["--slack-signing-secret", "sl4ck-s3cret"])
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            problems.contains("SLACK_SIGNING_SECRET is set, but no Slack user can be mapped"),
+            "{problems}"
+        );
+        let problems = with(&["--slack-bot-token", "xoxb-1"])
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            problems.starts_with("SLACK_SIGNING_SECRET is not set, but SLACK_BOT_TOKEN"),
+            "{problems}"
+        );
+        let problems = with(&[
+            "--slack-signing-secret",
+            "s",
+            "--slack-bot-token",
+            "xoxb-1",
+            "--slack-api-base-url",
+            "http://slack.example/api",
+        ])
+        .unwrap_err()
+        .join("\n");
+        assert!(problems.starts_with("SLACK_API_BASE_URL: "), "{problems}");
+        let s = with(&[
+            "--slack-signing-secret",
+            "sl4ck-s3cret",
+            "--slack-bot-token",
+            "xoxb-s3cret-token",
+        ])
+        .unwrap();
+        assert!(s.slack.is_some());
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("sl4ck-s3cret") && !shown.contains("xoxb-s3cret"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn debug_output_hides_secrets() {

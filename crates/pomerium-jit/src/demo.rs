@@ -230,6 +230,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         apply_wait: Duration::from_secs(5),
         apply_changesets: false,
         decode: DecodeOptions::default(),
+        slack: None,
         // Notifications are off in the demo: there is nobody to tell.
         notifications: None,
     };

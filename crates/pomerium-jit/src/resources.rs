@@ -3,7 +3,7 @@
 //! operator fixes the file without guessing, and unknown keys are errors, so
 //! a typo cannot quietly fall back to a default.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::num::NonZeroU8;
 use std::ops::Range;
@@ -16,6 +16,8 @@ use jit_domain::{
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _};
 use toml::Spanned;
+
+mod slack;
 
 /// The most approvals a resource may ask for.
 const MAX_APPROVALS: u8 = 10;
@@ -70,6 +72,8 @@ impl fmt::Display for FileError {
 pub struct FileConfig {
     /// What can be requested, in file order; at least one.
     pub resources: Vec<Resource>,
+    /// The `[slack]` users table: who each Slack member is here; empty without one.
+    pub slack_users: BTreeMap<jit_web::SlackUserId, jit_web::SlackPerson>,
     /// The `[notifications]` section; `None`: no notifications are sent.
     pub notifications: Option<jit_notify::NotifyConfig>,
 }
@@ -96,6 +100,9 @@ pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
         )]
     })?;
     let mut problems = Vec::new();
+    let mut found = Vec::new();
+    let slack_users = file.slack.map(|s| s.build(&mut found)).unwrap_or_default();
+    problems.extend(found.into_iter().map(|(span, m)| at(span, m)));
     if file.resource.is_empty() {
         problems.push(at(
             0..0,
@@ -150,7 +157,14 @@ pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
             .map_err(|found| {
                 problems.extend(found.into_iter().map(|(span, m)| {
                     // Problems of the section as a whole sit at its header.
-                    at(if span.is_empty() { section.clone() } else { span }, m)
+                    at(
+                        if span.is_empty() {
+                            section.clone()
+                        } else {
+                            span
+                        },
+                        m,
+                    )
                 }))
             })
             .ok()
@@ -158,6 +172,7 @@ pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
     if problems.is_empty() {
         Ok(FileConfig {
             resources,
+            slack_users,
             notifications,
         })
     } else {
@@ -245,6 +260,7 @@ fn position(text: &str, offset: usize, message: String) -> Problem {
 struct RawFile {
     #[serde(default)]
     resource: Vec<Spanned<RawResource>>,
+    slack: Option<slack::RawSlack>,
     notifications: Option<Spanned<jit_notify::RawNotifications>>,
 }
 

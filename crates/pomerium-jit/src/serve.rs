@@ -42,6 +42,7 @@ pub struct App {
     reconcilers: Vec<Reconciler>,
     demo: bool,
     metrics: Option<Metrics>,
+    slack: Option<jit_web::SlackConfig>,
     notifier: jit_notify::Notifier,
 }
 
@@ -127,6 +128,12 @@ impl App {
                  as in the original jit-example; set one of them to check admins in the app too"
             );
         }
+        if settings.slack.is_some() {
+            tracing::info!(
+                "approving from Slack is on at POST /slack/actions; only approvers named by ADMIN_EMAILS, \
+                 ADMIN_GROUPS or a resource's approvers can decide there"
+            );
+        }
         // Runs without channels too: it marks notices handled, so the
         // outbox does not grow, and prunes old ones.
         let notifications = settings.notifications.unwrap_or_default();
@@ -163,6 +170,7 @@ impl App {
             reconcilers,
             demo,
             metrics,
+            slack: settings.slack,
             notifier,
         })
     }
@@ -215,6 +223,7 @@ impl App {
             verifier: self.verifier,
             service: self.service,
             demo: self.demo,
+            slack: self.slack,
         });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -42,9 +42,13 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// Paths anyone may reach: they reveal nothing about anyone.
+/// Paths anyone may reach: they reveal nothing about anyone. Slack's
+/// endpoint checks Slack's signature instead (404 when Slack is not set up).
 fn is_public(path: &str) -> bool {
-    path == "/healthz" || path == "/readyz" || path.starts_with("/assets/")
+    path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/assets/")
+        || path == crate::slack::PATH
 }
 
 /// The same raw path the router matches on, so whatever a handler under
@@ -123,8 +127,8 @@ mod tests {
     }
 
     #[test]
-    fn only_health_checks_and_assets_are_public() {
-        for path in ["/healthz", "/readyz", "/assets/app.css"] {
+    fn only_health_checks_assets_and_slacks_endpoint_are_public() {
+        for path in ["/healthz", "/readyz", "/assets/app.css", "/slack/actions"] {
             assert!(is_public(path), "{path}");
         }
         for path in [
@@ -134,6 +138,11 @@ mod tests {
             "/assets",
             "/api/v1/me",
             "/admin",
+            "/slack",
+            "/slack/",
+            "/slack/actions/",
+            "/slack/actions/x",
+            "/slack/other",
         ] {
             assert!(!is_public(path), "{path}");
         }

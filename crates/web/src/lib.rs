@@ -15,6 +15,7 @@
 //! | `GET /history` | anyone signed in | your own history |
 //! | `/api/v1/…` and `/admin/api/v1/…` ([`api`]) | anyone signed in; approvers for everyone's data | the JSON API: me, resources, requests, grants, history; `openapi.json` describes it |
 //! | `GET /healthz`, `GET /readyz`, `GET /assets/*` | anyone | no assertion needed |
+//! | `POST /slack/actions` | Slack, when configured (else 404) | no assertion: Slack's signature instead; approve/reject buttons (see `slack`) |
 //!
 //! Identity comes only from a verified `X-Pomerium-Jwt-Assertion`, checked
 //! before routing for every other path. Admin rights are checked here as
@@ -40,6 +41,7 @@ mod input;
 mod layers;
 mod notice;
 mod pages;
+mod slack;
 mod sync;
 mod text;
 mod timeline;
@@ -53,6 +55,11 @@ use jit_identity::Verifier;
 use jit_service::Service;
 
 pub use error::{Unverified, WebError};
+pub use slack::{
+    DEFAULT_API_BASE as SLACK_DEFAULT_API_BASE,
+    DEFAULT_RESPONSE_BASE as SLACK_DEFAULT_RESPONSE_BASE, SlackConfig, SlackConfigError,
+    SlackPerson, SlackUserId, UsersInfo as SlackUsersInfo, base_url as slack_base_url,
+};
 
 /// Everything the web edge needs.
 #[derive(Debug, Clone)]
@@ -63,6 +70,8 @@ pub struct WebConfig {
     pub service: Service,
     /// Shows a banner on every page saying Pomerium and Zero are simulated.
     pub demo: bool,
+    /// Approving from Slack's buttons; `None`: `/slack/actions` is 404.
+    pub slack: Option<SlackConfig>,
 }
 
 /// What every handler can reach; cheap to clone (the service and verifier
@@ -83,6 +92,9 @@ pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// Builds the whole app, with every layer inside.
 pub fn router(config: WebConfig) -> Router {
     let timeout = request_timeout(config.service.settings().apply_wait);
+    let slack = config
+        .slack
+        .map(|s| slack::router(s, config.service.clone()));
     let state = AppState {
         verifier: config.verifier,
         service: config.service,
@@ -128,6 +140,10 @@ pub fn router(config: WebConfig) -> Router {
         .route("/assets/{file}", get(assets::serve))
         .fallback(|| async { WebError::NotFound })
         .method_not_allowed_fallback(|| async { WebError::MethodNotAllowed });
+    let routes = match slack {
+        Some(slack) => routes.merge(slack),
+        None => routes,
+    };
     layers::wrap(routes, state, timeout)
 }
 

@@ -15,5 +15,6 @@ mod faults;
 mod flow;
 mod metrics;
 mod notify;
+mod slack;
 mod startup;
 mod web;

@@ -190,6 +190,7 @@ impl App {
             verifier,
             service: service.clone(),
             demo: options.demo,
+            slack: None,
         });
         App {
             router,
