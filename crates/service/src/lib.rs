@@ -30,16 +30,17 @@ mod audit;
 mod history;
 mod measure;
 mod notify;
+mod operator;
 
 pub use admins::{Admins, Caller, Route};
 pub use audit::AuditCheck;
-pub use jit_store::ChannelStatus;
-pub use notify::{ChannelView, NotificationStatus};
 pub use history::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, RequestCursor, RequestFilter,
     RequestPage, Whose,
 };
+pub use jit_store::ChannelStatus;
 pub use jit_store::{AuditQuery, AuditRecord, ChainReport};
+pub use notify::{ChannelView, NotificationStatus};
 // What the edge shows about syncing, so it needs neither the reconciler nor the store.
 pub use jit_reconcile::{FailureKind, SyncFailure, SyncStatus};
 pub use jit_store::SyncState;

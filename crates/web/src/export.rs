@@ -3,13 +3,51 @@
 //! plus the resource.
 
 use jit_service::HistoryEntry;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// The exact instant, in UTC, as `audit export` writes it.
 fn instant(at: OffsetDateTime) -> String {
     // Stored times are within years 1..=9999, which always format.
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// Which end of a range a date stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// A date means its first moment.
+    Start,
+    /// A date means the end of that day, so `to=2026-11-30` includes it.
+    End,
+}
+
+/// A filter's `from` or `to`: a date (`2026-11-30`, the whole day), a UTC
+/// time (`2026-11-30T14:00`, seconds optional, `T` or a space) or an RFC
+/// 3339 instant with its offset; `None` if it is none of these.
+pub fn parse_instant(value: &str, edge: Edge) -> Option<OffsetDateTime> {
+    let normal = value.replacen(' ', "T", 1);
+    let date = Date::parse(&normal, format_description!("[year]-[month]-[day]"))
+        .ok()
+        .map(|d| match edge {
+            Edge::Start => d.midnight().assume_utc(),
+            Edge::End => d.midnight().assume_utc() + Duration::DAY,
+        });
+    let local = || {
+        [
+            format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        ]
+        .into_iter()
+        .find_map(|f| PrimitiveDateTime::parse(&normal, &f).ok())
+        .map(PrimitiveDateTime::assume_utc)
+    };
+    let exact = || {
+        OffsetDateTime::parse(&normal, &Rfc3339)
+            .ok()
+            .map(|t| t.to_offset(UtcOffset::UTC))
+    };
+    date.or_else(local).or_else(exact)
 }
 
 /// The CSV columns, in order.
@@ -29,7 +67,7 @@ const COLUMNS: [&str; 9] = [
 /// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a
 /// tab or a carriage return) is prefixed with `'`, so a reason such as
 /// `=HYPERLINK(…)` is shown as text, never evaluated.
-pub(crate) fn csv(entries: &[HistoryEntry]) -> String {
+pub fn csv(entries: &[HistoryEntry]) -> String {
     let mut out = String::new();
     line(&mut out, COLUMNS.iter().copied());
     for entry in entries {

@@ -35,7 +35,7 @@ mod api;
 mod assets;
 mod auth;
 mod error;
-mod export;
+pub mod export;
 mod health;
 mod input;
 mod layers;
@@ -45,7 +45,7 @@ mod slack;
 mod sync;
 mod text;
 mod timeline;
-mod when;
+pub mod when;
 
 use std::time::Duration;
 

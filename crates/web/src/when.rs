@@ -11,7 +11,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 /// One instant, formatted for a page relative to the moment it is rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct When {
+pub struct When {
     /// "3 min ago", "in 54 min", "just now".
     pub rel: String,
     /// "2026-11-28 14:02 UTC", the same on every page and row.
@@ -47,7 +47,7 @@ impl std::fmt::Display for When {
 }
 
 /// RFC 3339 in UTC, whole seconds.
-pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+pub fn rfc3339(at: OffsetDateTime) -> String {
     let at = at
         .to_offset(UtcOffset::UTC)
         .replace_nanosecond(0)

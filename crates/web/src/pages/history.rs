@@ -17,11 +17,11 @@ use axum::response::{IntoResponse, Response};
 use jit_domain::{Action, Actor, Request, ResourceName, State as RequestState};
 use jit_service::{Caller, HistoryCursor, HistoryEntry, HistoryFilter, Whose};
 use time::macros::format_description;
-use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{Duration, OffsetDateTime};
 
 use super::{Chrome, sentence_case};
 use crate::auth::SignedIn;
-use crate::export;
+use crate::export::{self, Edge};
 use crate::input::{Input, Params, optional_email};
 use crate::text::Breakable;
 use crate::timeline::{self, Outcome, Placement, Window};
@@ -161,40 +161,10 @@ fn action(value: &str) -> Result<Action, WebError> {
     })
 }
 
-/// Which end of a range a date stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Edge {
-    /// A date means its first moment.
-    Start,
-    /// A date means the end of that day, so `to=2026-11-30` includes it.
-    End,
-}
-
-/// A date (`2026-11-30`), a UTC time (`2026-11-30T14:00`, seconds
-/// optional, `T` or a space) or an RFC 3339 instant with its offset.
+/// A date (`2026-11-30`), a UTC time (`2026-11-30T14:00`) or an RFC 3339
+/// instant, as [`export::parse_instant`] reads it.
 fn instant(field: &'static str, value: &str, edge: Edge) -> Result<OffsetDateTime, WebError> {
-    let normal = value.replacen(' ', "T", 1);
-    let date = Date::parse(&normal, format_description!("[year]-[month]-[day]"))
-        .ok()
-        .map(|d| match edge {
-            Edge::Start => d.midnight().assume_utc(),
-            Edge::End => d.midnight().assume_utc() + Duration::DAY,
-        });
-    let local = || {
-        [
-            format_description!("[year]-[month]-[day]T[hour]:[minute]"),
-            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-        ]
-        .into_iter()
-        .find_map(|f| PrimitiveDateTime::parse(&normal, &f).ok())
-        .map(PrimitiveDateTime::assume_utc)
-    };
-    let exact = || {
-        OffsetDateTime::parse(&normal, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(|t| t.to_offset(UtcOffset::UTC))
-    };
-    date.or_else(local).or_else(exact).ok_or_else(|| {
+    export::parse_instant(value, edge).ok_or_else(|| {
         WebError::field(
             field,
             format!(
