@@ -164,10 +164,31 @@ pub struct Settings {
     pub apply_wait: Duration,
     pub apply_changesets: bool,
     pub decode: DecodeOptions,
-    /// The config file's `[notifications]`; `None`: none are sent.
-    pub notifications: Option<jit_notify::NotifyConfig>,
     /// Approving from Slack; `None` without SLACK_SIGNING_SECRET.
     pub slack: Option<jit_web::SlackConfig>,
+    /// The config file's `[notifications]`; `None`: none are sent.
+    pub notifications: Option<jit_notify::NotifyConfig>,
+}
+
+/// What the operator commands need (see [`ServeArgs::ops_settings`]).
+#[derive(Debug)]
+pub struct OpsSettings {
+    /// May hold a PostgreSQL password.
+    pub database_url: SecretString,
+    pub resources: Vec<Resource>,
+    pub decode: DecodeOptions,
+    /// `None`: no Pomerium Zero settings; changes wait for the running service.
+    pub zero: Option<ZeroSettings>,
+}
+
+/// Pomerium Zero, for the operator commands that read or write policies.
+#[derive(Debug)]
+pub struct ZeroSettings {
+    pub client: ZeroClient,
+    pub cluster_id: String,
+    /// The namespace of resources whose policy names none.
+    pub namespace_id: String,
+    pub apply_changesets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,15 +210,7 @@ impl ServeArgs {
     pub fn settings(&self) -> Result<Settings, Vec<String>> {
         let mut problems = Vec::new();
         let p = &mut problems;
-        let token = check(
-            p,
-            secret(
-                &self.api_user_token,
-                &self.api_user_token_file,
-                "API_USER_TOKEN",
-            ),
-        )
-        .flatten();
+        let token = self.token(p);
         let token = need(
             p,
             "API_USER_TOKEN",
@@ -244,17 +257,7 @@ impl ServeArgs {
                     .map_err(|e| format!("{}: {e}", verifier_setting(&e))),
             )
         });
-        let base = check(
-            p,
-            self.api_base_url
-                .parse::<jit_zero::ApiBaseUrl>()
-                .map_err(|e| format!("API_BASE_URL: {e}")),
-        );
-        let database_url = check(
-            p,
-            secret(&self.database_url, &self.database_url_file, "DATABASE_URL"),
-        )
-        .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir).into()));
+        let database_url = self.database_url(p);
 
         let admin_emails: Vec<Email> = list(&self.admin_emails)
             .iter()
@@ -280,19 +283,7 @@ impl ServeArgs {
         let ready_sync_grace = check(p, duration("READY_SYNC_GRACE", &self.ready_sync_grace));
         let apply_wait = check(p, duration("APPLY_WAIT", &self.apply_wait));
         let apply_changesets = check(p, boolean("APPLY_CHANGESETS", &self.apply_changesets));
-        let naive_offset = check(
-            p,
-            time::UtcOffset::parse(
-                self.ppl_naive_date_offset.trim(),
-                time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
-            )
-            .map_err(|_| {
-                format!(
-                    "PPL_NAIVE_DATE_OFFSET: `{}` is not an offset like +00:00 or -05:00",
-                    self.ppl_naive_date_offset
-                )
-            }),
-        );
+        let naive_offset = self.naive_offset(p);
         if !["text", "json"]
             .iter()
             .any(|f| self.log_format.eq_ignore_ascii_case(f))
@@ -303,17 +294,7 @@ impl ServeArgs {
             ));
         }
 
-        let zero = match (token, org, base) {
-            (Some(token), Some(org), Some(base)) => {
-                let mut zero = ZeroConfig::new(token, org);
-                zero.base_url = base;
-                check(
-                    p,
-                    ZeroClient::new(zero).map_err(|e| format!("Pomerium Zero settings: {e}")),
-                )
-            }
-            _ => None,
-        };
+        let zero = self.zero_client(p, token, org);
 
         match (
             (listen, metrics),
@@ -360,12 +341,112 @@ impl ServeArgs {
                     apply_wait,
                     apply_changesets,
                     decode: DecodeOptions { naive_offset },
-                    notifications,
                     slack,
+                    notifications,
                 })
             }
             _ => Err(problems),
         }
+    }
+
+    /// What the operator commands need, without the web's settings
+    /// (JWKS_ENDPOINT, PORT, …): the database and the resources, and
+    /// Pomerium Zero when API_USER_TOKEN, ORGANIZATION_ID or CLUSTER_ID is
+    /// set (then all three must be).
+    pub fn ops_settings(&self) -> Result<OpsSettings, Vec<String>> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let database_url = self.database_url(p);
+        let resources = self.resources(p);
+        let naive_offset = self.naive_offset(p);
+        let apply_changesets = check(p, boolean("APPLY_CHANGESETS", &self.apply_changesets));
+        let token = self.token(p);
+        let org = nonempty(&self.organization_id);
+        let cluster = nonempty(&self.cluster_id);
+        let zero = if token.is_none() && org.is_none() && cluster.is_none() {
+            None
+        } else {
+            let token = need(
+                p,
+                "API_USER_TOKEN",
+                token,
+                "set it with ORGANIZATION_ID and CLUSTER_ID, or none of them",
+            );
+            let org = need(
+                p,
+                "ORGANIZATION_ID",
+                org,
+                "set it with API_USER_TOKEN and CLUSTER_ID, or none of them",
+            );
+            let cluster = need(
+                p,
+                "CLUSTER_ID",
+                cluster,
+                "set it with API_USER_TOKEN and ORGANIZATION_ID, or none of them",
+            );
+            let client = self.zero_client(p, token, org);
+            client.zip(cluster).map(|(client, cluster)| ZeroSettings {
+                namespace_id: nonempty(&self.namespace_id).unwrap_or_else(|| cluster.clone()),
+                client,
+                cluster_id: cluster,
+                apply_changesets: apply_changesets.unwrap_or(false),
+            })
+        };
+        match (database_url, resources, naive_offset) {
+            (Some(database_url), Some(resources), Some(naive_offset)) if problems.is_empty() => {
+                Ok(OpsSettings {
+                    database_url,
+                    resources,
+                    decode: DecodeOptions { naive_offset },
+                    zero,
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    fn token(&self, p: &mut Vec<String>) -> Option<SecretString> {
+        check(
+            p,
+            secret(
+                &self.api_user_token,
+                &self.api_user_token_file,
+                "API_USER_TOKEN",
+            ),
+        )
+        .flatten()
+    }
+
+    fn zero_client(
+        &self,
+        p: &mut Vec<String>,
+        token: Option<SecretString>,
+        org: Option<String>,
+    ) -> Option<ZeroClient> {
+        let base = check(
+            p,
+            self.api_base_url
+                .parse::<jit_zero::ApiBaseUrl>()
+                .map_err(|e| format!("API_BASE_URL: {e}")),
+        );
+        let mut zero = ZeroConfig::new(token?, org?);
+        zero.base_url = base?;
+        check(
+            p,
+            ZeroClient::new(zero).map_err(|e| format!("Pomerium Zero settings: {e}")),
+        )
+    }
+
+    fn database_url(&self, p: &mut Vec<String>) -> Option<SecretString> {
+        check(
+            p,
+            secret(&self.database_url, &self.database_url_file, "DATABASE_URL"),
+        )
+        .map(|url| url.unwrap_or_else(|| default_database_url(&self.data_dir).into()))
+    }
+
+    fn resources(&self, p: &mut Vec<String>) -> Option<Vec<Resource>> {
+        self.file_config(p).map(|f| f.resources)
     }
 
     /// The config file, or without one the original's one resource.
@@ -434,6 +515,22 @@ impl ServeArgs {
             p,
             jit_web::SlackConfig::new(signing, table, users_info, response)
                 .map_err(|e| format!("SLACK_SIGNING_SECRET is set, but {e}")),
+        )
+    }
+
+    fn naive_offset(&self, p: &mut Vec<String>) -> Option<time::UtcOffset> {
+        check(
+            p,
+            time::UtcOffset::parse(
+                self.ppl_naive_date_offset.trim(),
+                time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+            )
+            .map_err(|_| {
+                format!(
+                    "PPL_NAIVE_DATE_OFFSET: `{}` is not an offset like +00:00 or -05:00",
+                    self.ppl_naive_date_offset
+                )
+            }),
         )
     }
 

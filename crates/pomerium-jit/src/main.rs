@@ -5,6 +5,8 @@ mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
+mod explain;
+mod ops;
 mod resources;
 mod serve;
 
@@ -62,6 +64,16 @@ enum Command {
     /// without changing anything: one line per check; exit 0 if all passed, 1 if one failed,
     /// 2 if the settings are unusable.
     Doctor(Box<doctor::DoctorArgs>),
+    /// List the grants (and pending requests) in the store.
+    Grants(ops::GrantsArgs),
+    /// End a person's access or pending request now, audited as `cli:<you>`, and apply it.
+    Revoke(Box<ops::RevokeArgs>),
+    /// Break-glass: grant access at once without approvals, loudly audited, and apply it.
+    Grant(Box<ops::GrantArgs>),
+    /// Export the history (every decision) as JSON lines or CSV.
+    History(ops::HistoryArgs),
+    /// Say which rule of the deployed policy lets a person in or not, and whether it matches the store.
+    Explain(Box<explain::ExplainArgs>),
     /// Exit 0 if the service on this machine answers /healthz (for container health checks).
     Healthcheck {
         /// The service's port.
@@ -110,6 +122,11 @@ fn main() -> ExitCode {
             init_tracing_with(LogFormat::Text, "warn", std::io::stderr);
             run(audit::run(args))
         }
+        Some(Command::Grants(args)) => operator_cmd(ops::grants(args)),
+        Some(Command::Revoke(args)) => operator_cmd(ops::revoke(*args)),
+        Some(Command::Grant(args)) => operator_cmd(ops::grant(*args)),
+        Some(Command::History(args)) => operator_cmd(ops::history(args)),
+        Some(Command::Explain(args)) => operator_cmd(explain::run(*args)),
         Some(Command::Doctor(args)) => {
             init_tracing_with(LogFormat::Text, "error", std::io::stderr);
             doctor::run(*args)
@@ -139,6 +156,12 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// An operator command: warnings (a break-glass grant) logged to stderr.
+fn operator_cmd(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    init_tracing_with(LogFormat::Text, "warn", std::io::stderr);
+    run(fut)
 }
 
 /// Checks the settings, opens and migrates the store, and only then binds

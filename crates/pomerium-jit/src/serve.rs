@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use jit_domain::{Resource, ResourceName};
 use jit_identity::Verifier;
-use jit_reconcile::Reconciler;
+use jit_ppl::jit::DecodeOptions;
+use jit_reconcile::{PolicyApi, Reconciler};
 use jit_service::{Desk, Service};
 use jit_store::{Store, StoreError};
 use jit_web::{WebConfig, router};
@@ -92,33 +93,17 @@ impl App {
             .transpose()?;
 
         let notify_resources = settings.resources.clone();
-        // One reconciler per resource: each policy has its own base,
-        // intents and writer lease.
+        let policies = Policies {
+            cluster_id: &settings.cluster_id,
+            namespace_id: &settings.namespace_id,
+            interval: settings.sync_interval,
+            apply_changesets: settings.apply_changesets,
+            decode: settings.decode,
+        };
         let desks: Vec<Desk> = settings
             .resources
             .into_iter()
-            .map(|resource| {
-                let mut rc =
-                    jit_reconcile::Config::new(&resource.policy.name, &settings.cluster_id);
-                rc.namespace_id = resource
-                    .policy
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| settings.namespace_id.clone());
-                rc.interval = settings.sync_interval;
-                rc.apply_changesets = settings.apply_changesets;
-                rc.decode = settings.decode;
-                let reconciler = Reconciler::new(
-                    rc,
-                    store.clone(),
-                    settings.zero.clone(),
-                    resource.rules.clone(),
-                );
-                Desk {
-                    resource,
-                    reconciler,
-                }
-            })
+            .map(|resource| policies.desk(resource, &store, settings.zero.clone()))
             .collect();
         let reconcilers = desks.iter().map(|d| d.reconciler.clone()).collect();
 
@@ -244,6 +229,37 @@ impl App {
         }
         tracing::info!("pomerium-jit stopped");
         Ok(())
+    }
+}
+
+/// Where and how the resources' policies are reconciled.
+pub struct Policies<'a> {
+    pub cluster_id: &'a str,
+    /// The namespace of resources whose policy names none.
+    pub namespace_id: &'a str,
+    pub interval: Duration,
+    pub apply_changesets: bool,
+    pub decode: DecodeOptions,
+}
+
+impl Policies<'_> {
+    /// `resource` with the reconciler of its policy: one per resource, as
+    /// each policy has its own base, intents and writer lease.
+    pub fn desk(&self, resource: Resource, store: &Store, zero: impl PolicyApi) -> Desk {
+        let mut rc = jit_reconcile::Config::new(&resource.policy.name, self.cluster_id);
+        rc.namespace_id = resource
+            .policy
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace_id.to_owned());
+        rc.interval = self.interval;
+        rc.apply_changesets = self.apply_changesets;
+        rc.decode = self.decode;
+        let reconciler = Reconciler::new(rc, store.clone(), zero, resource.rules.clone());
+        Desk {
+            resource,
+            reconciler,
+        }
     }
 }
 

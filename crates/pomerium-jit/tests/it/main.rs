@@ -7,6 +7,7 @@ mod harness;
 mod api;
 mod audit;
 mod browser;
+mod cli;
 mod config;
 mod deploy;
 mod doctor;
