@@ -309,9 +309,11 @@ enum Flashed {
 /// The code of a failure in the cookie; no notice has it.
 const FAILURE: &str = "failure";
 
-/// The per-process key that signs flash cookies.
+/// The per-process key that signs flash cookies. Shared, not copied: the
+/// app state (and so this key) is cloned for every request, and copying an
+/// HMAC context each time showed in the profile of `GET /`.
 #[derive(Clone)]
-pub(crate) struct FlashKey(hmac::Key);
+pub(crate) struct FlashKey(std::sync::Arc<hmac::Key>);
 
 impl std::fmt::Debug for FlashKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -324,7 +326,7 @@ impl FlashKey {
         // Only fails if the operating system has no randomness to give.
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
             .expect("the operating system's random number generator failed");
-        FlashKey(key)
+        FlashKey(std::sync::Arc::new(key))
     }
 
     /// The cookie value: `expiry.code.argument.mac`, every part free of `.`,
