@@ -36,28 +36,15 @@ impl<S: Send + Sync, T: Input> FromRequest<S> for Form<T> {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, WebError> {
-        let is_form = request.headers().get(header::CONTENT_TYPE).map(|ct| {
-            ct.to_str().is_ok_and(|ct| {
-                let essence = ct.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    WebError::TooLarge
-                } else {
-                    WebError::Unreadable {
-                        what: "form",
-                        message: rejection.body_text(),
-                    }
-                }
-            })?;
-        let raw = match is_form {
+        let what = "form";
+        let (typed, body) = read_body(request, state, what, |essence| {
+            essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .await?;
+        let raw = match typed {
             Some(true) => {
                 serde_urlencoded::from_bytes(&body).map_err(|e| WebError::Unreadable {
-                    what: "form",
+                    what,
                     message: e.to_string(),
                 })?
             }
@@ -78,28 +65,15 @@ impl<S: Send + Sync, T: Input> FromRequest<S> for JsonBody<T> {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, WebError> {
-        let is_json = request.headers().get(header::CONTENT_TYPE).map(|ct| {
-            ct.to_str().is_ok_and(|ct| {
-                let essence = ct.split(';').next().unwrap_or_default().trim();
-                let essence = essence.to_ascii_lowercase();
-                essence == "application/json" || essence.ends_with("+json")
-            })
-        });
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    WebError::TooLarge
-                } else {
-                    WebError::Unreadable {
-                        what: "JSON body",
-                        message: rejection.body_text(),
-                    }
-                }
-            })?;
-        let raw = match is_json {
+        let what = "JSON body";
+        let (typed, body) = read_body(request, state, what, |essence| {
+            let essence = essence.to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .await?;
+        let raw = match typed {
             Some(true) => serde_json::from_slice(&body).map_err(|e| WebError::Unreadable {
-                what: "JSON body",
+                what,
                 message: e.to_string(),
             })?,
             None if body.is_empty() => T::Raw::default(),
@@ -107,6 +81,33 @@ impl<S: Send + Sync, T: Input> FromRequest<S> for JsonBody<T> {
         };
         T::parse(raw).map(JsonBody)
     }
+}
+
+/// Reads a body (within the size limit) and whether its content type's
+/// essence is one `accepts`; `None` when it has no content type.
+async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    what: &'static str,
+    accepts: impl Fn(&str) -> bool,
+) -> Result<(Option<bool>, Bytes), WebError> {
+    let typed = request.headers().get(header::CONTENT_TYPE).map(|ct| {
+        ct.to_str()
+            .is_ok_and(|ct| accepts(ct.split(';').next().unwrap_or_default().trim()))
+    });
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::TooLarge
+            } else {
+                WebError::Unreadable {
+                    what,
+                    message: rejection.body_text(),
+                }
+            }
+        })?;
+    Ok((typed, body))
 }
 
 /// A query string parsed into `T`; absent means all fields absent.
