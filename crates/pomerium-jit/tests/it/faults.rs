@@ -297,10 +297,10 @@ async fn changesets_are_reported_and_applied_when_asked() {
 #[tokio::test]
 async fn a_revoke_after_lost_answers_stands() {
     let env = Env::new().await;
-    // The wait is shorter than the shortest retry after a failed run
-    // (0.5 s): a retry that reads the landed policy back confirms it, and
-    // with a 1 s wait that confirmation sometimes arrived in time for a 303.
-    let app = env.spawn(&[("APPLY_WAIT", "300ms"), ("SYNC_INTERVAL", "1s")]);
+    // The wait (300 ms) is shorter than the shortest retry after a failed
+    // run (1 s with this interval): a retry reads the landed policy back and
+    // confirms it, which would answer 303 and teach the base the grant.
+    let app = env.spawn(&[("APPLY_WAIT", "300ms"), ("SYNC_INTERVAL", "3s")]);
     let alice = TestUser::alice();
     let admin = env.token(&TestUser::admin());
     env.wait_ppl("the policy is created", |_| true).await;
@@ -316,16 +316,26 @@ async fn a_revoke_after_lost_answers_stands() {
     assert_eq!(status, 503);
     env.wait_ppl("the grant landed", |p| is_granted(p, &alice.email))
         .await;
-
+    // Retries (the first at least 1 s after the failed run) read nothing
+    // until the revoke is saved, so the first policy the app reads after it
+    // holds a grant its base never saw: the case where the grant used to be
+    // adopted as a console edit.
+    env.zero.fail_next_method(
+        http::Method::GET,
+        1_000_000,
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
     env.zero.clear_faults();
+    // Saved either way; 303 only if the run ends within the 300 ms wait,
+    // which a loaded machine does not promise.
     let (status, page) = app.post("/admin/revoke-access", &admin, &approve).await;
-    assert_eq!(status, 303, "{page}");
+    assert!(matches!(status, 303 | 503), "{status}: {page}");
     env.wait_ppl("the revoke is applied", |p| {
         rule_for(p, &alice.email).is_none()
     })
     .await;
-    // Several more syncs: it stays revoked.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // More syncs (every 3 s): it stays revoked.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     assert!(rule_for(&env.ppl().unwrap(), &alice.email).is_none());
     let (_, audit) = app
         .get("/admin/audit?email=alice@example.com", Some(&admin))
