@@ -5,6 +5,8 @@
 //! every address but the health checks and the assets answers the same 403,
 //! and which routes exist stays hidden.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -32,6 +34,8 @@ pub(crate) async fn authenticate(
     let route = route_of(path);
     match verify(&state, request.headers(), route).await {
         Ok(caller) => {
+            // Shared, not copied: handlers and the error page read it.
+            let caller = Arc::new(caller);
             request.extensions_mut().insert(caller.clone());
             let mut response = next.run(request).await;
             // For the error page drawn outside, so it keeps "Signed in as".
@@ -86,7 +90,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, route: Route) -> Result<C
 
 /// The verified [`Caller`], as [`authenticate`] left it.
 #[derive(Debug, Clone)]
-pub(crate) struct SignedIn(pub Caller);
+pub(crate) struct SignedIn(pub Arc<Caller>);
 
 impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = WebError;
@@ -95,7 +99,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
         // Absent only on a public path, where no handler asks for it.
         let caller = parts
             .extensions
-            .get::<Caller>()
+            .get::<Arc<Caller>>()
             .ok_or(Unverified::Missing)?;
         Ok(SignedIn(caller.clone()))
     }

@@ -496,23 +496,22 @@ impl Reader {
 /// True when `Accept` names a JSON type and not HTML: browsers always list
 /// `text/html`, API clients ask for JSON.
 fn prefers_json(headers: &HeaderMap) -> bool {
-    let accept = accept(headers);
-    accept.contains("json") && !accept.contains("text/html")
+    accept_names(headers, b"json") && !accept_names(headers, b"text/html")
 }
 
 /// True when `Accept` names HTML, as a browser's navigation always does.
 fn reads_html(headers: &HeaderMap) -> bool {
-    accept(headers).contains("text/html")
+    accept_names(headers, b"text/html")
 }
 
-fn accept(headers: &HeaderMap) -> String {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",")
-        .to_ascii_lowercase()
+/// Whether any `Accept` header holds `needle` (lower case), ignoring case;
+/// read on every request, so without copying the headers.
+fn accept_names(headers: &HeaderMap, needle: &[u8]) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// Draws every failure, whoever produced it, as the client prefers.
@@ -543,7 +542,7 @@ pub(crate) async fn render(
     }
     // Set by `authenticate` once the caller is known: the page keeps the
     // navigation and "Signed in as".
-    let chrome = match response.extensions().get::<Caller>() {
+    let chrome = match response.extensions().get::<std::sync::Arc<Caller>>() {
         Some(caller) => Chrome::signed_in(&state, caller, ""),
         None => Chrome::anonymous(state.demo),
     };

@@ -1,24 +1,21 @@
 //! The layers around every route, outermost first (see the crate docs for why
 //! in this order).
 
-use std::sync::Arc;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state, map_response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
+use metrics::{Label, SharedString};
 use tower::ServiceBuilder;
 use tower_http::csrf::CsrfLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::{AppState, BODY_LIMIT, auth, error};
 
@@ -34,19 +31,6 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 
 pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration) -> Router {
     let layers = ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            ASSERTION,
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(span)
-                .on_response(access_log),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(map_response(security_headers))
         .layer(from_fn_with_state(state.clone(), error::render))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -58,35 +42,84 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration)
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(layers)
-        // Outermost, so the status counted is the one sent (timeouts and
-        // rendered errors included). `Router::layer` wraps each route, so the
-        // matched route is known here.
-        .layer(from_fn(count))
+        // Outermost, so the status counted and logged is the one sent
+        // (timeouts and rendered errors included). `Router::layer` wraps
+        // each route, so the matched route is known here.
+        .layer(from_fn(edge))
         .with_state(state)
 }
 
-/// Requests by route, method and status, and their latency. The route is
-/// the pattern matched (`/requests/{id}`), never the path asked for, so the
-/// label set stays small whatever the traffic.
-async fn count(request: Request, next: Next) -> Response {
+/// What every response goes through, in one layer (each layer costs a
+/// clone of the stack and a boxed future per request, which showed in the
+/// `GET /` profile): identity headers marked sensitive, a request id, the
+/// request's span and its access-log line, the metrics, security headers.
+async fn edge(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let headers = request.headers_mut();
+    for name in [ASSERTION, header::AUTHORIZATION, header::COOKIE] {
+        if let header::Entry::Occupied(mut values) = headers.entry(name) {
+            values.iter_mut().for_each(|v| v.set_sensitive(true));
+        }
+    }
+    let id = match headers.get(&REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = next_request_id();
+            headers.insert(REQUEST_ID, id.clone());
+            id
+        }
+    };
     let route = route_label(request.extensions().get::<MatchedPath>());
     let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!(
+        "request",
+        method,
+        path = request.uri().path(),
+        request_id = id.to_str().unwrap_or_default()
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "served"
+        );
+    });
     let labels = [
-        ("route", route),
-        ("method", method.to_owned()),
-        ("status", response.status().as_u16().to_string()),
+        Label::new("route", route),
+        Label::from_static_parts("method", method),
+        Label::new("status", status_label(status)),
     ];
-    metrics::counter!("pomerium_jit_http_requests_total", &labels).increment(1);
-    metrics::histogram!("pomerium_jit_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("pomerium_jit_http_requests_total", labels.iter()).increment(1);
+    metrics::histogram!("pomerium_jit_http_request_duration_seconds", labels.iter())
+        .record(elapsed.as_secs_f64());
+    let h = response.headers_mut();
+    h.insert(REQUEST_ID, id);
+    security_headers(h);
     response
 }
 
 /// The matched route, or `unmatched` for paths no route knows (404s).
-fn route_label(matched: Option<&MatchedPath>) -> String {
-    matched.map_or("unmatched", MatchedPath::as_str).to_owned()
+fn route_label(matched: Option<&MatchedPath>) -> SharedString {
+    match matched {
+        Some(m) => SharedString::from(m.as_str().to_owned()),
+        None => SharedString::const_str("unmatched"),
+    }
+}
+
+/// The statuses this app sends, without an allocation; any other by number.
+fn status_label(status: StatusCode) -> SharedString {
+    const KNOWN: [&str; 17] = [
+        "200", "204", "303", "304", "400", "403", "404", "405", "409", "413", "415", "422",
+        "429", "500", "502", "503", "504",
+    ];
+    let code = status.as_str();
+    match KNOWN.iter().find(|k| **k == code) {
+        Some(k) => SharedString::const_str(k),
+        None => SharedString::from(code.to_owned()),
+    }
 }
 
 /// Standard methods by name; any other token a client invents is `other`.
@@ -106,53 +139,23 @@ fn method_label(method: &Method) -> &'static str {
 /// Request ids for requests that come without one: a random prefix per
 /// process and a counter, unique across replicas and restarts without a
 /// draw from the operating system's random source per request.
-#[derive(Debug, Clone)]
-struct RequestIds(Arc<(String, AtomicU64)>);
-
-impl RequestIds {
-    fn new() -> Self {
+fn next_request_id() -> HeaderValue {
+    static IDS: LazyLock<(String, AtomicU64)> = LazyLock::new(|| {
         let mut prefix = [0u8; 6];
         // Only fails if the operating system has no randomness to give.
         aws_lc_rs::rand::fill(&mut prefix)
             .expect("the operating system's random number generator failed");
         let prefix = prefix.iter().map(|b| format!("{b:02x}")).collect();
-        RequestIds(Arc::new((prefix, AtomicU64::new(1))))
-    }
+        (prefix, AtomicU64::new(1))
+    });
+    let (prefix, counter) = &*IDS;
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::try_from(format!("{prefix}-{n:x}")).expect("hex digits and a dash")
 }
 
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let (prefix, counter) = &*self.0;
-        let n = counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{prefix}-{n:x}"))
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-/// The access log line, inside the request's span (method, path, id):
-/// the status and the latency in microseconds, as numbers.
-fn access_log(response: &Response, latency: Duration, _: &tracing::Span) {
-    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    tracing::info!(
-        status = response.status().as_u16(),
-        latency_us = micros,
-        "served"
-    );
-}
-
-/// Method, path and request id: no query (it may hold an email), no headers.
-fn span(request: &Request) -> tracing::Span {
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
-}
-
-async fn security_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
+/// No script, no framing, no sniffing; pages are never cached unless they
+/// say otherwise (the assets do).
+fn security_headers(h: &mut HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -178,10 +181,8 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("same-origin"),
     );
-    // Pages show who has access; only the assets say they may be cached.
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]
@@ -190,7 +191,9 @@ mod tests {
 
     #[test]
     fn labels_stay_bounded() {
-        assert_eq!(route_label(None), "unmatched");
+        assert_eq!(&*route_label(None), "unmatched");
+        assert_eq!(&*status_label(StatusCode::SEE_OTHER), "303");
+        assert_eq!(&*status_label(StatusCode::IM_A_TEAPOT), "418");
         assert_eq!(method_label(&Method::POST), "POST");
         assert_eq!(
             method_label(&Method::from_bytes(b"BREW").expect("a method token")),

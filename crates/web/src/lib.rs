@@ -24,10 +24,10 @@
 //! failure is one [`WebError`], shown as an HTML page or, for `/api/` and
 //! clients asking for JSON, as `application/problem+json`.
 //!
-//! Around every route (outermost first): the assertion header is marked
-//! sensitive, a request id is set, the request is traced (method, path,
-//! status, latency; never headers, queries or emails), security headers are
-//! added, errors are rendered, a timeout, cross-site POSTs are refused
+//! Around every route (outermost first), first in one layer: the identity
+//! headers are marked sensitive, a request id is set, the request is traced
+//! (method, path, status, latency; never headers, queries or emails) and
+//! counted, security headers are added; then errors are rendered, a timeout, cross-site POSTs are refused
 //! (Fetch Metadata with the `Origin`/`Host` fallback), bodies are capped,
 //! and the caller is authenticated.
 
