@@ -13,7 +13,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, RwLock};
+use std::ops::Range;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use jit_domain::{
@@ -170,13 +171,12 @@ pub struct Span {
 }
 
 impl Window {
-    /// Keeps the rows of `rows` (the whole list, sorted) this window shows
-    /// of `list` on `resource`. An offset past the end shows the last page,
-    /// so a link to a list that shrank meanwhile still shows rows.
-    fn cut<T>(&self, resource: &ResourceName, list: List, rows: &mut Vec<T>) -> Span {
-        let total = rows.len();
+    /// The rows this window shows of `list` on `resource`, out of `total`
+    /// sorted rows. An offset past the end shows the last page, so a link
+    /// to a list that shrank meanwhile still shows rows.
+    fn cut(&self, resource: &ResourceName, list: List, total: usize) -> (Span, Range<usize>) {
         let Some(size) = self.size else {
-            return Span { offset: 0, total };
+            return (Span { offset: 0, total }, 0..total);
         };
         let asked = self
             .offsets
@@ -188,9 +188,8 @@ impl Window {
         } else {
             total.saturating_sub(1) / size.get() * size.get()
         };
-        rows.drain(..offset);
-        rows.truncate(size.get());
-        Span { offset, total }
+        let end = total.min(offset + size.get());
+        (Span { offset, total }, offset..end)
     }
 }
 
@@ -273,14 +272,46 @@ struct Inner {
 type Key = (ResourceName, Email);
 
 /// The latest request per person and resource (open, or recently ended),
-/// with the store generation it reflects.
+/// with the store generation it reflects. Requests are shared, so the copy
+/// a change makes while pages still read the old snapshot copies pointers.
 #[derive(Debug, Default, Clone)]
 struct Snapshot {
     generation: u64,
-    latest: HashMap<Key, (u64, Request)>,
+    latest: HashMap<Key, (u64, Arc<Request>)>,
     /// The most recently ended requests, newest first, at most
     /// [`Settings::recent_ended`].
     ended: Vec<Request>,
+    /// The open requests per resource, sorted as the admin page lists them
+    /// ([`Snapshot::open_lists`]): sorted once per change, not per page
+    /// (sorting 10,000 requests was most of a page's time). Emptied by
+    /// every change.
+    lists: OnceLock<OpenLists>,
+}
+
+/// Per resource: its pending requests (oldest first) and active grants
+/// (soonest to end first).
+type OpenLists = HashMap<ResourceName, [Vec<Arc<Request>>; 2]>;
+
+impl Snapshot {
+    fn open_lists(&self) -> &OpenLists {
+        self.lists.get_or_init(|| {
+            let mut lists = OpenLists::new();
+            for r in self.latest.values().map(|(_, r)| r).filter(|r| r.is_open()) {
+                let list = usize::from(r.state.status() != Status::Pending);
+                lists.entry(r.resource.clone()).or_default()[list].push(r.clone());
+            }
+            for [pending, active] in lists.values_mut() {
+                // Ties broken by request order (ids are unique), so pages
+                // hold the same rows on every load (grants approved in one
+                // second end in the same one).
+                pending.sort_unstable_by_key(|r| (r.requested_at, r.id));
+                active.sort_unstable_by_key(|r| {
+                    (r.state.grant().map(|g| g.expires_at), r.requested_at, r.id)
+                });
+            }
+            lists
+        })
+    }
 }
 
 impl Service {
@@ -363,7 +394,7 @@ impl Service {
         let snap = self.snapshot();
         self.resources()
             .filter_map(|r| snap.latest.get(&(r.name.clone(), email.clone())))
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| Request::clone(r))
             .collect()
     }
 
@@ -639,28 +670,19 @@ impl Service {
             Some(f) => Err(f),
             None => Ok(()),
         };
-        // Sorted and cut as references: a load copies only the rows it
-        // shows, however many are open.
-        let mut lists: Vec<[Vec<&Request>; 2]> = vec![[Vec::new(), Vec::new()]; resources.len()];
-        for r in snap.latest.values().map(|(_, r)| r).filter(|r| r.is_open()) {
-            if let Some(i) = resources.iter().position(|v| v.resource.name == r.resource) {
-                let list = usize::from(r.state.status() != Status::Pending);
-                lists[i][list].push(r);
-            }
-        }
-        for (view, [mut pending, mut active]) in resources.iter_mut().zip(lists) {
-            // Ties broken by request order (ids are unique), so pages hold
-            // the same rows on every load (grants approved in one second
-            // end in the same one).
-            pending.sort_unstable_by_key(|r| (r.requested_at, r.id));
-            active.sort_unstable_by_key(|r| {
-                (r.state.grant().map(|g| g.expires_at), r.requested_at, r.id)
-            });
+        // A load copies only the rows it shows, however many are open.
+        let lists = snap.open_lists();
+        for view in &mut resources {
             let name = &view.resource.name;
-            view.pending_span = window.cut(name, List::Pending, &mut pending);
-            view.active_span = window.cut(name, List::Active, &mut active);
-            view.pending = pending.into_iter().cloned().collect();
-            view.active = active.into_iter().cloned().collect();
+            let Some([pending, active]) = lists.get(name) else {
+                continue;
+            };
+            let (span, rows) = window.cut(name, List::Pending, pending.len());
+            view.pending_span = span;
+            view.pending = pending[rows].iter().map(|r| Request::clone(r)).collect();
+            let (span, rows) = window.cut(name, List::Active, active.len());
+            view.active_span = span;
+            view.active = active[rows].iter().map(|r| Request::clone(r)).collect();
         }
         let ended = snap
             .ended
@@ -812,11 +834,12 @@ impl Service {
     fn remember<'a>(&self, generation: u64, requests: impl Iterator<Item = &'a Request>) {
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         let snap = Arc::make_mut(&mut guard);
+        snap.lists = OnceLock::new();
         for r in requests {
             let key = (r.resource.clone(), r.email.clone());
             let newer = snap.latest.get(&key).is_none_or(|(g, _)| *g <= generation);
             if newer {
-                snap.latest.insert(key, (generation, r.clone()));
+                snap.latest.insert(key, (generation, Arc::new(r.clone())));
             }
             if !r.is_open() && !snap.ended.iter().any(|e| e.id == r.id) {
                 snap.ended.insert(0, r.clone());
@@ -847,7 +870,7 @@ impl Service {
         for r in ended.iter().rev().chain(&open) {
             latest.insert(
                 (r.resource.clone(), r.email.clone()),
-                (generation, r.clone()),
+                (generation, Arc::new(r.clone())),
             );
         }
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
@@ -861,6 +884,7 @@ impl Service {
             generation,
             latest,
             ended,
+            lists: OnceLock::new(),
         };
         self.publish_open_counts(&snap);
         *guard = Arc::new(snap);
@@ -872,7 +896,7 @@ impl Service {
     fn publish_open_counts(&self, snap: &Snapshot) {
         measure::publish_open_counts(
             self.inner.desks.iter().map(|d| &d.resource.name),
-            snap.latest.values().map(|(_, r)| r),
+            snap.latest.values().map(|(_, r)| &**r),
         );
     }
 }
