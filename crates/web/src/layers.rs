@@ -112,8 +112,8 @@ fn route_label(matched: Option<&MatchedPath>) -> SharedString {
 /// The statuses this app sends, without an allocation; any other by number.
 fn status_label(status: StatusCode) -> SharedString {
     const KNOWN: [&str; 17] = [
-        "200", "204", "303", "304", "400", "403", "404", "405", "409", "413", "415", "422",
-        "429", "500", "502", "503", "504",
+        "200", "204", "303", "304", "400", "403", "404", "405", "409", "413", "415", "422", "429",
+        "500", "502", "503", "504",
     ];
     let code = status.as_str();
     match KNOWN.iter().find(|k| **k == code) {
