@@ -133,7 +133,7 @@ mod tests {
             user: user.into(),
             email: String::new(),
             name: String::new(),
-            groups: vec![],
+            groups: Arc::new([]),
             session_id: String::new(),
             token_id: String::new(),
             issued_at: OffsetDateTime::UNIX_EPOCH,

@@ -1,6 +1,7 @@
 //! Who made the request, as vouched for by Pomerium's signed assertion.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -14,12 +15,13 @@ pub struct Identity {
     pub(crate) user: String,
     pub(crate) email: String,
     pub(crate) name: String,
-    pub(crate) groups: Vec<String>,
+    // Shared, so each request's caller takes them without a copy.
+    pub(crate) groups: Arc<[String]>,
     pub(crate) session_id: String,
     pub(crate) token_id: String,
     pub(crate) issued_at: OffsetDateTime,
     pub(crate) expires_at: OffsetDateTime,
-    pub(crate) claims: BTreeMap<String, Vec<String>>,
+    pub(crate) claims: Arc<BTreeMap<String, Vec<String>>>,
 }
 
 impl Identity {
@@ -45,7 +47,7 @@ impl Identity {
     }
 
     /// Group IDs and names, as Pomerium lists them (possibly filtered by `jwt_groups_filter`).
-    pub fn groups(&self) -> &[String] {
+    pub fn groups(&self) -> &Arc<[String]> {
         &self.groups
     }
 
@@ -73,7 +75,7 @@ impl Identity {
     /// The assertion's other claims that are a string or a list of strings
     /// (a string claim is a list of one), by name: what an IdP adds, such as
     /// `team`. Claims of other types are not kept.
-    pub fn claims(&self) -> &BTreeMap<String, Vec<String>> {
+    pub fn claims(&self) -> &Arc<BTreeMap<String, Vec<String>>> {
         &self.claims
     }
 }
@@ -87,12 +89,12 @@ mod tests {
             user: "u".into(),
             email: email.into(),
             name: String::new(),
-            groups: vec![],
+            groups: Arc::new([]),
             session_id: String::new(),
             token_id: String::new(),
             issued_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,
-            claims: BTreeMap::new(),
+            claims: Arc::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! (the CVE-2026-25537 class); duplicate members are refused by serde.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -264,12 +265,12 @@ impl RawClaims {
             user,
             email: string(self.email, "email")?.unwrap_or_default(),
             name: string(self.name, "name")?.unwrap_or_default(),
-            groups,
+            groups: groups.into(),
             session_id: string(self.sid, "sid")?.unwrap_or_default(),
             token_id: string(self.jti, "jti")?.unwrap_or_default(),
             issued_at,
             expires_at,
-            claims: self.other.0,
+            claims: Arc::new(self.other.0),
         })
     }
 }
@@ -345,7 +346,7 @@ mod tests {
         let id = judge(pomerium_claims()).unwrap();
         assert_eq!(id.user(), "u1");
         assert_eq!(id.email(), Ok("a@example.com"));
-        assert_eq!(id.groups(), ["g1", "admins"]);
+        assert_eq!(id.groups()[..], ["g1", "admins"]);
         assert_eq!(id.session_id(), "s1");
         assert_eq!(id.token_id(), "3f1e0c7a-0000-4000-8000-000000000000");
         assert_eq!(id.issued_at().unix_timestamp(), NOW);

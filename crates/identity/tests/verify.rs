@@ -105,7 +105,7 @@ async fn valid_es256_assertion_gives_the_identity() {
     assert_eq!(identity.user(), user.id);
     assert_eq!(identity.email(), Ok(user.email.as_str()));
     assert_eq!(identity.name(), user.name);
-    assert_eq!(identity.groups(), user.groups);
+    assert_eq!(identity.groups()[..], user.groups[..]);
     assert_eq!(identity.session_id(), user.session_id);
     assert_eq!(identity.token_id().len(), 36);
     assert_eq!(

@@ -24,7 +24,9 @@
 //! Settings (environment): `PJ_BIN` (the binary), `PJ_SECONDS` (per wrk
 //! run, default 10), `PJ_RUNS` (alternating runs of `GET /`, default 3),
 //! `PJ_ADMIN_USERS` (the larger `/admin` row, default 10000),
-//! `LOG_FORMAT` (passed on).
+//! `LOG_FORMAT` (passed on), `PJ_HOLD` (seconds to keep the app running
+//! after its idle RSS is read, before the load: for a look at
+//! `/proc/<pid>/smaps`, or a profiler; it prints the `wrk` command).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -147,6 +149,15 @@ async fn main() {
         .expect("the index page");
     let lua = dir.path().join("rotate.lua");
     std::fs::write(&lua, LUA).expect("lua script");
+    if let Some(hold) = std::env::var("PJ_HOLD").ok().and_then(|s| s.parse().ok()) {
+        println!(
+            "app: pid {}, {base}; load it with: wrk -s {} {base}/ -- {} /; held {hold} s",
+            app.child.id(),
+            lua.display(),
+            index_tokens.display()
+        );
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     let exe = std::env::current_exe().expect("this program");
     let mut baseline = Command::new(exe)
         .args(["minimal", &page.len().to_string()])
@@ -161,8 +172,22 @@ async fn main() {
     let log_before = app.log_len();
     let (mut minimal_runs, mut app_runs) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        minimal_runs.push(wrk(&lua, &minimal_url, &index_tokens, 64, seconds));
-        app_runs.push(wrk(&lua, &format!("{base}/"), &index_tokens, 64, seconds));
+        minimal_runs.push(wrk(
+            baseline.id(),
+            &lua,
+            &minimal_url,
+            &index_tokens,
+            64,
+            seconds,
+        ));
+        app_runs.push(wrk(
+            app.child.id(),
+            &lua,
+            &format!("{base}/"),
+            &index_tokens,
+            64,
+            seconds,
+        ));
     }
     let _ = baseline.kill();
     let _ = baseline.wait();
@@ -209,7 +234,14 @@ async fn main() {
             .expect("the app's database");
     seed(&store, 0..1000).await;
     wait_loaded(&http, &base, &admin(), 1000).await;
-    let small = wrk(&lua, &format!("{base}/admin"), &admin_tokens(), 16, seconds);
+    let small = wrk(
+        app.child.id(),
+        &lua,
+        &format!("{base}/admin"),
+        &admin_tokens(),
+        16,
+        seconds,
+    );
     table.row(
         "GET /admin c16, 1,000 people",
         small.to_string(),
@@ -229,7 +261,14 @@ async fn main() {
 
     seed(&store, 1000..admin_users).await;
     wait_loaded(&http, &base, &admin(), admin_users).await;
-    let large = wrk(&lua, &format!("{base}/admin"), &admin_tokens(), 16, seconds);
+    let large = wrk(
+        app.child.id(),
+        &lua,
+        &format!("{base}/admin"),
+        &admin_tokens(),
+        16,
+        seconds,
+    );
     table.row(
         &format!("GET /admin c16, {} people", thousands(admin_users)),
         large.to_string(),
@@ -370,6 +409,25 @@ async fn post(
         .unwrap_or(0)
 }
 
+/// User + system CPU time of process `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of proc_pid_stat(5); 11 and 12 here.
+    field(11) + field(12)
+}
+
+/// `getconf CLK_TCK`: 100 on Linux, whatever the kernel's HZ.
+const USER_HZ: f64 = 100.0;
+
 /// What the app needs to run against the fakes.
 struct Fakes<'a> {
     zero: &'a FakeZero,
@@ -473,6 +531,9 @@ struct Load {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// The server's own CPU time (user + system) per request: steadier
+    /// than the rate on a shared machine, where wrk takes a core too.
+    cpu_us: f64,
 }
 
 impl Load {
@@ -488,8 +549,8 @@ impl std::fmt::Display for Load {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-            self.rps, self.p50_ms, self.p99_ms
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} µs CPU/request",
+            self.rps, self.p50_ms, self.p99_ms, self.cpu_us
         )?;
         if self.errors > 0 {
             write!(f, ", {} errors/non-2xx", self.errors)?;
@@ -498,7 +559,8 @@ impl std::fmt::Display for Load {
     }
 }
 
-fn wrk(lua: &Path, url: &str, tokens: &Path, connections: u32, seconds: u64) -> Load {
+fn wrk(server: u32, lua: &Path, url: &str, tokens: &Path, connections: u32, seconds: u64) -> Load {
+    let cpu_before = cpu_ticks(server);
     let out = Command::new("wrk")
         .args(["-t2", "-c", &connections.to_string(), "-d"])
         .arg(format!("{seconds}s"))
@@ -526,7 +588,9 @@ fn wrk(lua: &Path, url: &str, tokens: &Path, connections: u32, seconds: u64) -> 
     let [requests, micros, p50, p99, errors] = fields[..] else {
         panic!("unexpected wrk RESULT: {text}");
     };
+    let cpu = (cpu_ticks(server) - cpu_before) as f64 / USER_HZ;
     Load {
+        cpu_us: cpu * 1e6 / requests.max(1.0),
         requests: requests as u64,
         rps: requests / (micros / 1e6),
         p50_ms: p50 / 1000.0,

@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod doctor;
 mod explain;
+mod log;
 mod ops;
 mod resources;
 mod serve;
@@ -18,7 +19,6 @@ use anyhow::Context;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::{LogFormat, ServeArgs};
 use tokio_util::sync::CancellationToken;
-use tracing_appender::non_blocking::{ErrorCounter, WorkerGuard};
 
 /// How to try the product without an account, where this binary can.
 #[cfg(feature = "demo")]
@@ -181,7 +181,14 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (_log, dropped) = init_tracing(args.log_format());
+    // Kept until exit: dropping it writes out what is left.
+    let (_log, dropped) = match init_tracing(args.log_format()) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("error: cannot start the log writer thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for setting in config::ignored_with_config_file(matches) {
         tracing::warn!(
             setting,
@@ -249,26 +256,16 @@ async fn healthcheck(port: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lines the serving log holds in memory while the writer catches up
-/// (about 2 MB at most); more are dropped and counted.
-const LOG_QUEUE_LINES: usize = 8192;
+/// Bytes of log lines held in memory while stderr's reader catches up
+/// (about 8,000 access-log lines); more are dropped and counted.
+const LOG_BUFFER_BYTES: usize = 1 << 20;
 
-/// The serving log (the access log among it): lines go through a bounded
-/// queue to a thread that writes them to stderr in batches, so a request
-/// never waits on the disk or a stalled log pipe, and never does a write
-/// of its own. Keep the guard until exit: dropping it flushes the queue.
-fn init_tracing(format: LogFormat) -> (WorkerGuard, ErrorCounter) {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(true)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let dropped = writer.error_counter();
-    init_tracing_with(format, "info", writer);
-    (guard, dropped)
+/// The serving log (the access log among it): see [`log`]. Keep the
+/// flusher until exit: dropping it writes out what is left.
+fn init_tracing(format: LogFormat) -> std::io::Result<(log::Flusher, log::LogWriter)> {
+    let (writer, flusher) = log::spawn(LOG_BUFFER_BYTES, std::io::stderr())?;
+    init_tracing_with(format, "info", writer.clone());
+    Ok((flusher, writer))
 }
 
 /// Logs to `writer` (stderr for the one-shot commands); `RUST_LOG`
@@ -280,16 +277,15 @@ fn init_tracing_with<W>(format: LogFormat, default: &str, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    use tracing_subscriber::{EnvFilter, Layer, Registry};
+    use tracing_subscriber::{Layer, Registry};
     let spec = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| default.to_owned());
-    let filter: Box<dyn Layer<Registry> + Send + Sync> = match spec.parse::<Targets>() {
-        Ok(targets) => Box::new(targets),
-        Err(_) => Box::new(EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new(default))),
+    let filter: Box<dyn Layer<Registry> + Send + Sync> = match log_filter(&spec, default) {
+        LogFilter::Targets(targets) => Box::new(targets),
+        LogFilter::Env(env) => Box::new(env),
     };
     // Colour only for people at a terminal, not in files and collectors.
     let layer = tracing_subscriber::fmt::layer()
@@ -305,9 +301,34 @@ where
         .init();
 }
 
+/// How `RUST_LOG` is applied: see [`init_tracing_with`].
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "made once, at start-up")]
+enum LogFilter {
+    Targets(tracing_subscriber::filter::Targets),
+    Env(tracing_subscriber::EnvFilter),
+}
+
+/// `Targets` for level and target directives; `EnvFilter` only for those
+/// it cannot express (spans, fields), and `default` when neither parses.
+/// `Targets` would take `[request]=debug` as a target named `[request]`,
+/// so span and field syntax is looked for first.
+fn log_filter(spec: &str, default: &str) -> LogFilter {
+    use tracing_subscriber::EnvFilter;
+    let env =
+        || LogFilter::Env(EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new(default)));
+    if spec.contains(['[', '{']) {
+        return env();
+    }
+    match spec.parse() {
+        Ok(targets) => LogFilter::Targets(targets),
+        Err(_) => env(),
+    }
+}
+
 /// Says, in the log and as a metric, when log lines were dropped because
 /// the writer fell behind (a stalled log pipe, a flood of requests).
-async fn report_dropped_lines(dropped: ErrorCounter, shutdown: CancellationToken) {
+async fn report_dropped_lines(dropped: log::LogWriter, shutdown: CancellationToken) {
     let mut reported = 0;
     loop {
         tokio::select! {
@@ -316,12 +337,45 @@ async fn report_dropped_lines(dropped: ErrorCounter, shutdown: CancellationToken
         }
         let now = dropped.dropped_lines();
         if now > reported {
-            metrics::counter!("pomerium_jit_log_lines_dropped_total").absolute(now as u64);
+            metrics::counter!("pomerium_jit_log_lines_dropped_total").absolute(now);
             tracing::warn!(
                 dropped = now - reported,
                 "log lines dropped: the log writer fell behind (is stderr's reader keeping up?)"
             );
             reported = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
+
+    use super::*;
+
+    #[test]
+    fn plain_directives_use_targets_and_span_directives_envfilter() {
+        for spec in ["info", "warn", "jit_web=debug,warn", "off"] {
+            let filter = log_filter(spec, "info");
+            assert!(
+                matches!(filter, LogFilter::Targets(_)),
+                "{spec}: {filter:?}"
+            );
+        }
+        let LogFilter::Targets(targets) = log_filter("jit_web=debug,warn", "info") else {
+            unreachable!()
+        };
+        assert!(targets.would_enable("jit_web::layers", &Level::DEBUG));
+        assert!(!targets.would_enable("jit_store", &Level::INFO));
+        for spec in ["[request]=debug", "info,[request{path}]=trace"] {
+            let filter = log_filter(spec, "info");
+            assert!(matches!(filter, LogFilter::Env(_)), "{spec}: {filter:?}");
+        }
+        // Neither parses: the default applies, not silence.
+        let LogFilter::Env(env) = log_filter("[=", "warn") else {
+            panic!("an unparsable spec falls back to EnvFilter with the default")
+        };
+        assert_eq!(env.max_level_hint(), Some(LevelFilter::WARN));
     }
 }

@@ -191,6 +191,7 @@ impl App {
             self.service.clone().watch_store(shutdown.child_token()),
         ));
         tasks.push(tokio::spawn(self.notifier.run(shutdown.child_token())));
+        let metrics_on = self.metrics.is_some();
         if let Some(metrics) = self.metrics {
             tasks.push(tokio::spawn(upkeep(
                 metrics.handle.clone(),
@@ -209,6 +210,7 @@ impl App {
             service: self.service,
             demo: self.demo,
             slack: self.slack,
+            metrics: metrics_on,
         });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

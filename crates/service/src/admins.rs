@@ -1,6 +1,7 @@
 //! Who is asking, and whether they are an admin.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jit_domain::{Email, Person};
 
@@ -10,9 +11,10 @@ use crate::ServiceError;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub email: Email,
-    pub groups: Vec<String>,
+    /// Shared with the verified assertion: a request does not copy them.
+    pub groups: Arc<[String]>,
     /// The assertion's other string claims, for auto-approve rules.
-    pub claims: BTreeMap<String, Vec<String>>,
+    pub claims: Arc<BTreeMap<String, Vec<String>>>,
     /// Which of Pomerium's routes the request came through.
     pub route: Route,
 }
@@ -22,8 +24,8 @@ impl Caller {
     pub fn person(&self) -> Person {
         Person {
             email: self.email.clone(),
-            groups: self.groups.clone(),
-            claims: self.claims.clone(),
+            groups: self.groups.to_vec(),
+            claims: (*self.claims).clone(),
         }
     }
 }
@@ -100,7 +102,7 @@ mod tests {
         Caller {
             email: Email::parse(email).unwrap(),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            claims: BTreeMap::new(),
+            claims: Arc::default(),
             route,
         }
     }

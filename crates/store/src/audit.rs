@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use jit_domain::{Action, Actor, AuditEvent, Email, RequestId};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 
@@ -212,10 +211,10 @@ impl AuditRow {
             ]),
             _ => return None,
         };
-        let mut h = Sha256::new();
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         h.update(prev_hash.as_bytes());
         h.update(canonical.to_string().as_bytes());
-        Some(hex(&h.finalize()))
+        Some(hex(h.finish().as_ref()))
     }
 
     fn corrupt(&self, column: &'static str, value: &str, problem: String) -> StoreError {
@@ -578,6 +577,8 @@ async fn compare_requests(
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use jit_domain::{Ask, Grant, Request, ResourceName, State};
     use time::macros::datetime;
 

@@ -228,7 +228,7 @@ pub(crate) async fn me(State(app): State<AppState>, SignedIn(caller): SignedIn) 
         request: request.map(RequestJson::of),
         requests: mine.iter().map(RequestJson::of).collect(),
         email: caller.email.to_string(),
-        groups: caller.groups.clone(),
+        groups: caller.groups.to_vec(),
     })
 }
 

@@ -82,7 +82,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, route: Route) -> Result<C
     let email = Email::parse(email).map_err(Unverified::Email)?;
     Ok(Caller {
         email,
-        groups: identity.groups().to_vec(),
+        groups: identity.groups().clone(),
         claims: identity.claims().clone(),
         route,
     })

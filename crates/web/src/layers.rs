@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use metrics::{Label, SharedString};
 use tower::ServiceBuilder;
@@ -29,7 +30,17 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration) -> Router {
+/// Whether a metrics recorder is installed (`METRICS_ADDR`): without one
+/// the edge skips building labels, which allocate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Metrics(pub bool);
+
+pub(crate) fn wrap(
+    routes: Router<AppState>,
+    state: AppState,
+    timeout: Duration,
+    metrics: Metrics,
+) -> Router {
     let layers = ServiceBuilder::new()
         .layer(from_fn_with_state(state.clone(), error::render))
         .layer(TimeoutLayer::with_status_code(
@@ -45,7 +56,7 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration)
         // Outermost, so the status counted and logged is the one sent
         // (timeouts and rendered errors included). `Router::layer` wraps
         // each route, so the matched route is known here.
-        .layer(from_fn(edge))
+        .layer(from_fn_with_state(metrics, edge))
         .with_state(state)
 }
 
@@ -53,7 +64,7 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState, timeout: Duration)
 /// clone of the stack and a boxed future per request, which showed in the
 /// `GET /` profile): identity headers marked sensitive, a request id, the
 /// request's span and its access-log line, the metrics, security headers.
-async fn edge(mut request: Request, next: Next) -> Response {
+async fn edge(State(metrics): State<Metrics>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let headers = request.headers_mut();
     for name in [ASSERTION, header::AUTHORIZATION, header::COOKIE] {
@@ -69,7 +80,9 @@ async fn edge(mut request: Request, next: Next) -> Response {
             id
         }
     };
-    let route = route_label(request.extensions().get::<MatchedPath>());
+    let route = metrics
+        .0
+        .then(|| route_label(request.extensions().get::<MatchedPath>()));
     let method = method_label(request.method());
     let span = tracing::info_span!(
         "request",
@@ -87,15 +100,19 @@ async fn edge(mut request: Request, next: Next) -> Response {
             "served"
         );
     });
-    let labels = [
-        Label::new("route", route),
-        Label::from_static_parts("method", method),
-        Label::new("status", status_label(status)),
-    ];
-    metrics::counter!("pomerium_jit_http_requests_total", labels.iter()).increment(1);
-    metrics::histogram!("pomerium_jit_http_request_duration_seconds", labels.iter())
-        .record(elapsed.as_secs_f64());
+    if let Some(route) = route {
+        let labels = [
+            Label::new("route", route),
+            Label::from_static_parts("method", method),
+            Label::new("status", status_label(status)),
+        ];
+        metrics::counter!("pomerium_jit_http_requests_total", labels.iter()).increment(1);
+        metrics::histogram!("pomerium_jit_http_request_duration_seconds", labels.iter())
+            .record(elapsed.as_secs_f64());
+    }
     let h = response.headers_mut();
+    // Room for what follows at once, not by doubling.
+    h.reserve(SECURITY_HEADERS + 1);
     h.insert(REQUEST_ID, id);
     security_headers(h);
     response
@@ -153,6 +170,9 @@ fn next_request_id() -> HeaderValue {
     HeaderValue::try_from(format!("{prefix}-{n:x}")).expect("hex digits and a dash")
 }
 
+/// How many headers [`security_headers`] may add.
+const SECURITY_HEADERS: usize = 8;
+
 /// No script, no framing, no sniffing; pages are never cached unless they
 /// say otherwise (the assets do).
 fn security_headers(h: &mut HeaderMap) {
@@ -187,6 +207,8 @@ fn security_headers(h: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use axum::middleware::from_fn;
+
     use super::*;
 
     #[test]

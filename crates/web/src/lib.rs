@@ -72,12 +72,25 @@ pub struct WebConfig {
     pub demo: bool,
     /// Approving from Slack's buttons; `None`: `/slack/actions` is 404.
     pub slack: Option<SlackConfig>,
+    /// A metrics recorder is installed: count and time every request.
+    pub metrics: bool,
 }
 
-/// What every handler can reach; cheap to clone (the service and verifier
-/// share their state).
+/// What every handler can reach. Every layer clones it for every request,
+/// so it is one shared pointer.
 #[derive(Debug, Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(std::sync::Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
     verifier: Verifier,
     service: Service,
     demo: bool,
@@ -92,15 +105,16 @@ pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// Builds the whole app, with every layer inside.
 pub fn router(config: WebConfig) -> Router {
     let timeout = request_timeout(config.service.settings().apply_wait);
+    let metrics = layers::Metrics(config.metrics);
     let slack = config
         .slack
         .map(|s| slack::router(s, config.service.clone()));
-    let state = AppState {
+    let state = AppState(std::sync::Arc::new(Shared {
         verifier: config.verifier,
         service: config.service,
         demo: config.demo,
         flash: notice::FlashKey::generate(),
-    };
+    }));
     let routes = Router::new()
         .route("/", get(pages::index::page))
         .route("/request-access", post(pages::index::request_access))
@@ -144,7 +158,7 @@ pub fn router(config: WebConfig) -> Router {
         Some(slack) => routes.merge(slack),
         None => routes,
     };
-    layers::wrap(routes, state, timeout)
+    layers::wrap(routes, state, timeout, metrics)
 }
 
 /// Long enough for a change to wait its full `apply_wait` for Pomerium Zero

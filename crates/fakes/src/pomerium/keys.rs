@@ -14,7 +14,6 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// The two algorithms Pomerium signs with; the key type decides which
 /// (core `pkg/cryptutil/jose.go` `SignatureAlgorithmForKey`).
@@ -167,8 +166,11 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 /// whitespace (serde_json's compact form of an object built in that order),
 /// hex-encoded as Pomerium does (`hex.EncodeToString(thumbprint)`).
 fn thumbprint(required_members: &Value) -> String {
-    let digest = Sha256::digest(required_members.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        required_members.to_string().as_bytes(),
+    );
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

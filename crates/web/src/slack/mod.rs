@@ -433,8 +433,8 @@ impl Slack {
         };
         let caller = Caller {
             email: person.email,
-            groups: person.groups,
-            claims: BTreeMap::new(),
+            groups: person.groups.into(),
+            claims: Default::default(),
             // Never the admin route: open admin mode grants nothing here.
             route: Route::Public,
         };

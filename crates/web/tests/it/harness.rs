@@ -191,6 +191,7 @@ impl App {
             service: service.clone(),
             demo: options.demo,
             slack: None,
+            metrics: false,
         });
         App {
             router,

@@ -393,7 +393,7 @@ async fn an_export_past_its_bound_is_refused_not_cut() {
     alice_approved_and_bob_pending(&app, "deploy").await;
     let admin = Caller {
         email: email(&TestUser::admin().email),
-        groups: Vec::new(),
+        groups: Default::default(),
         claims: Default::default(),
         route: Route::Admin,
     };
