@@ -234,14 +234,17 @@ async fn main() {
             .expect("the app's database");
     seed(&store, 0..1000).await;
     wait_loaded(&http, &base, &admin(), 1000).await;
-    let small = wrk(
-        app.child.id(),
-        &lua,
-        &format!("{base}/admin"),
-        &admin_tokens(),
-        16,
-        seconds,
-    );
+    let admin_load = || {
+        wrk(
+            app.child.id(),
+            &lua,
+            &format!("{base}/admin"),
+            &admin_tokens(),
+            16,
+            seconds,
+        )
+    };
+    let small = admin_load();
     table.row(
         "GET /admin c16, 1,000 people",
         small.to_string(),
@@ -261,14 +264,7 @@ async fn main() {
 
     seed(&store, 1000..admin_users).await;
     wait_loaded(&http, &base, &admin(), admin_users).await;
-    let large = wrk(
-        app.child.id(),
-        &lua,
-        &format!("{base}/admin"),
-        &admin_tokens(),
-        16,
-        seconds,
-    );
+    let large = admin_load();
     table.row(
         &format!("GET /admin c16, {} people", thousands(admin_users)),
         large.to_string(),
