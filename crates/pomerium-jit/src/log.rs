@@ -12,12 +12,27 @@
 //! When the reader of stderr stalls and the buffer is full, whole lines are
 //! dropped and counted (the audit trail is in the database, never only in
 //! the log).
+//!
+//! [`Plain`] and [`PlainFields`] write the `text` format when stderr is not
+//! a terminal: the line tracing-subscriber's default format writes without
+//! colours, written straight out (its styling layer runs even with colours
+//! off, 6% of `GET /`'s instructions), with control characters in messages
+//! escaped so one event is always one line.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The writer thread's rest after each write: the longest a line waits
 /// under load. At 50,000 access-log lines a second a batch is about 75 KiB.
@@ -179,6 +194,114 @@ pub fn spawn<W: Write + Send + 'static>(
     ))
 }
 
+/// `{time} {LEVEL} {span}{{fields}}: {target}: {message} {field=value}`,
+/// as tracing-subscriber's default format without colours.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        if SystemTime.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        writer.write_str(match *meta.level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                writer.write_str(span.name())?;
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    writer.write_char('{')?;
+                    writer.write_str(fields)?;
+                    writer.write_char('}')?;
+                }
+                writer.write_char(':')?;
+            }
+            writer.write_char(' ')?;
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
+/// Fields as `name=value` (values in `Debug` form, so strings are quoted
+/// and escaped), the message first and bare, separated by spaces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainFields;
+
+impl<'w> FormatFields<'w> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'w> {
+    writer: Writer<'w>,
+    empty: bool,
+    result: fmt::Result,
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let w = &mut self.writer;
+        let gap = if self.empty { "" } else { " " };
+        self.empty = false;
+        self.result = match field.name() {
+            "message" => w
+                .write_str(gap)
+                .and_then(|()| fmt::Write::write_fmt(&mut Escaping(w), format_args!("{value:?}"))),
+            name => write!(w, "{gap}{}={value:?}", name.trim_start_matches("r#")),
+        };
+    }
+}
+
+/// Writes control characters (newlines, terminal escapes) as escapes, so
+/// a message cannot end its line or drive the reader's terminal.
+struct Escaping<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(|c: char| c.is_control()) {
+            let (clean, tail) = rest.split_at(at);
+            self.0.write_str(clean)?;
+            let mut chars = tail.chars();
+            let control = chars.next().expect("found above");
+            write!(self.0, "{}", control.escape_default())?;
+            rest = chars.as_str();
+        }
+        self.0.write_str(rest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
@@ -287,6 +410,91 @@ mod tests {
         assert_eq!(&written[..30], [[b'a'; 29].as_slice(), b"\n"].concat());
         assert_eq!(written.len(), 130);
         assert!(written[30..].chunks(10).all(|c| c == b"bbbbbbbbb\n"));
+    }
+
+    /// Collects what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        /// The lines without their timestamps.
+        fn lines(&self) -> Vec<String> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|l| l.split_once(' ').unwrap().1.to_owned())
+                .collect()
+        }
+    }
+
+    fn events() {
+        let span = tracing::info_span!("request", method = "GET", path = "/", request_id = "a-1");
+        span.in_scope(|| {
+            tracing::info!(status = 200u16, latency_us = 42u64, cached = true, "served");
+            tracing::warn!(error = %"Zero said no", "could not sync {}", "deploy");
+        });
+        tracing::info!(r#type = "x", ratio = 0.5, "outside");
+        tracing::error!(count = -3i64);
+    }
+
+    #[test]
+    fn plain_lines_are_the_default_formats_without_colours() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let (ours, theirs) = (Captured::default(), Captured::default());
+        let (o, t) = (ours.clone(), theirs.clone());
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || o.clone())
+                .event_format(Plain)
+                .fmt_fields(PlainFields),
+        );
+        tracing::subscriber::with_default(subscriber, events);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || t.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, events);
+        assert_eq!(ours.lines().len(), 4);
+        assert_eq!(ours.lines(), theirs.lines());
+    }
+
+    #[test]
+    fn a_message_is_always_one_line_without_terminal_escapes() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let out = Captured::default();
+        let o = out.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || o.clone())
+                .event_format(Plain)
+                .fmt_fields(PlainFields),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                reason = "a\nb",
+                "{}",
+                "forged\n2026-01-01T00:00:00Z  INFO \u{1b}[31mred"
+            );
+        });
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(!lines[0].contains('\u{1b}'), "{}", lines[0]);
+        assert!(
+            lines[0].ends_with(r#"forged\n2026-01-01T00:00:00Z  INFO \u{1b}[31mred reason="a\nb""#),
+            "{}",
+            lines[0]
+        );
     }
 
     #[test]

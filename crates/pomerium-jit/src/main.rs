@@ -288,12 +288,17 @@ where
         LogFilter::Env(env) => Box::new(env),
     };
     // Colour only for people at a terminal, not in files and collectors.
+    let terminal = std::io::stderr().is_terminal();
     let layer = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(terminal)
         .with_writer(writer);
     let layer = match format {
         LogFormat::Json => layer.json().flatten_event(true).boxed(),
-        LogFormat::Text => layer.boxed(),
+        LogFormat::Text if terminal => layer.boxed(),
+        LogFormat::Text => layer
+            .event_format(log::Plain)
+            .fmt_fields(log::PlainFields)
+            .boxed(),
     };
     tracing_subscriber::registry()
         .with(filter)
