@@ -28,8 +28,9 @@
 //! headers are marked sensitive, a request id is set, the request is traced
 //! (method, path, status, latency; never headers, queries or emails) and
 //! counted, security headers are added; then errors are rendered, a timeout, cross-site POSTs are refused
-//! (Fetch Metadata with the `Origin`/`Host` fallback), bodies are capped,
-//! and the caller is authenticated.
+//! (Fetch Metadata with the `Origin`/`Host` fallback), the caller is
+//! authenticated, and bodies are capped. All of them are applied to the
+//! routes in one `Router::layer` call (each call boxes every route again).
 
 mod api;
 mod assets;
