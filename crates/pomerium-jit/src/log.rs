@@ -21,7 +21,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,18 +41,24 @@ pub const GAP: Duration = Duration::from_millis(10);
 const USUAL_BYTES: usize = 128 * 1024;
 
 struct Shared {
-    lines: Mutex<Vec<u8>>,
+    buffer: Mutex<Buffer>,
     /// Signalled by the first line into an empty buffer, and on close.
     wake: Condvar,
     capacity: usize,
     dropped: AtomicU64,
-    closed: AtomicBool,
+}
+
+/// What the writers and the thread share under one lock.
+struct Buffer {
+    lines: Vec<u8>,
+    /// Set by the flusher: write out what is left, then stop.
+    closed: bool,
 }
 
 impl Shared {
-    fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
+    fn buffer(&self) -> MutexGuard<'_, Buffer> {
         // A panic while holding the lock leaves at worst a partial line.
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -81,15 +87,15 @@ impl Write for LogWriter {
     /// call), or drops it whole when it does not fit.
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &*self.0;
-        let mut lines = shared.lines();
-        if lines.len() + line.len() > shared.capacity {
-            drop(lines);
+        let mut buffer = shared.buffer();
+        if buffer.lines.len() + line.len() > shared.capacity {
+            drop(buffer);
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(line.len());
         }
-        let was_empty = lines.is_empty();
-        lines.extend_from_slice(line);
-        drop(lines);
+        let was_empty = buffer.lines.is_empty();
+        buffer.lines.extend_from_slice(line);
+        drop(buffer);
         if was_empty {
             shared.wake.notify_one();
         }
@@ -126,12 +132,7 @@ impl std::fmt::Debug for Shared {
 
 impl Drop for Flusher {
     fn drop(&mut self) {
-        {
-            // Under the lock, so the thread cannot miss it between its
-            // check and its wait.
-            let _lines = self.shared.lines();
-            self.shared.closed.store(true, Ordering::Release);
-        }
+        self.shared.buffer().closed = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -146,11 +147,13 @@ pub fn spawn<W: Write + Send + 'static>(
     mut sink: W,
 ) -> io::Result<(LogWriter, Flusher)> {
     let shared = Arc::new(Shared {
-        lines: Mutex::new(Vec::with_capacity(capacity.min(USUAL_BYTES))),
+        buffer: Mutex::new(Buffer {
+            lines: Vec::with_capacity(capacity.min(USUAL_BYTES)),
+            closed: false,
+        }),
         wake: Condvar::new(),
         capacity,
         dropped: AtomicU64::new(0),
-        closed: AtomicBool::new(false),
     });
     let own = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
@@ -159,15 +162,12 @@ pub fn spawn<W: Write + Send + 'static>(
             let mut out = Vec::new();
             loop {
                 let closed = {
-                    let lines = own.lines();
-                    let mut lines = own
+                    let mut buffer = own
                         .wake
-                        .wait_while(lines, |l| {
-                            l.is_empty() && !own.closed.load(Ordering::Acquire)
-                        })
+                        .wait_while(own.buffer(), |b| b.lines.is_empty() && !b.closed)
                         .unwrap_or_else(PoisonError::into_inner);
-                    std::mem::swap(&mut *lines, &mut out);
-                    own.closed.load(Ordering::Acquire)
+                    std::mem::swap(&mut buffer.lines, &mut out);
+                    buffer.closed
                 };
                 if !out.is_empty() {
                     // Nowhere to report a failing stderr; the lines are lost.
@@ -177,7 +177,7 @@ pub fn spawn<W: Write + Send + 'static>(
                     out.shrink_to(USUAL_BYTES);
                 }
                 if closed {
-                    if own.lines().is_empty() {
+                    if own.buffer().lines.is_empty() {
                         return;
                     }
                 } else {

@@ -164,6 +164,17 @@ async fn unknown_routes_wrong_methods_and_big_bodies_get_pages() {
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(a.body.contains("16 KiB"), "{}", a.body);
     assert!(app.service.status_of(&email(&alice.email)).is_empty());
+    // A stranger is refused as a stranger, whatever the body's size, even
+    // when its length is announced up front.
+    let body = format!("reason={}", "x".repeat(20_000));
+    let stranger = Request::post("/request-access")
+        .header(header::HOST, HOST)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(app.send(stranger).await.status, StatusCode::FORBIDDEN);
     let a = app.get("/assets/nope.js", None).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
