@@ -53,31 +53,60 @@ impl Verifier {
     /// Verifies an assertion and returns who it vouches for. A token already
     /// verified is answered from memory until its `exp` (+ leeway).
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, VerifyError> {
-        let verified = self.judge(token).await;
+        let verified = match self.recall(token) {
+            Recall::Known(verified) => verified,
+            Recall::Unknown { digest, generation } => self.judge(token, digest, generation).await,
+        };
         if let Err(e) = &verified {
             crate::measure::refused(e);
         }
         verified
     }
 
-    async fn judge(&self, token: &str) -> Result<Arc<Identity>, VerifyError> {
+    /// [`Verifier::verify`] without waiting, for a token already judged (or
+    /// too long to judge): `None` when it has to be checked, which
+    /// `verify` then does. The request path asks this first, so a known
+    /// token costs no future.
+    pub fn verify_known(&self, token: &str) -> Option<Result<Arc<Identity>, VerifyError>> {
+        match self.recall(token) {
+            Recall::Known(verified) => {
+                if let Err(e) = &verified {
+                    crate::measure::refused(e);
+                }
+                Some(verified)
+            }
+            Recall::Unknown { .. } => None,
+        }
+    }
+
+    /// The size cap and the verified-token cache.
+    fn recall(&self, token: &str) -> Recall {
         let inner = &*self.0;
         if token.len() > inner.max_token_bytes {
-            return Err(VerifyError::TooLong {
+            return Recall::Known(Err(VerifyError::TooLong {
                 len: token.len(),
                 max: inner.max_token_bytes,
-            });
+            }));
         }
         // Read before the key lookup: see `KeyCache::fetch_and_store`.
         let generation = inner.keys.generation();
         // aws-lc's SHA-256 (SHA-NI where the CPU has it): every request pays it.
         let digest: TokenDigest = sha256(token.as_bytes());
         match inner.tokens.get(&digest, unix_now(), generation) {
-            Lookup::Hit(identity) => return Ok(identity),
-            Lookup::Expired => return Err(VerifyError::Expired),
-            Lookup::Miss => {}
+            Lookup::Hit(identity) => Recall::Known(Ok(identity)),
+            Lookup::Expired => Recall::Known(Err(VerifyError::Expired)),
+            Lookup::Miss => Recall::Unknown { digest, generation },
         }
+    }
 
+    /// The header, key, signature and claims of a token not in the cache.
+    async fn judge(
+        &self,
+        token: &str,
+        digest: TokenDigest,
+        generation: u64,
+    ) -> Result<Arc<Identity>, VerifyError> {
+        let inner = &*self.0;
         let header = parse_header(token)?;
         let key = inner.keys.key(&header.kid).await?;
         if key.alg() != header.alg {
@@ -116,6 +145,15 @@ impl Verifier {
     pub fn audience(&self) -> &str {
         &self.0.expected.audience
     }
+}
+
+/// What the cache knows of a token.
+enum Recall {
+    Known(Result<Arc<Identity>, VerifyError>),
+    Unknown {
+        digest: TokenDigest,
+        generation: u64,
+    },
 }
 
 impl fmt::Debug for Verifier {

@@ -123,6 +123,35 @@ async fn valid_es256_assertion_gives_the_identity() {
 }
 
 #[tokio::test]
+async fn only_judged_tokens_are_known_without_waiting() {
+    let f = Fixture::with(Alg::Es256, |c| c.with_max_token_bytes(4096)).await;
+    let token = f.mint(&TestUser::alice());
+    assert!(
+        f.verifier.verify_known(&token).is_none(),
+        "a token never seen must be checked"
+    );
+    assert_eq!(
+        f.server.requests(),
+        0,
+        "asking what is known fetches nothing"
+    );
+    let identity = f.verifier.verify(&token).await.unwrap();
+    let known = f.verifier.verify_known(&token).expect("known once judged");
+    assert!(Arc::ptr_eq(&identity, &known.unwrap()));
+    let other = f.mint(&TestUser::bob());
+    assert!(f.verifier.verify_known(&other).is_none());
+    let huge = "x".repeat(5000);
+    assert_eq!(
+        f.verifier.verify_known(&huge),
+        Some(Err(VerifyError::TooLong {
+            len: 5000,
+            max: 4096
+        })),
+        "too long to judge is known refused"
+    );
+}
+
+#[tokio::test]
 async fn valid_rs256_assertion_is_accepted() {
     let f = Fixture::new(Alg::Rs256).await;
     let identity = f.verifier.verify(&f.mint(&TestUser::bob())).await.unwrap();

@@ -519,6 +519,14 @@ impl App {
     }
 }
 
+/// A run that panics (a target page never loads, wrk is missing) leaves no
+/// app behind to skew the next one.
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// One wrk run's outcome.
 #[derive(Clone, Copy)]
 struct Load {

@@ -14,9 +14,8 @@
 //! callers and scripts (no `text/html` in `Accept`) get the status as ever.
 
 use askama::Template;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use jit_domain::{Change, DomainError, EmailError};
 use jit_identity::VerifyError;
@@ -24,8 +23,10 @@ use jit_service::{Caller, ServiceError, SyncFailure};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tower_http::csrf::ProtectionError;
+use tracing::Span;
 
 use crate::AppState;
+use crate::layers::Around;
 use crate::notice::{Failure, Flasher};
 use crate::pages::Chrome;
 use crate::sync::{failure_code, failure_text};
@@ -461,13 +462,14 @@ impl IntoResponse for Problem {
 
 /// What the client reads, known from the request before it is handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Reader {
+pub(crate) struct Reader {
     json: bool,
     /// A browser's form POST: sent back to the form's page on failure.
     form_post: bool,
     /// Where "back" leads: the admin page for admin routes, else home.
     back: &'static str,
-    request_id: Option<String>,
+    /// Shared with the request's headers, not copied.
+    request_id: Option<HeaderValue>,
 }
 
 impl Reader {
@@ -484,12 +486,12 @@ impl Reader {
             } else {
                 "/"
             },
-            request_id: request
-                .headers()
-                .get(crate::layers::REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            request_id: request.headers().get(crate::layers::REQUEST_ID).cloned(),
         }
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_ref().and_then(|v| v.to_str().ok())
     }
 }
 
@@ -515,38 +517,52 @@ fn accept_names(headers: &HeaderMap, needle: &[u8]) -> bool {
 }
 
 /// Draws every failure, whoever produced it, as the client prefers.
-pub(crate) async fn render(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let reader = Reader::of(&request);
-    let flasher = Flasher::new(&state, request.headers());
-    let mut response = next.run(request).await;
-    let problem = if let Some(problem) = response.extensions_mut().remove::<Problem>() {
-        problem
-    } else if response.extensions().get::<ProtectionError>().is_some() {
-        let error = WebError::CrossSite;
-        error.log(StatusCode::FORBIDDEN);
-        error.problem()
-    } else if is_bare_failure(&response) {
-        let error = bare_failure(response.status());
-        error.log(response.status());
-        error.problem()
-    } else {
-        return response;
-    };
-    if reader.form_post && !problem.stays {
-        let failure = problem.failure(reader.request_id.as_deref());
-        return flasher.fail(problem.back.unwrap_or(reader.back), failure);
+#[derive(Debug, Clone)]
+pub(crate) struct Render(pub AppState);
+
+impl Around for Render {
+    type Seen = (Reader, Flasher);
+
+    fn before(&self, request: &mut Request) -> ((Reader, Flasher), Span) {
+        let seen = (
+            Reader::of(request),
+            Flasher::new(&self.0, request.headers()),
+        );
+        (seen, Span::none())
     }
-    // Set by `authenticate` once the caller is known: the page keeps the
-    // navigation and "Signed in as".
-    let chrome = match response.extensions().get::<std::sync::Arc<Caller>>() {
-        Some(caller) => Chrome::signed_in(&state, caller, ""),
-        None => Chrome::anonymous(state.demo),
-    };
-    draw(&problem, &reader, chrome)
+
+    fn after(&self, (reader, flasher): (Reader, Flasher), mut response: Response) -> Response {
+        let problem = if let Some(problem) = response.extensions_mut().remove::<Problem>() {
+            problem
+        } else if response.extensions().get::<ProtectionError>().is_some() {
+            let error = WebError::CrossSite;
+            error.log(StatusCode::FORBIDDEN);
+            error.problem()
+        } else if is_bare_failure(&response) {
+            let error = bare_failure(response.status());
+            error.log(response.status());
+            error.problem()
+        } else {
+            return response;
+        };
+        if reader.form_post && !problem.stays {
+            let failure = problem.failure(reader.request_id());
+            return flasher.fail(problem.back.unwrap_or(reader.back), failure);
+        }
+        // Set by `authenticate` once the caller is known: the page keeps the
+        // navigation and "Signed in as".
+        let chrome = match response.extensions().get::<std::sync::Arc<Caller>>() {
+            Some(caller) => Chrome::signed_in(&self.0, caller, ""),
+            None => Chrome::anonymous(self.0.demo),
+        };
+        draw(&problem, &reader, chrome)
+    }
+}
+
+/// Whether `render` will draw a page for this response (the caller is
+/// kept on it for that page only).
+pub(crate) fn is_failure(response: &Response) -> bool {
+    response.extensions().get::<Problem>().is_some() || is_bare_failure(response)
 }
 
 /// A failure from a layer or a library, with no page of its own.
@@ -596,7 +612,7 @@ struct ErrorPage<'a> {
 }
 
 fn draw(problem: &Problem, reader: &Reader, chrome: Chrome) -> Response {
-    let request_id = reader.request_id.as_deref();
+    let request_id = reader.request_id();
     if reader.json {
         let body = ProblemJson {
             r#type: format!("urn:pomerium-jit:problem:{}", problem.code),

@@ -1,22 +1,23 @@
 //! The layers around every route, outermost first (see the crate docs for why
 //! in this order).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use metrics::{Label, SharedString};
-use tower::ServiceBuilder;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::csrf::CsrfLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tracing::Instrument;
+use tracing::Span;
 
 use crate::{AppState, BODY_LIMIT, auth, error};
 
@@ -43,81 +44,191 @@ pub(crate) fn wrap(
 ) -> Router {
     // One `Router::layer` call: each call boxes every route again, and each
     // box is cloned on every request (four calls cost `GET /` about twenty
-    // allocations). The caller is checked before the body is capped (a
-    // stranger's oversized body is refused as a stranger's).
+    // allocations). None of the layers is `from_fn`, which clones the rest
+    // of the stack, boxes it and boxes its future on every request. The
+    // caller is checked before the body is read (a stranger's oversized
+    // body is refused as a stranger's). Every body is read by an extractor
+    // (`Form`, `Bytes`), which stops at the cap with 413: a second cap
+    // wrapping the body would box the request's and the response's bodies
+    // again on every request.
     let layers = ServiceBuilder::new()
         // Outermost, so the status counted and logged is the one sent
         // (timeouts and rendered errors included); `Router::layer` wraps
         // each route, so the matched route is known here.
-        .layer(from_fn_with_state(metrics, edge))
-        .layer(from_fn_with_state(state.clone(), error::render))
+        .layer(AroundLayer(Edge(metrics)))
+        .layer(AroundLayer(error::Render(state.clone())))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .layer(CsrfLayer::new())
-        .layer(from_fn_with_state(state.clone(), auth::authenticate))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+        .layer(auth::AuthenticateLayer(state.clone()))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
     routes.layer(layers).with_state(state)
 }
 
-/// What every response goes through, in one layer (each layer costs a
-/// clone of the stack and a boxed future per request, which showed in the
-/// `GET /` profile): identity headers marked sensitive, a request id, the
-/// request's span and its access-log line, the metrics, security headers.
-async fn edge(State(metrics): State<Metrics>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let headers = request.headers_mut();
-    for name in [ASSERTION, header::AUTHORIZATION, header::COOKIE] {
-        if let header::Entry::Occupied(mut values) = headers.entry(name) {
-            values.iter_mut().for_each(|v| v.set_sensitive(true));
+/// Work done before and after the services inside, without waiting.
+pub(crate) trait Around: Clone + Send + Sync + 'static {
+    /// What [`Around::after`] needs to know of the request.
+    type Seen: Send + 'static;
+    /// Reads (and may change) the request; the span returned is entered
+    /// whenever the services inside run, and around `after`.
+    fn before(&self, request: &mut Request) -> (Self::Seen, Span);
+    fn after(&self, seen: Self::Seen, response: Response) -> Response;
+}
+
+/// An [`Around`] as a layer.
+#[derive(Debug, Clone)]
+pub(crate) struct AroundLayer<A>(pub A);
+
+impl<A: Around, S> Layer<S> for AroundLayer<A> {
+    type Service = AroundService<A, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AroundService {
+            around: self.0.clone(),
+            inner,
         }
     }
-    let id = match headers.get(&REQUEST_ID) {
-        Some(id) => id.clone(),
-        None => {
-            let id = next_request_id();
-            headers.insert(REQUEST_ID, id.clone());
-            id
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AroundService<A, S> {
+    around: A,
+    inner: S,
+}
+
+impl<A, S> Service<Request> for AroundService<A, S>
+where
+    A: Around,
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AroundFuture<A, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let (seen, span) = self.around.before(&mut request);
+        let inner = span.in_scope(|| self.inner.call(request));
+        AroundFuture {
+            inner,
+            span,
+            around: self.around.clone(),
+            seen: Some(seen),
         }
-    };
-    let route = metrics
-        .0
-        .then(|| route_label(request.extensions().get::<MatchedPath>()));
-    let method = method_label(request.method());
-    let span = tracing::info_span!(
-        "request",
-        method,
-        path = request.uri().path(),
-        request_id = id.to_str().unwrap_or_default()
-    );
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let status = response.status();
-    span.in_scope(|| {
+    }
+}
+
+pin_project! {
+    pub(crate) struct AroundFuture<A: Around, F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        around: A,
+        seen: Option<A::Seen>,
+    }
+}
+
+impl<A, F, E> Future for AroundFuture<A, F>
+where
+    A: Around,
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.inner.poll(cx));
+        let seen = this
+            .seen
+            .take()
+            .expect("an AroundFuture polled after it finished");
+        Poll::Ready(result.map(|response| this.around.after(seen, response)))
+    }
+}
+
+/// What every response goes through, in one layer: identity headers marked
+/// sensitive, a request id, the request's span and its access-log line, the
+/// metrics, security headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edge(Metrics);
+
+pub(crate) struct EdgeSeen {
+    started: Instant,
+    id: HeaderValue,
+    route: Option<SharedString>,
+    method: &'static str,
+}
+
+impl Around for Edge {
+    type Seen = EdgeSeen;
+
+    fn before(&self, request: &mut Request) -> (EdgeSeen, Span) {
+        let started = Instant::now();
+        let headers = request.headers_mut();
+        for name in [ASSERTION, header::AUTHORIZATION, header::COOKIE] {
+            if let header::Entry::Occupied(mut values) = headers.entry(name) {
+                values.iter_mut().for_each(|v| v.set_sensitive(true));
+            }
+        }
+        let id = match headers.get(&REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = next_request_id();
+                headers.insert(REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let route = self
+            .0
+            .0
+            .then(|| route_label(request.extensions().get::<MatchedPath>()));
+        let method = method_label(request.method());
+        let span = tracing::info_span!(
+            "request",
+            method,
+            path = request.uri().path(),
+            request_id = id.to_str().unwrap_or_default()
+        );
+        let seen = EdgeSeen {
+            started,
+            id,
+            route,
+            method,
+        };
+        (seen, span)
+    }
+
+    fn after(&self, seen: EdgeSeen, mut response: Response) -> Response {
+        let elapsed = seen.started.elapsed();
+        let status = response.status();
         tracing::info!(
             status = status.as_u16(),
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             "served"
         );
-    });
-    if let Some(route) = route {
-        let labels = [
-            Label::new("route", route),
-            Label::from_static_parts("method", method),
-            Label::new("status", status_label(status)),
-        ];
-        metrics::counter!("pomerium_jit_http_requests_total", labels.iter()).increment(1);
-        metrics::histogram!("pomerium_jit_http_request_duration_seconds", labels.iter())
-            .record(elapsed.as_secs_f64());
+        if let Some(route) = seen.route {
+            let labels = [
+                Label::new("route", route),
+                Label::from_static_parts("method", seen.method),
+                Label::new("status", status_label(status)),
+            ];
+            metrics::counter!("pomerium_jit_http_requests_total", labels.iter()).increment(1);
+            metrics::histogram!("pomerium_jit_http_request_duration_seconds", labels.iter())
+                .record(elapsed.as_secs_f64());
+        }
+        let h = response.headers_mut();
+        // Room for what follows at once, not by doubling.
+        h.reserve(SECURITY_HEADERS + 1);
+        h.insert(REQUEST_ID, seen.id);
+        security_headers(h);
+        response
     }
-    let h = response.headers_mut();
-    // Room for what follows at once, not by doubling.
-    h.reserve(SECURITY_HEADERS + 1);
-    h.insert(REQUEST_ID, id);
-    security_headers(h);
-    response
 }
 
 /// The matched route, or `unmatched` for paths no route knows (404s).
@@ -209,7 +320,7 @@ fn security_headers(h: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use axum::middleware::from_fn;
+    use axum::middleware::{Next, from_fn};
 
     use super::*;
 
