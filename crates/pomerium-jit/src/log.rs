@@ -17,14 +17,18 @@
 //! a terminal: the line tracing-subscriber's default format writes without
 //! colours, written straight out (its styling layer runs even with colours
 //! off, 6% of `GET /`'s instructions), with control characters in messages
-//! escaped so one event is always one line.
+//! escaped so one event is always one line. Every request logs a line, so
+//! the common cases skip `fmt`: the date and time up to the second are
+//! written once a second per thread, and plain strings and integers are
+//! copied rather than formatted through `Debug`.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -211,9 +215,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        if SystemTime.format_time(&mut writer).is_err() {
-            writer.write_str("<unknown time>")?;
-        }
+        write_now(&mut writer)?;
         writer.write_str(match *meta.level() {
             Level::TRACE => " TRACE ",
             Level::DEBUG => " DEBUG ",
@@ -267,6 +269,39 @@ struct PlainVisitor<'w> {
 }
 
 impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        // What `Debug` writes for text with nothing to escape.
+        if field.name() == "message"
+            || !value
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            return self.record_debug(field, &value);
+        }
+        self.record_with(field, |w| {
+            w.write_char('"')?;
+            w.write_str(value)?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record_with(field, |w| write_u64(w, value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_with(field, |w| {
+            if value < 0 {
+                w.write_char('-')?;
+            }
+            write_u64(w, value.unsigned_abs())
+        });
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.record_with(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_err() {
             return;
@@ -281,6 +316,87 @@ impl Visit for PlainVisitor<'_> {
             name => write!(w, "{gap}{}={value:?}", name.trim_start_matches("r#")),
         };
     }
+}
+
+impl PlainVisitor<'_> {
+    /// ` name=` (or `name=` first), then what `value` writes; never for the
+    /// message, which is written bare.
+    fn record_with(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        let w = &mut self.writer;
+        let gap = if self.empty { "" } else { " " };
+        self.empty = false;
+        self.result = w
+            .write_str(gap)
+            .and_then(|()| w.write_str(field.name().trim_start_matches("r#")))
+            .and_then(|()| w.write_char('='))
+            .and_then(|()| value(w));
+    }
+}
+
+/// Decimal digits without `fmt`'s machinery.
+fn write_u64(w: &mut impl fmt::Write, mut n: u64) -> fmt::Result {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    w.write_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"))
+}
+
+/// The time as tracing-subscriber's `SystemTime` writes it (RFC 3339 in UTC
+/// with microseconds, `2026-11-30T14:54:12.123456Z`). The part up to the
+/// second is formatted once a second per thread.
+fn write_now(w: &mut Writer<'_>) -> fmt::Result {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let Ok(since) = std::time::SystemTime::now().duration_since(UNIX_EPOCH) else {
+        // A clock before 1970: tracing-subscriber's own copes.
+        return SystemTime.format_time(w);
+    };
+    let second = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            text.clear();
+            second_prefix(text, second)?;
+            *cached = second;
+        }
+        w.write_str(text)
+    })?;
+    let micros = since.subsec_micros();
+    let mut digits = [b'0'; 6];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
+    }
+    w.write_str(std::str::from_utf8(&digits).expect("ASCII digits"))?;
+    w.write_char('Z')
+}
+
+/// `2026-11-30T14:54:12.` for `second` seconds after the epoch.
+fn second_prefix(out: &mut String, second: u64) -> fmt::Result {
+    use fmt::Write as _;
+    let at = i64::try_from(second)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or(fmt::Error)?;
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// Writes control characters (newlines, terminal escapes) as escapes, so
@@ -440,6 +556,16 @@ mod tests {
         let span = tracing::info_span!("request", method = "GET", path = "/", request_id = "a-1");
         span.in_scope(|| {
             tracing::info!(status = 200u16, latency_us = 42u64, cached = true, "served");
+            tracing::info!(
+                quoted = "say \"hi\" \\ bye",
+                tab = "a\tb",
+                accent = "café",
+                empty = "",
+                big = u64::MAX,
+                small = i64::MIN,
+                no = false,
+                "kinds"
+            );
             tracing::warn!(error = %"Zero said no", "could not sync {}", "deploy");
         });
         tracing::info!(r#type = "x", ratio = 0.5, "outside");
@@ -465,8 +591,39 @@ mod tests {
                 .with_writer(move || t.clone()),
         );
         tracing::subscriber::with_default(subscriber, events);
-        assert_eq!(ours.lines().len(), 4);
+        assert_eq!(ours.lines().len(), 5);
         assert_eq!(ours.lines(), theirs.lines());
+    }
+
+    #[test]
+    fn the_time_is_tracing_subscribers_to_the_microsecond() {
+        let mut prefix = String::new();
+        for (second, text) in [
+            (0, "1970-01-01T00:00:00."),
+            (951_782_400, "2000-02-29T00:00:00."),
+            (1_700_000_000, "2023-11-14T22:13:20."),
+            (4_102_444_799, "2099-12-31T23:59:59."),
+        ] {
+            prefix.clear();
+            second_prefix(&mut prefix, second).unwrap();
+            assert_eq!(prefix, text);
+        }
+        // Both clocks read now: equal up to the second unless a second
+        // ended in between, so try again then.
+        for _ in 0..3 {
+            let (mut ours, mut theirs) = (String::new(), String::new());
+            write_now(&mut Writer::new(&mut ours)).unwrap();
+            SystemTime
+                .format_time(&mut Writer::new(&mut theirs))
+                .unwrap();
+            assert_eq!(ours.len(), "2026-11-30T14:54:12.123456Z".len(), "{ours}");
+            assert_eq!(theirs.len(), ours.len(), "{theirs}");
+            if ours[..20] == theirs[..20] {
+                assert!(ours[20..26].bytes().all(|b| b.is_ascii_digit()) && ours.ends_with('Z'));
+                return;
+            }
+        }
+        panic!("the seconds never agreed");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! down.
 
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 /// One instant, formatted for a page relative to the moment it is rendered.
@@ -56,11 +55,17 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
-fn absolute(at: OffsetDateTime) -> String {
-    at.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_else(|_| at.to_string())
+/// "2026-11-28 14:02 UTC" (`at` in UTC); written directly, as every page
+/// shows the time it was drawn.
+pub(crate) fn absolute(at: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
 }
 
 fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {

@@ -325,7 +325,7 @@ pub(crate) async fn page(
         cards,
         reason_max: Reason::MAX_LEN,
         ticket_max: Ticket::MAX_LEN,
-        now: When::new(now, now).abs,
+        now: crate::when::absolute(now),
     };
     (flash, page)
 }
