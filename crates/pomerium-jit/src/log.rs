@@ -313,7 +313,7 @@ impl Visit for PlainVisitor<'_> {
             "message" => w
                 .write_str(gap)
                 .and_then(|()| fmt::Write::write_fmt(&mut Escaping(w), format_args!("{value:?}"))),
-            name => write!(w, "{gap}{}={value:?}", name.trim_start_matches("r#")),
+            name => write!(w, "{gap}{}={value:?}", strip_raw(name)),
         };
     }
 }
@@ -330,10 +330,16 @@ impl PlainVisitor<'_> {
         self.empty = false;
         self.result = w
             .write_str(gap)
-            .and_then(|()| w.write_str(field.name().trim_start_matches("r#")))
+            .and_then(|()| w.write_str(strip_raw(field.name())))
             .and_then(|()| w.write_char('='))
             .and_then(|()| value(w));
     }
+}
+
+/// `type` for a field written `r#type` (a prefix check: `trim_start_matches`
+/// with a string pattern builds a searcher each time).
+fn strip_raw(name: &str) -> &str {
+    name.strip_prefix("r#").unwrap_or(name)
 }
 
 /// Decimal digits without `fmt`'s machinery.

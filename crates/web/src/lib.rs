@@ -30,7 +30,11 @@
 //! counted, security headers are added; then errors are rendered, a timeout, cross-site POSTs are refused
 //! (Fetch Metadata with the `Origin`/`Host` fallback), the caller is
 //! authenticated, and bodies are capped. All of them are applied to the
-//! routes in one `Router::layer` call (each call boxes every route again).
+//! routes in one `Router::layer` call (each call boxes every route again),
+//! and none is `from_fn` (which clones and boxes the rest of the stack and
+//! boxes its future on every request): the edge and the error pages are
+//! `layers::Around` hooks, the identity check a service that answers a
+//! known token from the cache without a future of its own.
 
 mod api;
 mod assets;
