@@ -286,7 +286,7 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.record_with(field, |w| write_u64(w, value));
+        self.record_with(field, |w| write_u64(w, value, 1));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -294,7 +294,7 @@ impl Visit for PlainVisitor<'_> {
             if value < 0 {
                 w.write_char('-')?;
             }
-            write_u64(w, value.unsigned_abs())
+            write_u64(w, value.unsigned_abs(), 1)
         });
     }
 
@@ -342,17 +342,14 @@ fn strip_raw(name: &str) -> &str {
     name.strip_prefix("r#").unwrap_or(name)
 }
 
-/// Decimal digits without `fmt`'s machinery.
-fn write_u64(w: &mut impl fmt::Write, mut n: u64) -> fmt::Result {
-    let mut digits = [0u8; 20];
+/// Decimal digits without `fmt`'s machinery, zero-padded to `width`.
+fn write_u64(w: &mut impl fmt::Write, mut n: u64, width: usize) -> fmt::Result {
+    let mut digits = [b'0'; 20];
     let mut at = digits.len();
-    loop {
+    while n > 0 || digits.len() - at < width.max(1) {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
     w.write_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"))
 }
@@ -377,12 +374,7 @@ fn write_now(w: &mut Writer<'_>) -> fmt::Result {
         }
         w.write_str(text)
     })?;
-    let micros = since.subsec_micros();
-    let mut digits = [b'0'; 6];
-    for (i, d) in digits.iter_mut().enumerate() {
-        *d = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
-    }
-    w.write_str(std::str::from_utf8(&digits).expect("ASCII digits"))?;
+    write_u64(w, u64::from(since.subsec_micros()), 6)?;
     w.write_char('Z')
 }
 
@@ -599,6 +591,22 @@ mod tests {
         tracing::subscriber::with_default(subscriber, events);
         assert_eq!(ours.lines().len(), 5);
         assert_eq!(ours.lines(), theirs.lines());
+    }
+
+    #[test]
+    fn digits_are_decimal_and_padded_as_asked() {
+        for (n, width, text) in [
+            (0, 1, "0"),
+            (7, 1, "7"),
+            (7, 6, "000007"),
+            (123_456, 6, "123456"),
+            (999_999, 6, "999999"),
+            (u64::MAX, 1, "18446744073709551615"),
+        ] {
+            let mut out = String::new();
+            write_u64(&mut out, n, width).unwrap();
+            assert_eq!(out, text);
+        }
     }
 
     #[test]

@@ -184,10 +184,8 @@ impl Around for Edge {
                 id
             }
         };
-        let route = self
-            .0
-            .0
-            .then(|| route_label(request.extensions().get::<MatchedPath>()));
+        let Edge(Metrics(counted)) = *self;
+        let route = counted.then(|| route_label(request.extensions().get::<MatchedPath>()));
         let method = method_label(request.method());
         let span = tracing::info_span!(
             "request",
