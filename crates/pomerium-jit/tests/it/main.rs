@@ -14,6 +14,7 @@ mod doctor;
 mod failover;
 mod faults;
 mod flow;
+mod layout;
 mod metrics;
 mod notify;
 mod slack;
