@@ -8,11 +8,14 @@ fn main() {
     let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
         .join("hot-code.ld");
     println!("cargo::rerun-if-changed={}", script.display());
+    println!("cargo::rerun-if-env-changed=POMERIUM_JIT_CODE_LAYOUT");
     // Debug builds (the tests) link faster without it; the layout changes
-    // nothing but where functions sit. GNU ld and lld both read the script.
+    // nothing but where functions sit. lld and GNU ld read the script; a
+    // linker that does not (mold) needs POMERIUM_JIT_CODE_LAYOUT=off.
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    if release && linux {
+    let off = std::env::var("POMERIUM_JIT_CODE_LAYOUT").is_ok_and(|v| v == "off");
+    if release && linux && !off {
         println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
 }
