@@ -16,13 +16,11 @@ cost, first = {}, {}
 for pid, dumps in parts.items():
     for index, (_, path) in enumerate(sorted(dumps)):
         phase = index + 1 if pid == main else 0
-        obj = fn = None
+        fn = None
         after_calls = False
         for line in open(path, errors="replace"):
-            if line.startswith("ob="):
-                obj = line[3:].strip()
-            elif line.startswith("fn="):
-                fn = (obj, line[3:].strip())
+            if line.startswith("fn="):
+                fn = line[3:].strip()
                 cost.setdefault(fn, 0)
                 first[fn] = min(first.get(fn, phase), phase)
             elif line.startswith("calls="):
@@ -35,10 +33,10 @@ for pid, dumps in parts.items():
                     if len(fields) >= 2 and fields[1].isdigit():
                         cost[fn] += int(fields[1])
 # The binary's own functions, by name: callgrind may not name the object
-# ("???") once the binary is laid out with a script of this kind.
+# ("???", not the binary's path) once the binary is laid out this way.
 defined = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True)
 functions = {f[2] for f in (l.split() for l in defined.stdout.splitlines()) if len(f) == 3 and f[1] in "tTwW"}
-ours = [(first[k], -c, k[1]) for k, c in cost.items() if k[1] in functions]
+ours = [(first[fn], -c, fn) for fn, c in cost.items() if fn in functions]
 # Start-up and idle code first, then what the load added, each the most
 # instructions first: an idle service maps the first part only.
 ours.sort()
