@@ -19,11 +19,7 @@ cd "$(dirname "$0")/.."
 for tool in valgrind wrk python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed (Debian: apt-get install valgrind wrk python3)" >&2; exit 2; }
 done
-symbols=${SYMBOLS_DIR:-target/symbols}
-cargo build --release --locked -p pomerium-jit --example loadtest
-CARGO_TARGET_DIR="$symbols" CARGO_PROFILE_RELEASE_STRIP=false \
-  cargo build --release --locked -p pomerium-jit --no-default-features --bin pomerium-jit
-bin=$(realpath "$symbols/release/pomerium-jit")
+bin=$(scripts/build-symbols.sh)
 # The profiles are kept for a look (callgrind_annotate) until the next run.
 work=target/hot-code-profiles
 rm -rf "$work" && mkdir -p "$work" && work=$(realpath "$work")

@@ -19,11 +19,7 @@ for tool in valgrind callgrind_control callgrind_annotate wrk; do
 done
 warmup=${WARMUP:-45}
 measure=${MEASURE:-10}
-symbols=${SYMBOLS_DIR:-target/symbols}
-cargo build --release --locked -p pomerium-jit --example loadtest
-CARGO_TARGET_DIR="$symbols" CARGO_PROFILE_RELEASE_STRIP=false \
-  cargo build --release --locked -p pomerium-jit --no-default-features --bin pomerium-jit
-bin=$(realpath "$symbols/release/pomerium-jit")
+bin=$(scripts/build-symbols.sh)
 work=$(mktemp -d)
 trap 'kill ${pid:-} ${harness:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 # The harness clears the app's environment: the paths are written into the wrapper.
