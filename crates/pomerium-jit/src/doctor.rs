@@ -342,7 +342,7 @@ async fn check_policy(s: &Settings, r: &Resource, ids: &mut BTreeSet<String>) ->
         1 => {
             let policy = named.remove(0);
             ids.insert(policy.id.clone());
-            match jit_ppl::Policy::parse(&policy.properties().ppl) {
+            match jit_ppl::Policy::from_json_str(policy.properties().ppl.as_str()) {
                 Ok(_) => Verdict::Ok(format!(
                     "found in namespace {namespace} (id {}, resource {})",
                     policy.id, r.name

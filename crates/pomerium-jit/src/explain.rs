@@ -172,7 +172,7 @@ async fn explain(
         1 => {
             let remote = named.remove(0);
             let ppl = &remote.properties().ppl;
-            Some(Policy::parse(ppl).with_context(|| {
+            Some(Policy::from_json_str(ppl.as_str()).with_context(|| {
                 format!(
                     "policy {name} ({}) in Pomerium Zero cannot be read",
                     remote.id

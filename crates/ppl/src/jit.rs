@@ -251,6 +251,26 @@ impl Policy {
     }
 }
 
+/// The JSON text of [`Policy::from_parts`], written rule by rule without
+/// building the policy: a large policy is far smaller as text than as rules.
+pub fn json_from_parts<'a>(
+    foreign: impl IntoIterator<Item = &'a Rule>,
+    jit: impl IntoIterator<Item = JitRule>,
+) -> String {
+    let mut out = vec![b'['];
+    let mut write = |rule: &Rule| {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, rule)
+            .expect("a rule serializes: every map key is a string");
+    };
+    foreign.into_iter().for_each(&mut write);
+    jit.into_iter().for_each(|entry| write(&entry.to_rule()));
+    out.push(b']');
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,7 +518,10 @@ mod tests {
         );
 
         let entries: Vec<JitRule> = parts.jit.iter().map(|(_, e)| e.clone()).collect();
+        let text = json_from_parts(&parts.foreign, entries.iter().cloned());
         let rebuilt = Policy::from_parts(parts.foreign, &entries);
+        assert_eq!(text, serde_json::to_string(&rebuilt).unwrap());
+        assert_eq!(json_from_parts([], []), "[]");
         assert_eq!(
             rebuilt.to_value(),
             json!([

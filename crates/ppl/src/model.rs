@@ -205,6 +205,19 @@ impl Policy {
         Ok(policy)
     }
 
+    /// Reads a document from JSON text one rule at a time, handing each to
+    /// `each` in document order, so that a large policy is never held as a
+    /// whole: a 10,000-rule document is about 1 MB of text, and several
+    /// times that as rules. Errors as [`Policy::from_json_str`]; rules
+    /// before the error have been handed over by then.
+    pub fn scan_json_str(json: &str, mut each: impl FnMut(Rule)) -> Result<(), ParseError> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let state = ParseState::default();
+        let scan = ScanVisitor(Cursor::root(&state), &mut each);
+        drive_with(&mut deserializer, &state, scan).map_err(json_failure)?;
+        deserializer.end().map_err(ParseError::Json)
+    }
+
     /// Renders the document; it equals the value that was read, key order included.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("a policy serializes: every map key is a string")
@@ -416,12 +429,21 @@ enum Failure<E> {
 /// `&Value`), so no intermediate JSON tree is built for the structure.
 fn drive<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Policy, Failure<D::Error>> {
     let state = ParseState::default();
-    let cursor = Cursor {
-        state: &state,
-        at: None,
-    };
-    PolicyVisitor(cursor)
-        .deserialize(deserializer)
+    drive_with(deserializer, &state, PolicyVisitor(Cursor::root(&state)))
+}
+
+/// Runs `seed` (which starts at the root of `state`), taking a PPL error
+/// back out of `state`.
+fn drive_with<'de, D, S>(
+    deserializer: D,
+    state: &ParseState,
+    seed: S,
+) -> Result<S::Value, Failure<D::Error>>
+where
+    D: Deserializer<'de>,
+    S: DeserializeSeed<'de>,
+{
+    seed.deserialize(deserializer)
         .map_err(|error| match state.error.take() {
             Some(ppl) => Failure::Ppl(ppl),
             None => Failure::Deserializer(error),
@@ -443,6 +465,10 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    fn root(state: &'a ParseState) -> Self {
+        Self { state, at: None }
+    }
+
     fn fail<E: de::Error>(self, problem: Problem) -> E {
         let error = invalid(self.at, problem);
         let opaque = E::custom(&error);
@@ -659,6 +685,45 @@ impl<'de> Visitor<'de> for PolicyVisitor<'_> {
     reject!(Problem::NotAPolicy; scalars);
 }
 
+/// Reads a document like [`PolicyVisitor`], handing each rule on instead of
+/// collecting them.
+struct ScanVisitor<'a, 'f>(Cursor<'a>, &'f mut dyn FnMut(Rule));
+
+impl<'de> DeserializeSeed<'de> for ScanVisitor<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScanVisitor<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a PPL policy: a rule object, an array of them, or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        (self.1)(RuleVisitor(self.0).visit_map(map)?);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for index in 0.. {
+            let here = Path::child(self.0.at, Segment::Index(index));
+            match seq.next_element_seed(RuleVisitor(self.0.moved_to(&here)))? {
+                Some(rule) => (self.1)(rule),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+    reject!(Problem::NotAPolicy; scalars);
+}
+
 struct RuleVisitor<'a>(Cursor<'a>);
 seed!(RuleVisitor => Rule);
 
@@ -772,6 +837,34 @@ mod tests {
         let policy = Policy::from_json_str(text).unwrap();
         assert_eq!(policy.rules().len(), 2);
         assert_eq!(serde_json::to_string(&policy).unwrap(), text);
+    }
+
+    #[test]
+    fn scanning_hands_over_the_rules_a_parse_reads() {
+        for text in [
+            r#"[{"allow":{"and":[{"email":"a@x.io"},{"reject":true}]}},{},{"deny":{"or":[]}}]"#,
+            r#"{"allow":{"or":[{"accept":true}]}}"#,
+            "[]",
+            "null",
+        ] {
+            let mut scanned = Vec::new();
+            Policy::scan_json_str(text, |rule| scanned.push(rule)).unwrap();
+            assert_eq!(
+                scanned,
+                Policy::from_json_str(text).unwrap().rules(),
+                "{text}"
+            );
+        }
+        for bad in [
+            r#"[{}, {"permit":{}}]"#,
+            "[{}] x",
+            "7",
+            r#"[{"allow":{"and":[3]}}]"#,
+        ] {
+            let scanned = Policy::scan_json_str(bad, |_| {}).unwrap_err();
+            let parsed = Policy::from_json_str(bad).unwrap_err();
+            assert_eq!(scanned.to_string(), parsed.to_string(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 
 use jit_domain::{Request, desired_entries};
-use jit_ppl::Policy;
-use jit_store::{Fence, IntentId};
+use jit_store::{Fence, IntentId, SyncState};
+use jit_zero::Ppl;
 use time::PrimitiveDateTime;
 
 use crate::failure::SyncError;
@@ -30,16 +30,17 @@ impl Reconciler {
         let mut report = SyncReport::default();
 
         let mut state = store.sync_state(name).await?;
+        let mut base_ppl = base_of(&mut state);
         let mut remote = self.find_policy(state.policy_id.as_deref()).await?;
 
         for _ in 0..3 {
             let now = cfg.clock.now();
             let mut written = Vec::new();
             if let Some(p) = &remote
-                && state.base_ppl.as_ref() != Some(&p.properties().ppl)
+                && base_ppl.as_ref() != Some(&p.properties().ppl)
             {
                 let intents = store.intents(name).await?;
-                match intents.iter().find(|i| i.ppl == p.properties().ppl) {
+                match intents.iter().find(|i| p.properties().ppl.matches(&i.ppl)) {
                     Some(landed) => {
                         // Our own write whose answer was lost: it is the base.
                         store
@@ -54,6 +55,7 @@ impl Reconciler {
                             )
                             .await?;
                         state = store.sync_state(name).await?;
+                        base_ppl = base_of(&mut state);
                         report.recovered = true;
                         tracing::info!(
                             generation = landed.generation,
@@ -63,20 +65,17 @@ impl Reconciler {
                     None => {
                         written = intents
                             .iter()
-                            .filter_map(|i| Policy::parse(&i.ppl).ok())
-                            .map(|p| Observed::of(&p, &cfg.decode))
+                            .filter_map(|i| Observed::scan(&i.ppl, &cfg.decode).ok())
                             .collect();
                     }
                 }
             }
-            let base = state
-                .base_ppl
+            let base = base_ppl
                 .as_ref()
-                .and_then(|v| Policy::parse(v).ok())
-                .map(|p| Observed::of(&p, &cfg.decode))
+                .and_then(|v| Observed::scan(v.as_str(), &cfg.decode).ok())
                 .unwrap_or_default();
             let remote_seen = match &remote {
-                Some(p) => Observed::of(&self.parse_remote(p)?, &cfg.decode),
+                Some(p) => self.observe_remote(p)?,
                 None => Observed::default(),
             };
             measure::overdue_grants(name, remote_seen.entries.values(), now);
@@ -124,7 +123,7 @@ impl Reconciler {
                 open = store.open_requests_on(&inner.rules.resource).await?;
             }
             let entries = desired_entries(&open, now);
-            let desired = render(&remote_seen.foreign, &entries).to_value();
+            let desired = render(&remote_seen.foreign, &entries);
             report.generation = generation;
 
             let (policy_id, confirmed) = match &remote {
@@ -158,14 +157,14 @@ impl Reconciler {
                 && state.last_error.is_none()
                 && state.policy_id.as_deref() == Some(policy_id.as_str())
                 && state.applied_generation >= generation
-                && state.base_ppl.as_ref() == Some(&desired);
+                && base_ppl.as_ref() == Some(&desired);
             if !unchanged {
                 store
                     .record_sync_success(
                         fence,
                         name,
                         &policy_id,
-                        &desired,
+                        desired.as_str(),
                         generation,
                         confirmed,
                         cfg.clock.now(),
@@ -188,7 +187,7 @@ impl Reconciler {
     async fn intend(
         &self,
         fence: &Fence,
-        ppl: &serde_json::Value,
+        ppl: &Ppl,
         generation: u64,
     ) -> Result<IntentId, SyncError> {
         let inner = &self.inner;
@@ -199,7 +198,7 @@ impl Reconciler {
         }
         Ok(inner
             .store
-            .record_intent(fence, &cfg.policy_name, ppl, generation, now)
+            .record_intent(fence, &cfg.policy_name, ppl.as_str(), generation, now)
             .await?)
     }
 
@@ -214,4 +213,12 @@ impl Reconciler {
 fn decided(open: &[Request]) -> BTreeMap<jit_domain::Email, jit_domain::RemoteEntry> {
     let ever = PrimitiveDateTime::MIN.assume_utc();
     desired_entries(open, ever).into_iter().collect()
+}
+
+/// The base as PPL, taken out of `state` (the store keeps it as JSON text).
+fn base_of(state: &mut SyncState) -> Option<Ppl> {
+    state
+        .base_ppl
+        .take()
+        .and_then(|text| Ppl::from_json(text).ok())
 }

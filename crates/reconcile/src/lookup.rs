@@ -1,10 +1,10 @@
 //! Finding the policy in Zero, and what a new one looks like.
 
-use jit_ppl::Policy;
-use jit_zero::{Policy as ZeroPolicy, PolicyProperties, ZeroError};
+use jit_zero::{Policy as ZeroPolicy, PolicyProperties, Ppl, ZeroError};
 
 use crate::Reconciler;
 use crate::failure::SyncError;
+use crate::merge::Observed;
 
 const POLICY_DESCRIPTION: &str = "Just-in-time access managed by pomerium-jit. Rules that are not JIT entries \
     (email + reject, or email + date) are kept as they are.";
@@ -56,15 +56,17 @@ impl Reconciler {
         }
     }
 
-    pub(crate) fn parse_remote(&self, p: &ZeroPolicy) -> Result<Policy, SyncError> {
-        Policy::parse(&p.properties().ppl).map_err(|error| SyncError::Unreadable {
+    /// The remote policy as entries and foreign rules.
+    pub(crate) fn observe_remote(&self, p: &ZeroPolicy) -> Result<Observed, SyncError> {
+        let ppl = p.properties().ppl.as_str();
+        Observed::scan(ppl, &self.inner.config.decode).map_err(|error| SyncError::Unreadable {
             name: self.inner.config.policy_name.clone(),
             id: p.id.clone(),
             error,
         })
     }
 
-    pub(crate) fn new_policy(&self, ppl: serde_json::Value) -> PolicyProperties {
+    pub(crate) fn new_policy(&self, ppl: Ppl) -> PolicyProperties {
         let cfg = &self.inner.config;
         PolicyProperties {
             name: cfg.policy_name.clone(),

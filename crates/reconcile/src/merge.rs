@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jit_domain::{Email, RemoteEntry};
-use jit_ppl::jit::{DecodeOptions, JitRule, PplTime};
-use jit_ppl::{Policy, Rule};
+use jit_ppl::jit::{DecodeOptions, JitRule, PplTime, json_from_parts};
+use jit_ppl::{ParseError, Policy, Rule};
+use jit_zero::Ppl;
 
 /// A policy as the reconciler sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,35 +27,43 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn of(policy: &Policy, options: &DecodeOptions) -> Self {
-        let mut foreign = Vec::new();
-        let mut entries = BTreeMap::new();
-        let mut ambiguous = BTreeSet::new();
-        for rule in policy.rules() {
-            let decoded = JitRule::decode(rule, options)
-                .and_then(|jit| Some((Email::parse(jit.email()).ok()?, from_jit(&jit))));
-            let Some((email, entry)) = decoded else {
-                foreign.push(rule.clone());
-                continue;
-            };
-            match entries.get(&email) {
-                Some(seen) if *seen != entry => {
-                    ambiguous.insert(email);
-                }
-                Some(_) => {}
-                None => {
-                    entries.insert(email, entry);
-                }
+    /// Reads PPL text rule by rule, never holding the whole policy: the
+    /// entries and foreign rules are far smaller than the rules they come
+    /// from.
+    pub fn scan(ppl: &str, options: &DecodeOptions) -> Result<Self, ParseError> {
+        let mut observed = Self::default();
+        Policy::scan_json_str(ppl, |rule| {
+            if !observed.add(&rule, options) {
+                observed.foreign.push(rule);
+            }
+        })?;
+        Ok(observed.settle())
+    }
+
+    /// Takes `rule` as a JIT entry if it is one (returns whether it was).
+    fn add(&mut self, rule: &Rule, options: &DecodeOptions) -> bool {
+        let decoded = JitRule::decode(rule, options)
+            .and_then(|jit| Some((Email::parse(jit.email()).ok()?, from_jit(&jit))));
+        let Some((email, entry)) = decoded else {
+            return false;
+        };
+        match self.entries.get(&email) {
+            Some(seen) if *seen != entry => {
+                self.ambiguous.insert(email);
+            }
+            Some(_) => {}
+            None => {
+                self.entries.insert(email, entry);
             }
         }
-        for email in &ambiguous {
-            entries.remove(email);
+        true
+    }
+
+    fn settle(mut self) -> Self {
+        for email in &self.ambiguous {
+            self.entries.remove(email);
         }
-        Self {
-            foreign,
-            entries,
-            ambiguous,
-        }
+        self
     }
 }
 
@@ -86,13 +95,10 @@ pub fn outside_changes(
 }
 
 /// The policy to write: the remote's foreign rules first, verbatim, then one
-/// canonical JIT rule per desired entry.
-pub fn render(foreign: &[Rule], desired: &[(Email, RemoteEntry)]) -> Policy {
-    let rules: Vec<JitRule> = desired
-        .iter()
-        .filter_map(|(e, entry)| to_jit(e, entry))
-        .collect();
-    Policy::from_parts(foreign.iter().cloned(), rules.iter())
+/// canonical JIT rule per desired entry. Written as text rule by rule.
+pub fn render(foreign: &[Rule], desired: &[(Email, RemoteEntry)]) -> Ppl {
+    let rules = desired.iter().filter_map(|(e, entry)| to_jit(e, entry));
+    Ppl::from_json(json_from_parts(foreign, rules)).expect("rendered PPL is JSON")
 }
 
 fn from_jit(rule: &JitRule) -> RemoteEntry {

@@ -37,7 +37,8 @@ pub struct IntentId(i64);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intent {
     pub id: IntentId,
-    pub ppl: serde_json::Value,
+    /// The PPL as JSON text.
+    pub ppl: String,
     /// The store generation the PPL was rendered from.
     pub generation: u64,
     /// The fencing token of the writer that recorded it.
@@ -52,8 +53,9 @@ pub struct SyncState {
     /// The policy's id in Zero, once found or created.
     pub policy_id: Option<String>,
     /// The PPL we last applied: the "last-applied configuration" of the
-    /// three-way merge, against which console edits are recognised.
-    pub base_ppl: Option<serde_json::Value>,
+    /// three-way merge, against which console edits are recognised. JSON
+    /// text: a large policy is far smaller as text than as a JSON tree.
+    pub base_ppl: Option<String>,
     /// The highest store generation known to be in the policy.
     pub applied_generation: u64,
     pub last_attempt_at: Option<OffsetDateTime>,
@@ -94,9 +96,9 @@ impl SyncRow {
         Ok(SyncState {
             base_ppl: self
                 .base_ppl
-                .map(|text| {
-                    serde_json::from_str(&text)
-                        .map_err(|e| bad("base_ppl", text, format!("is not JSON ({e})")))
+                .map(|text| match json_problem(&text) {
+                    None => Ok(text),
+                    Some(problem) => Err(bad("base_ppl", text, problem)),
                 })
                 .transpose()?,
             applied_generation: u64::try_from(self.applied_generation).map_err(|_| {
@@ -150,7 +152,7 @@ impl Store {
         fence: &Fence,
         policy_name: &str,
         policy_id: &str,
-        base_ppl: &serde_json::Value,
+        base_ppl: &str,
         applied_generation: u64,
         confirmed: Option<IntentId>,
         at: OffsetDateTime,
@@ -169,7 +171,7 @@ impl Store {
         )
         .bind(policy_name)
         .bind(policy_id)
-        .bind(base_ppl.to_string())
+        .bind(base_ppl)
         .bind(generation)
         .bind(millis(at))
         .execute(&mut *tx)
@@ -194,16 +196,16 @@ impl Store {
         &self,
         fence: &Fence,
         policy_name: &str,
-        ppl: &serde_json::Value,
+        ppl: &str,
         generation: u64,
         at: OffsetDateTime,
     ) -> Result<IntentId, StoreError> {
         let generation = stored_generation(generation)?;
-        let text = ppl.to_string();
+        let text = ppl;
         let mut tx = self.fenced(fence).await?;
         sqlx::query("DELETE FROM sync_intents WHERE policy_name = $1 AND ppl = $2")
             .bind(policy_name)
-            .bind(&text)
+            .bind(text)
             .execute(&mut *tx)
             .await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -211,7 +213,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(policy_name)
-        .bind(&text)
+        .bind(text)
         .bind(generation)
         .bind(fence.epoch)
         .bind(millis(at))
@@ -263,8 +265,10 @@ impl Store {
                             "is not a representable time".into(),
                         )
                     })?,
-                    ppl: serde_json::from_str(&ppl)
-                        .map_err(|e| bad("ppl", ppl.clone(), format!("is not JSON ({e})")))?,
+                    ppl: match json_problem(&ppl) {
+                        None => ppl,
+                        Some(problem) => return Err(bad("ppl", ppl, problem)),
+                    },
                 })
             })
             .collect()
@@ -428,4 +432,12 @@ fn stored_generation(generation: u64) -> Result<i64, StoreError> {
         what: "applied generation",
         value: generation.to_string(),
     })
+}
+
+/// Why stored PPL text is not JSON, if it is not (checked without building
+/// a tree).
+fn json_problem(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .err()
+        .map(|e| format!("is not JSON ({e})"))
 }

@@ -883,7 +883,7 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         }
     );
 
-    let ppl = json!([{ "allow": { "or": [{ "email": { "is": "a@x.test" } }] }, "z": 1, "a": [true, null, 1.5] }]);
+    let ppl = json!([{ "allow": { "or": [{ "email": { "is": "a@x.test" } }] }, "z": 1, "a": [true, null, 1.5] }]).to_string();
     let t1 = datetime!(2026-11-28 12:00:00.001 UTC);
     let fence = store
         .try_lease("reconcile:jit-example", "me", Duration::from_secs(15), t1)
@@ -923,7 +923,7 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         }
     );
 
-    let older = json!({ "allow": {} });
+    let older = json!({ "allow": {} }).to_string();
     let t3 = t2 + minutes(1);
     store
         .record_sync_success(&fence, name, "pol-2", &older, 3, None, t3)
@@ -1049,7 +1049,7 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    let ppl = json!([{"allow": {"or": [{"email": {"is": "a@example.com"}}]}}]);
+    let ppl = json!([{"allow": {"or": [{"email": {"is": "a@example.com"}}]}}]).to_string();
 
     let refused = store.record_intent(&stale, name, &ppl, 1, at(21)).await;
     assert!(
@@ -1107,8 +1107,9 @@ async fn intents_are_deduplicated_bounded_and_pruned(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    let ppl =
-        |n: usize| json!([{"allow": {"or": [{"email": {"is": format!("u{n}@example.com")}}]}}]);
+    let ppl = |n: usize| {
+        json!([{"allow": {"or": [{"email": {"is": format!("u{n}@example.com")}}]}}]).to_string()
+    };
     store
         .record_intent(&fence, "p", &ppl(0), 1, at(0))
         .await

@@ -9,7 +9,7 @@
 //! let zero = ZeroClient::new(config)?;
 //! let policy = zero.get_policy("policy-id").await?;
 //! let mut props = policy.into_properties();
-//! props.ppl = serde_json::json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]);
+//! props.ppl = serde_json::json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
 //! zero.update_policy("policy-id", &props).await?;
 //! # Ok(()) }
 //! ```
@@ -63,6 +63,7 @@ mod client;
 mod config;
 mod error;
 mod model;
+mod ppl;
 mod token;
 
 pub use client::ZeroClient;
@@ -72,3 +73,4 @@ pub use model::{
     ActivityEntity, ActivityLog, ActivityType, Changeset, ChangesetComparison, ChangesetStatus,
     ClusterSettings, Policy, PolicyProperties, RouteRef,
 };
+pub use ppl::Ppl;

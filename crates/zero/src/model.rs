@@ -4,13 +4,19 @@
 //! read from the server and written back loses nothing the server added
 //! after this client was written.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::Ppl;
+
 /// The writable part of a policy: the body of create (POST) and update (PUT,
 /// a full replace).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyProperties {
     /// Display name; not known to be unique.
@@ -28,9 +34,9 @@ pub struct PolicyProperties {
     /// Shown to users who are denied. Tolerated when absent.
     #[serde(default)]
     pub remediation: String,
-    /// The PPL document: one rule object or an array of them. Kept as raw
-    /// JSON; interpreting it is the `jit-ppl` crate's job.
-    pub ppl: Value,
+    /// The PPL document: one rule object or an array of them. Kept as
+    /// JSON text; interpreting it is the `jit-ppl` crate's job.
+    pub ppl: Ppl,
     /// Optional provenance field of newer API versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub originator_id: Option<String>,
@@ -58,7 +64,7 @@ pub struct RouteRef {
 /// Unknown top-level fields land in the properties' `extra` and are
 /// therefore sent back by [`Policy::into_properties`]; the known computed
 /// fields (`id`, timestamps, routes) are not.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     /// Policy id (27-character base58 in the docs' examples).
@@ -89,6 +95,146 @@ impl Policy {
     /// pass it to `update_policy`; everything else goes back unchanged.
     pub fn into_properties(self) -> PolicyProperties {
         self.properties
+    }
+}
+
+// Policies are read field by field rather than with `#[serde(flatten)]`,
+// which first buffers the whole object as a tree (for a large policy, many
+// times the size of its text) and cannot hand the PPL over as text.
+
+impl<'de> Deserialize<'de> for PolicyProperties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PolicyVisitor(Properties::default(), PhantomData))
+    }
+}
+
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PolicyVisitor(Computed::default(), PhantomData))
+    }
+}
+
+/// Reads one policy object into `R`, which knows its fields.
+struct PolicyVisitor<R, T>(R, PhantomData<T>);
+
+trait Reader<T> {
+    /// Reads the value of `key`.
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A) -> Result<(), A::Error>;
+    fn finish<E: de::Error>(self) -> Result<T, E>;
+}
+
+impl<'de, R: Reader<T>, T> Visitor<'de> for PolicyVisitor<R, T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a policy object")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<T, A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            self.0.read(key, &mut map)?;
+        }
+        self.0.finish()
+    }
+}
+
+fn once<'de, V: Deserialize<'de>, A: MapAccess<'de>>(
+    slot: &mut Option<V>,
+    field: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(field));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+fn required<V, E: de::Error>(slot: Option<V>, field: &'static str) -> Result<V, E> {
+    slot.ok_or_else(|| E::missing_field(field))
+}
+
+/// The properties' fields; any other field is kept in `extra`.
+#[derive(Default)]
+struct Properties {
+    name: Option<String>,
+    namespace_id: Option<String>,
+    description: Option<String>,
+    enforced: Option<bool>,
+    explanation: Option<String>,
+    remediation: Option<String>,
+    ppl: Option<Ppl>,
+    originator_id: Option<Option<String>>,
+    extra: Map<String, Value>,
+}
+
+impl Reader<PolicyProperties> for Properties {
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A) -> Result<(), A::Error> {
+        match key.as_str() {
+            "name" => once(&mut self.name, "name", map),
+            "namespaceId" => once(&mut self.namespace_id, "namespaceId", map),
+            "description" => once(&mut self.description, "description", map),
+            "enforced" => once(&mut self.enforced, "enforced", map),
+            "explanation" => once(&mut self.explanation, "explanation", map),
+            "remediation" => once(&mut self.remediation, "remediation", map),
+            "ppl" => once(&mut self.ppl, "ppl", map),
+            "originatorId" => once(&mut self.originator_id, "originatorId", map),
+            _ => {
+                let value = map.next_value()?;
+                self.extra.insert(key, value);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish<E: de::Error>(self) -> Result<PolicyProperties, E> {
+        Ok(PolicyProperties {
+            name: required(self.name, "name")?,
+            namespace_id: required(self.namespace_id, "namespaceId")?,
+            description: self.description.unwrap_or_default(),
+            enforced: required(self.enforced, "enforced")?,
+            explanation: self.explanation.unwrap_or_default(),
+            remediation: self.remediation.unwrap_or_default(),
+            ppl: required(self.ppl, "ppl")?,
+            originator_id: self.originator_id.flatten(),
+            extra: self.extra,
+        })
+    }
+}
+
+/// A stored policy's fields: the computed ones, then the properties.
+#[derive(Default)]
+struct Computed {
+    id: Option<String>,
+    created_at: Option<Rfc3339>,
+    updated_at: Option<Rfc3339>,
+    routes: Option<Vec<RouteRef>>,
+    enforced_routes: Option<Vec<RouteRef>>,
+    properties: Properties,
+}
+
+#[derive(Deserialize)]
+struct Rfc3339(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+impl Reader<Policy> for Computed {
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A) -> Result<(), A::Error> {
+        match key.as_str() {
+            "id" => once(&mut self.id, "id", map),
+            "createdAt" => once(&mut self.created_at, "createdAt", map),
+            "updatedAt" => once(&mut self.updated_at, "updatedAt", map),
+            "routes" => once(&mut self.routes, "routes", map),
+            "enforcedRoutes" => once(&mut self.enforced_routes, "enforcedRoutes", map),
+            _ => self.properties.read(key, map),
+        }
+    }
+
+    fn finish<E: de::Error>(self) -> Result<Policy, E> {
+        Ok(Policy {
+            id: required(self.id, "id")?,
+            created_at: required(self.created_at, "createdAt")?.0,
+            updated_at: required(self.updated_at, "updatedAt")?.0,
+            routes: self.routes.unwrap_or_default(),
+            enforced_routes: self.enforced_routes.unwrap_or_default(),
+            properties: self.properties.finish()?,
+        })
     }
 }
 
@@ -266,7 +412,7 @@ mod tests {
         assert_eq!(policy.properties().originator_id.as_deref(), Some("orig"));
 
         let mut props = policy.into_properties();
-        props.ppl = json!({"allow": {"or": [{"accept": true}]}});
+        props.ppl = json!({"allow": {"or": [{"accept": true}]}}).into();
         let sent = serde_json::to_value(&props).unwrap();
         let mut expected = policy_json();
         let obj = expected.as_object_mut().unwrap();
@@ -291,6 +437,25 @@ mod tests {
             json!({"name": "n", "namespaceId": "ns", "description": "", "enforced": true,
                    "explanation": "", "remediation": "", "ppl": {}})
         );
+    }
+
+    #[test]
+    fn policy_keeps_its_ppl_as_the_text_received() {
+        let text = r#"{"id":"p","createdAt":"2024-11-05T10:00:00Z","updatedAt":"2024-11-05T10:00:00Z",
+            "name":"n","namespaceId":"ns","enforced":false,"originatorId":null,
+            "ppl": [ {"allow":{"or":[{"accept":true}]}} ],"x":1}"#;
+        let policy: Policy = serde_json::from_str(text).unwrap();
+        let ppl = r#"[ {"allow":{"or":[{"accept":true}]}} ]"#;
+        assert_eq!(policy.properties().ppl.as_str(), ppl);
+        assert_eq!(policy.properties().extra["x"], 1);
+        assert_eq!(policy.properties().originator_id, None);
+        let props: PolicyProperties = serde_json::from_str(text).unwrap();
+        assert_eq!(props.ppl.as_str(), ppl);
+        assert_eq!(props.extra["id"], "p");
+
+        let twice = text.replace(r#""x":1"#, r#""name":"m""#);
+        let err = serde_json::from_str::<Policy>(&twice).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `name`"), "{err}");
     }
 
     #[test]

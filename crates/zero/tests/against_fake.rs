@@ -50,7 +50,7 @@ fn props(zero: &FakeZero, name: &str) -> PolicyProperties {
         enforced: false,
         explanation: String::new(),
         remediation: String::new(),
-        ppl: json!([]),
+        ppl: json!([]).into(),
         originator_id: None,
         extra: Map::new(),
     }
@@ -321,7 +321,7 @@ async fn dropped_connections_are_retried_for_get_and_put() {
     // A lost response to a PUT: it is repeated, which is harmless.
     zero.drop_after_processing_next(1);
     let mut changed = policy.into_properties();
-    changed.ppl = json!({"allow": {"or": [{"accept": true}]}});
+    changed.ppl = json!({"allow": {"or": [{"accept": true}]}}).into();
     let updated = zc.update_policy(&id, &changed).await.unwrap();
     assert_eq!(updated.properties().ppl, changed.ppl);
     assert_eq!(statuses(&zero, &Method::PUT, &id), [None, Some(200)]);
@@ -446,7 +446,7 @@ async fn unknown_fields_survive_a_read_modify_write() {
     let before = zero.policy(&id).unwrap();
 
     let mut props = zc.get_policy(&id).await.unwrap().into_properties();
-    props.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]);
+    props.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
     zc.update_policy(&id, &props).await.unwrap();
 
     let after = zero.policy(&id).unwrap();
@@ -497,7 +497,7 @@ async fn changesets_can_be_listed_compared_and_applied() {
     );
 
     let mut p = props(&zero, "jit");
-    p.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]);
+    p.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
     let created = zc.create_policy(&p).await.unwrap();
     assert_eq!(
         zero.effective_ppl(&created.id),
@@ -521,7 +521,7 @@ async fn changesets_can_be_listed_compared_and_applied() {
 
     let applied = zc.apply_changeset(&pending[0].id).await.unwrap();
     assert!(applied.status.is_effective(), "{:?}", applied.status);
-    assert_eq!(zero.effective_ppl(&created.id), Some(p.ppl.clone()));
+    assert_eq!(zero.effective_ppl(&created.id), Some(p.ppl.to_value()));
     // Applying again is a harmless no-op.
     assert_eq!(
         zc.apply_changeset(&pending[0].id).await.unwrap().id,
@@ -564,7 +564,7 @@ async fn not_found_forbidden_and_invalid_are_typed_and_not_retried() {
     assert_eq!(statuses(&zero, &Method::GET, "/gone"), [Some(404)]);
 
     let mut bad = props(&zero, "bad");
-    bad.ppl = json!("allow everyone");
+    bad.ppl = json!("allow everyone").into();
     let err = zc.create_policy(&bad).await.unwrap_err();
     assert!(
         matches!(

@@ -80,6 +80,32 @@ async fn lost_answer_then_restart_is_taken_as_applied() {
     assert_eq!(rig.adoptions().await, Vec::<String>::new());
 }
 
+/// A Zero that keeps the document in its own form (indented, keys
+/// reordered, as a JSON column would) holds the same policy: it is neither
+/// an edit to adopt nor a reason to write again.
+#[tokio::test]
+async fn a_policy_kept_in_another_form_is_not_written_again() {
+    let rig = Rig::sqlite().await;
+    let rc = rig.reconciler("a");
+    rig.zero.reformat_what_is_written();
+    let foreign =
+        json!({"allow": {"or": [{"email": {"is": "ops@x.test"}}], "and": [{"accept": true}]}});
+    rig.zero.console_create(POLICY, json!([foreign]));
+    rig.request("alice@x.test").await;
+    rig.approve("alice@x.test", 60).await;
+    rc.sync_now().await.expect("sync");
+    assert_eq!(rig.zero.writes(), 1);
+    let kept = rig.zero.ppl(POLICY).unwrap();
+    assert_eq!(kept[0], foreign, "the console's rule is kept");
+    for _ in 0..3 {
+        let report = rc.sync_now().await.expect("sync");
+        assert!(!report.wrote, "{report:?}");
+    }
+    assert_eq!(rig.zero.writes(), 1);
+    assert_eq!(rig.remote(), rig.desired().await);
+    assert_eq!(rig.adoptions().await, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn a_lost_create_makes_no_second_policy() {
     let rig = Rig::sqlite().await;

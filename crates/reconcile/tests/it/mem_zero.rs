@@ -69,6 +69,9 @@ struct Remote {
     policies: Vec<Policy>,
     next_id: u64,
     writes: u64,
+    /// Keeps documents in a form of its own, as a server storing them in a
+    /// JSON column would: indented, object keys in reverse order.
+    reformats: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -106,6 +109,11 @@ impl MemZero {
         self.faults.lock().unwrap().clear();
     }
 
+    /// From now on, keeps what is written in a form of its own.
+    pub fn reformat_what_is_written(&self) {
+        self.remote.lock().unwrap().reformats = true;
+    }
+
     pub fn writes(&self) -> u64 {
         self.remote.lock().unwrap().writes
     }
@@ -126,7 +134,7 @@ impl MemZero {
             .policies
             .iter()
             .find(|p| p.properties().name == name)
-            .map(|p| p.properties().ppl.clone())
+            .map(|p| p.properties().ppl.to_value())
     }
 
     /// An edit in the console: the policy named `name` gets `ppl`.
@@ -138,8 +146,8 @@ impl MemZero {
             .find(|p| p.properties().name == name)
             .expect("no such policy");
         let mut props = p.clone().into_properties();
-        props.ppl = ppl;
-        *p = stored(&p.id, props);
+        props.ppl = ppl.into();
+        *p = stored(&p.id, props, false);
     }
 
     /// A policy made in the console.
@@ -152,7 +160,7 @@ impl MemZero {
             "explanation": "", "remediation": "", "ppl": ppl,
         }))
         .expect("properties");
-        remote.policies.push(stored(&id, props));
+        remote.policies.push(stored(&id, props, false));
     }
 
     async fn fault(&self, call: Call, op: Operation) -> Result<bool, ZeroError> {
@@ -193,12 +201,27 @@ impl MemZero {
     }
 }
 
-fn stored(id: &str, props: PolicyProperties) -> Policy {
+fn stored(id: &str, props: PolicyProperties, reformat: bool) -> Policy {
     let mut v = serde_json::to_value(props).expect("properties serialize");
     v["id"] = json!(id);
     v["createdAt"] = json!("2026-11-28T12:00:00Z");
     v["updatedAt"] = json!("2026-11-28T12:00:00Z");
-    serde_json::from_value(v).expect("a policy")
+    if !reformat {
+        return serde_json::from_value(v).expect("a policy");
+    }
+    fn reverse_keys(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                *map = std::mem::take(map).into_iter().rev().collect();
+                map.values_mut().for_each(reverse_keys);
+            }
+            Value::Array(items) => items.iter_mut().for_each(reverse_keys),
+            _ => {}
+        }
+    }
+    reverse_keys(&mut v["ppl"]);
+    let text = serde_json::to_string_pretty(&v).expect("a policy serializes");
+    serde_json::from_str(&text).expect("a policy")
 }
 
 fn unavailable(op: Operation) -> ZeroError {
@@ -249,7 +272,11 @@ impl PolicyApi for MemZero {
         Box::pin(self.call(Call::Create, Operation::CreatePolicy, move |r| {
             r.next_id += 1;
             r.writes += 1;
-            let p = stored(&format!("pol-{}", r.next_id), properties.clone());
+            let p = stored(
+                &format!("pol-{}", r.next_id),
+                properties.clone(),
+                r.reformats,
+            );
             r.policies.push(p.clone());
             Ok(p)
         }))
@@ -266,7 +293,7 @@ impl PolicyApi for MemZero {
                 .iter_mut()
                 .find(|p| p.id == policy_id)
                 .ok_or_else(|| not_found(Operation::UpdatePolicy, policy_id))?;
-            *p = stored(policy_id, properties.clone());
+            *p = stored(policy_id, properties.clone(), r.reformats);
             r.writes += 1;
             Ok(p.clone())
         }))

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use jit_domain::{
     Action, Actor, Ask, Email, GrantDuration, Reason, RemoteEntry, ResourceName, Rules, State,
 };
-use jit_ppl::Policy;
 use jit_ppl::jit::DecodeOptions;
 use jit_reconcile::{Clock, Observed, Reconciler, render};
 use serde_json::Value;
@@ -152,7 +151,7 @@ async fn each_policy_holds_its_resource_and_adopts_its_own_console_edits() {
 
     // Carol is granted db in the console.
     let ppl = two.rig.zero.ppl(DB).unwrap();
-    let mut seen = Observed::of(&Policy::parse(&ppl).unwrap(), &DecodeOptions::default());
+    let mut seen = Observed::scan(&ppl.to_string(), &DecodeOptions::default()).unwrap();
     let carol_on_db = RemoteEntry::Grant {
         starts_at: None,
         expires_at: datetime!(2026-11-30 12:45 UTC),

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jit_domain::{Actor, Email, GrantDuration, RemoteEntry, Rules};
-use jit_ppl::Policy;
 use jit_ppl::jit::DecodeOptions;
 use jit_reconcile::{Clock, Config, Observed, Reconciler};
 use jit_store::{AuditQuery, Store};
@@ -153,7 +152,11 @@ impl Rig {
     pub fn remote_of(&self, policy: &str) -> BTreeMap<Email, RemoteEntry> {
         self.zero
             .ppl(policy)
-            .map(|v| Observed::of(&Policy::parse(&v).unwrap(), &DecodeOptions::default()).entries)
+            .map(|v| {
+                Observed::scan(&v.to_string(), &DecodeOptions::default())
+                    .unwrap()
+                    .entries
+            })
             .unwrap_or_default()
     }
 

@@ -222,7 +222,7 @@ impl Sim {
         let Some(ppl) = self.rig.zero.ppl(POLICY) else {
             return;
         };
-        let mut seen = Observed::of(&Policy::parse(&ppl).unwrap(), &DecodeOptions::default());
+        let mut seen = Observed::scan(&ppl.to_string(), &DecodeOptions::default()).unwrap();
         let what = self.rng.random_range(0..5);
         let who = email(PEOPLE[self.rng.random_range(0..PEOPLE.len())]);
         let now = self.rig.clock.now();
@@ -468,7 +468,7 @@ impl Sim {
     /// foreign rules, verbatim and in order.
     async fn check_converged(&self, when: &str) -> Result<(), String> {
         let ppl = self.rig.zero.ppl(POLICY).ok_or("the policy is gone")?;
-        let seen = Observed::of(&Policy::parse(&ppl).unwrap(), &DecodeOptions::default());
+        let seen = Observed::scan(&ppl.to_string(), &DecodeOptions::default()).unwrap();
         let desired = self.rig.desired().await;
         if seen.entries != desired {
             return Err(format!(
