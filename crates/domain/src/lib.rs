@@ -29,7 +29,7 @@ pub use access::{Approval, Ask, ExtensionAsk, Grant, Request, RequestId, State, 
 pub use audit::{Action, Actor, AuditEvent, Operator};
 pub use duration::{DurationError, GrantDuration};
 pub use email::{Email, EmailError};
-pub use render::{RemoteEntry, desired_entries};
+pub use render::{RemoteEntry, desired_entries, desired_entry};
 pub use resource::{
     Approvers, AutoApprove, Condition, Person, PolicyTarget, Resource, ResourceName,
     ResourceNameError,

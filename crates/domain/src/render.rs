@@ -24,16 +24,19 @@ pub fn desired_entries<'a>(
     let mut open: Vec<&Request> = requests.into_iter().filter(|r| r.is_open()).collect();
     open.sort_by_key(|r| (r.requested_at, r.id));
     open.into_iter()
-        .filter_map(|r| match &r.state {
-            State::Pending => Some((r.email.clone(), RemoteEntry::Pending)),
-            State::Active(g) if g.expires_at > now => Some((
-                r.email.clone(),
-                RemoteEntry::Grant {
-                    starts_at: g.starts_at,
-                    expires_at: g.expires_at,
-                },
-            )),
-            _ => None,
-        })
+        .filter_map(|r| Some((r.email.clone(), desired_entry(r, now)?)))
         .collect()
+}
+
+/// The JIT entry the policy should hold at `now` for `request`: a pending
+/// request's, or a grant's until it expires; none for a final request.
+pub fn desired_entry(request: &Request, now: OffsetDateTime) -> Option<RemoteEntry> {
+    match &request.state {
+        State::Pending => Some(RemoteEntry::Pending),
+        State::Active(g) if g.expires_at > now => Some(RemoteEntry::Grant {
+            starts_at: g.starts_at,
+            expires_at: g.expires_at,
+        }),
+        _ => None,
+    }
 }

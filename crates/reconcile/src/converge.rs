@@ -11,10 +11,13 @@
 
 use std::collections::BTreeMap;
 
-use jit_domain::{Request, desired_entries};
+use std::pin::pin;
+
+use futures_util::TryStreamExt;
+use jit_domain::{Email, RemoteEntry, Request, RequestId, desired_entries, desired_entry};
 use jit_store::{Fence, IntentId, SyncState};
 use jit_zero::Ppl;
-use time::PrimitiveDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::failure::SyncError;
 use crate::measure;
@@ -82,10 +85,10 @@ impl Reconciler {
 
             // Read the generation before the state it stands for.
             let mut generation = store.generation().await?;
-            let mut open = store.open_requests_on(&inner.rules.resource).await?;
+            let mut open = self.read_open(now).await?;
             // Adopt first (rare: only when the remote differs from what the
             // app wrote), so the sweep below never undoes a console extension.
-            if !outside_changes(&base, &written, &remote_seen, &decided(&open)).is_empty() {
+            if !outside_changes(&base, &written, &remote_seen, &open.decided()).is_empty() {
                 let rules = &inner.rules;
                 let adopted = store
                     .decide_all_fenced(&inner.rules.resource, fence, |open: &[Request]| {
@@ -104,12 +107,9 @@ impl Reconciler {
                     "adopted changes made in Pomerium Zero"
                 );
                 generation = adopted.generation;
-                open = store.open_requests_on(&inner.rules.resource).await?;
+                open = self.read_open(now).await?;
             }
-            if open
-                .iter()
-                .any(|r| !inner.rules.expire(Some(r), now).is_empty())
-            {
+            if open.due {
                 let rules = &inner.rules;
                 let swept = store
                     .decide_all_fenced(&inner.rules.resource, fence, |open: &[Request]| {
@@ -120,9 +120,9 @@ impl Reconciler {
                     .await?;
                 report.expired += swept.transitions.len();
                 generation = swept.generation;
-                open = store.open_requests_on(&inner.rules.resource).await?;
+                open = self.read_open(now).await?;
             }
-            let entries = desired_entries(&open, now);
+            let entries = open.desired();
             let desired = render(&remote_seen.foreign, &entries);
             report.generation = generation;
 
@@ -202,6 +202,30 @@ impl Reconciler {
             .await?)
     }
 
+    /// The open requests on this resource as a run needs them, read one
+    /// at a time: at ten thousand people the requests themselves would be
+    /// megabytes, their entries a tenth of that.
+    async fn read_open(&self, now: OffsetDateTime) -> Result<OpenEntries, SyncError> {
+        let rules = &self.inner.rules;
+        let ever = PrimitiveDateTime::MIN.assume_utc();
+        let mut open = OpenEntries::default();
+        let mut each = pin!(self.inner.store.each_open_request(Some(&rules.resource)));
+        while let Some(r) = each.try_next().await? {
+            open.due |= !rules.expire(Some(&r), now).is_empty();
+            if let Some(entry) = desired_entry(&r, ever) {
+                open.entries.push(OpenEntry {
+                    order: (r.requested_at, r.id),
+                    current: desired_entry(&r, now).is_some(),
+                    email: r.email,
+                    entry,
+                });
+            }
+        }
+        // In request order, as `desired_entries` renders them.
+        open.entries.sort_unstable_by_key(|e| e.order);
+        Ok(open)
+    }
+
     fn count_write(&self, report: &mut SyncReport) {
         report.wrote = true;
         self.inner.status.send_modify(|s| s.writes += 1);
@@ -210,9 +234,44 @@ impl Reconciler {
 
 /// What the store decided for each email, lapsed grants included: a grant
 /// lapsing is not a decision, so it never outweighs a console extension.
-fn decided(open: &[Request]) -> BTreeMap<jit_domain::Email, jit_domain::RemoteEntry> {
+fn decided(open: &[Request]) -> BTreeMap<Email, RemoteEntry> {
     let ever = PrimitiveDateTime::MIN.assume_utc();
     desired_entries(open, ever).into_iter().collect()
+}
+
+/// The open requests' entries, lapsed grants included, in request order,
+/// and whether any request is due to be closed.
+#[derive(Default)]
+struct OpenEntries {
+    entries: Vec<OpenEntry>,
+    due: bool,
+}
+
+struct OpenEntry {
+    order: (OffsetDateTime, RequestId),
+    email: Email,
+    entry: RemoteEntry,
+    /// Whether the policy should still hold it (a lapsed grant should not).
+    current: bool,
+}
+
+impl OpenEntries {
+    /// See [`decided`].
+    fn decided(&self) -> BTreeMap<Email, RemoteEntry> {
+        self.entries
+            .iter()
+            .map(|e| (e.email.clone(), e.entry))
+            .collect()
+    }
+
+    /// The entries the policy should hold now ([`desired_entries`]).
+    fn desired(&self) -> Vec<(Email, RemoteEntry)> {
+        self.entries
+            .iter()
+            .filter(|e| e.current)
+            .map(|e| (e.email.clone(), e.entry))
+            .collect()
+    }
 }
 
 /// The base as PPL, taken out of `state` (the store keeps it as JSON text).

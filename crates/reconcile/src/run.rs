@@ -1,8 +1,11 @@
 //! When runs happen (the loop, backoff) and what wraps each one (the lease,
 //! recording the outcome).
 
+use std::future;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::SyncError;
@@ -55,11 +58,15 @@ impl Reconciler {
     async fn until_next_due(&self) -> Duration {
         let interval = self.inner.config.interval;
         let inner = &self.inner;
+        // One request at a time: this runs after every sync.
         let due = inner
             .store
-            .open_requests_on(&inner.rules.resource)
-            .await
-            .map(|open| open.iter().filter_map(|r| inner.rules.deadline(r)).min());
+            .each_open_request(Some(&inner.rules.resource))
+            .try_fold(None, |soonest: Option<OffsetDateTime>, r| {
+                let at = inner.rules.deadline(&r);
+                future::ready(Ok(soonest.into_iter().chain(at).min()))
+            })
+            .await;
         match due {
             Ok(Some(at)) => {
                 let wait = at - self.inner.config.clock.now() + time::Duration::SECOND;

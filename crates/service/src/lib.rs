@@ -14,9 +14,11 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::ops::Range;
+use std::pin::pin;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use jit_domain::{
     Ask, DomainError, Email, GrantDuration, Reason, Request, RequestId, Resource, ResourceName,
     Seen, Status, Transition,
@@ -266,6 +268,8 @@ struct Inner {
     desks: Vec<Desk>,
     settings: Settings,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Held while the snapshot is reloaded ([`Service::current`]).
+    reloading: tokio::sync::Mutex<()>,
     last_audit_check: audit::LastCheck,
 }
 
@@ -329,6 +333,7 @@ impl Service {
                 desks,
                 settings,
                 snapshot: RwLock::new(Arc::default()),
+                reloading: tokio::sync::Mutex::new(()),
                 last_audit_check: audit::LastCheck::default(),
             }),
         };
@@ -758,15 +763,8 @@ impl Service {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let current = self.snapshot().generation;
-            match self.inner.store.generation().await {
-                Ok(g) if g != current => {
-                    if let Err(e) = self.reload().await {
-                        tracing::warn!(error = %e, "could not reload the request snapshot");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not read the store generation"),
+            if let Err(e) = self.current().await {
+                tracing::warn!(error = %e, "could not bring the request snapshot up to date");
             }
         }
     }
@@ -853,8 +851,17 @@ impl Service {
     /// taken (a change by another replica, or one this process made): one
     /// cheap read when nothing changed.
     async fn current(&self) -> Result<Arc<Snapshot>, StoreError> {
-        if self.inner.store.generation().await? != self.snapshot().generation {
-            self.reload().await?;
+        // The generation only grows.
+        let generation = self.inner.store.generation().await?;
+        if self.snapshot().generation < generation {
+            // One reload at a time: pages that find the store moved on
+            // while one runs wait for it, and reload again only if it read
+            // an older generation. A burst of pages makes one reload, not
+            // one full snapshot each.
+            let _one = self.inner.reloading.lock().await;
+            if self.snapshot().generation < generation {
+                self.reload().await?;
+            }
         }
         Ok(self.snapshot())
     }
@@ -864,15 +871,23 @@ impl Service {
         let store = &self.inner.store;
         let generation = store.generation().await?;
         let ended = store.recent_ended(self.inner.settings.recent_ended).await?;
-        let open = store.open_requests().await?;
-        let mut latest = HashMap::with_capacity(open.len() + ended.len());
+        let old = self.snapshot();
+        let mut latest = HashMap::with_capacity(old.latest.len());
         // Oldest first, so the latest request per key wins; open ones last,
-        // moved rather than copied (at 10,000 people a copy of each doubled
-        // what a reload holds at its peak).
-        let open = open.into_iter().map(Arc::new);
-        for r in ended.iter().rev().map(|r| Arc::new(r.clone())).chain(open) {
-            latest.insert((r.resource.clone(), r.email.clone()), (generation, r));
+        // one at a time. A request as the old snapshot holds it is shared,
+        // not held twice: at 10,000 people a reload would otherwise double
+        // what the snapshot holds, and reading them all first triple it.
+        let ended_first = stream::iter(ended.iter().rev().cloned().map(Ok));
+        let mut each = pin!(ended_first.chain(store.each_open_request(None)));
+        while let Some(r) = each.try_next().await? {
+            let key = (r.resource.clone(), r.email.clone());
+            let r = match old.latest.get(&key) {
+                Some((_, held)) if **held == r => held.clone(),
+                _ => Arc::new(r),
+            };
+            latest.insert(key, (generation, r));
         }
+        drop(old);
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         // Keep what this process committed after the read above.
         for (key, (g, r)) in &guard.latest {

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use jit_domain::{AuditEvent, Email, Request, RequestId, ResourceName, Transition};
 
 use crate::audit::{announce_head, append_events};
@@ -226,12 +227,7 @@ impl Store {
 
     /// All pending and active requests on every resource, oldest first.
     pub async fn open_requests(&self) -> Result<Vec<Request>, StoreError> {
-        let rows: Vec<RequestRow> = sqlx::query_as(select_requests!(
-            "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
-        ))
-        .fetch_all(&self.inner.pool)
-        .await?;
-        rows.into_iter().map(RequestRow::into_request).collect()
+        self.each_open_request(None).try_collect().await
     }
 
     /// The pending and active requests on `resource`, oldest first.
@@ -239,13 +235,28 @@ impl Store {
         &self,
         resource: &ResourceName,
     ) -> Result<Vec<Request>, StoreError> {
-        let rows: Vec<RequestRow> = sqlx::query_as(select_requests!(
-            "WHERE resource = $1 AND status IN ('pending', 'active') ORDER BY requested_at, id"
-        ))
-        .bind(resource.as_str())
-        .fetch_all(&self.inner.pool)
-        .await?;
-        rows.into_iter().map(RequestRow::into_request).collect()
+        self.each_open_request(Some(resource)).try_collect().await
+    }
+
+    /// The pending and active requests (on `resource`, or on every
+    /// resource), oldest first, one at a time: a pass over ten thousand
+    /// holds a few rows at once, not every row and then every request.
+    pub fn each_open_request<'a>(
+        &'a self,
+        resource: Option<&'a ResourceName>,
+    ) -> impl Stream<Item = Result<Request, StoreError>> + Send + 'a {
+        let rows = match resource {
+            None => sqlx::query_as::<_, RequestRow>(select_requests!(
+                "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
+            ))
+            .fetch(&self.inner.pool),
+            Some(resource) => sqlx::query_as(select_requests!(
+                "WHERE resource = $1 AND status IN ('pending', 'active') ORDER BY requested_at, id"
+            ))
+            .bind(resource.as_str())
+            .fetch(&self.inner.pool),
+        };
+        rows.map(|row| row?.into_request())
     }
 
     /// `email`'s open request on `resource`, else its most recent ended one there.
