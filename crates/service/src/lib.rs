@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -270,6 +271,7 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Held while the snapshot is reloaded ([`Service::current`]).
     reloading: tokio::sync::Mutex<()>,
+    reloads: AtomicU64,
     last_audit_check: audit::LastCheck,
 }
 
@@ -334,6 +336,7 @@ impl Service {
                 settings,
                 snapshot: RwLock::new(Arc::default()),
                 reloading: tokio::sync::Mutex::new(()),
+                reloads: AtomicU64::new(0),
                 last_audit_check: audit::LastCheck::default(),
             }),
         };
@@ -866,8 +869,15 @@ impl Service {
         Ok(self.snapshot())
     }
 
+    /// How many times the snapshot was read whole from the store (at
+    /// start, and after changes made elsewhere).
+    pub fn snapshot_reloads(&self) -> u64 {
+        self.inner.reloads.load(Ordering::Relaxed)
+    }
+
     /// Reloads the snapshot from the store.
     async fn reload(&self) -> Result<(), StoreError> {
+        self.inner.reloads.fetch_add(1, Ordering::Relaxed);
         let store = &self.inner.store;
         let generation = store.generation().await?;
         let ended = store.recent_ended(self.inner.settings.recent_ended).await?;

@@ -204,6 +204,16 @@ impl App {
         }
     }
 
+    /// The app's database as another replica sees it.
+    pub async fn other_replica(&self) -> Store {
+        Store::connect(&format!(
+            "sqlite://{}",
+            self._dir.path().join("jit.db").display()
+        ))
+        .await
+        .unwrap()
+    }
+
     pub fn token(&self, user: &TestUser) -> String {
         self.signer.mint(HOST, user)
     }

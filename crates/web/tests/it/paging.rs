@@ -193,3 +193,36 @@ async fn a_long_active_list_is_paged_soonest_end_first() {
         "{active}"
     );
 }
+
+/// A change made by another replica, then a burst of page loads: every
+/// page shows it, and the snapshot is read from the store once, not once
+/// per page (each read is every open request).
+#[tokio::test]
+async fn a_burst_of_pages_after_a_change_elsewhere_reloads_the_snapshot_once() {
+    use jit_domain::{Ask, Email};
+    let app = App::start().await;
+    let admin = TestUser::admin();
+    let elsewhere = app.other_replica().await;
+    let email = Email::parse(&user(7)).unwrap();
+    let rules = Rules::default();
+    elsewhere
+        .decide(&rules.resource, &email, |open| {
+            rules.request(
+                open,
+                &email,
+                Ask::default(),
+                time::OffsetDateTime::now_utc(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let before = app.service.snapshot_reloads();
+    let pages =
+        futures_util::future::join_all((0..16).map(|_| app.get("/admin", Some(&admin)))).await;
+    for page in &pages {
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(&user(7)), "{}", page.body);
+    }
+    assert_eq!(app.service.snapshot_reloads() - before, 1);
+}
