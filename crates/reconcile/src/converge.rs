@@ -123,7 +123,7 @@ impl Reconciler {
                 open = self.read_open(now).await?;
             }
             let entries = open.desired();
-            let desired = render(&remote_seen.foreign, &entries);
+            let mut desired = render(&remote_seen.foreign, &entries);
             report.generation = generation;
 
             let (policy_id, confirmed) = match &remote {
@@ -136,8 +136,10 @@ impl Reconciler {
                     }
                     let intent = self.intend(fence, &desired, generation).await?;
                     let mut props = fresh.into_properties();
-                    props.ppl = desired.clone();
+                    // Moved, not copied: it may be megabytes.
+                    props.ppl = desired;
                     let written = inner.zero.update_policy(&p.id, &props).await?;
+                    desired = props.ppl;
                     self.count_write(&mut report);
                     (written.id, Some(intent))
                 }
