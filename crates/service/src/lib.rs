@@ -26,12 +26,14 @@ use jit_domain::{
 };
 use jit_reconcile::Reconciler;
 use jit_store::{Store, StoreError};
+use latest::Latest;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 mod admins;
 mod audit;
 mod history;
+mod latest;
 mod measure;
 mod notify;
 mod operator;
@@ -275,15 +277,13 @@ struct Inner {
     last_audit_check: audit::LastCheck,
 }
 
-type Key = (ResourceName, Email);
-
 /// The latest request per person and resource (open, or recently ended),
 /// with the store generation it reflects. Requests are shared, so the copy
 /// a change makes while pages still read the old snapshot copies pointers.
 #[derive(Debug, Default, Clone)]
 struct Snapshot {
     generation: u64,
-    latest: HashMap<Key, (u64, Arc<Request>)>,
+    latest: Latest,
     /// The most recently ended requests, newest first, at most
     /// [`Settings::recent_ended`].
     ended: Vec<Request>,
@@ -302,7 +302,7 @@ impl Snapshot {
     fn open_lists(&self) -> &OpenLists {
         self.lists.get_or_init(|| {
             let mut lists = OpenLists::new();
-            for r in self.latest.values().map(|(_, r)| r).filter(|r| r.is_open()) {
+            for r in self.latest.iter().map(|(_, r)| r).filter(|r| r.is_open()) {
                 let list = usize::from(r.state.status() != Status::Pending);
                 lists.entry(r.resource.clone()).or_default()[list].push(r.clone());
             }
@@ -398,11 +398,11 @@ impl Service {
 
     /// The caller's latest request on each resource where they have one,
     /// in catalog order. From memory.
-    pub fn status_of(&self, email: &Email) -> Vec<Request> {
+    pub fn status_of(&self, email: &Email) -> Vec<Arc<Request>> {
         let snap = self.snapshot();
         self.resources()
-            .filter_map(|r| snap.latest.get(&(r.name.clone(), email.clone())))
-            .map(|(_, r)| Request::clone(r))
+            .filter_map(|r| snap.latest.get(&r.name, email))
+            .map(|(_, r)| r.clone())
             .collect()
     }
 
@@ -837,10 +837,12 @@ impl Service {
         let snap = Arc::make_mut(&mut guard);
         snap.lists = OnceLock::new();
         for r in requests {
-            let key = (r.resource.clone(), r.email.clone());
-            let newer = snap.latest.get(&key).is_none_or(|(g, _)| *g <= generation);
+            let newer = snap
+                .latest
+                .get(&r.resource, &r.email)
+                .is_none_or(|(g, _)| *g <= generation);
             if newer {
-                snap.latest.insert(key, (generation, Arc::new(r.clone())));
+                snap.latest.insert(generation, Arc::new(r.clone()));
             }
             if !r.is_open() && !snap.ended.iter().any(|e| e.id == r.id) {
                 snap.ended.insert(0, r.clone());
@@ -882,7 +884,7 @@ impl Service {
         let generation = store.generation().await?;
         let ended = store.recent_ended(self.inner.settings.recent_ended).await?;
         let old = self.snapshot();
-        let mut latest = HashMap::with_capacity(old.latest.len());
+        let mut latest = Latest::with_capacity(old.latest.len());
         // Oldest first, so the latest request per key wins; open ones last,
         // one at a time. A request as the old snapshot holds it is shared,
         // not held twice: at 10,000 people a reload would otherwise double
@@ -890,19 +892,18 @@ impl Service {
         let ended_first = stream::iter(ended.iter().rev().cloned().map(Ok));
         let mut each = pin!(ended_first.chain(store.each_open_request(None)));
         while let Some(r) = each.try_next().await? {
-            let key = (r.resource.clone(), r.email.clone());
-            let r = match old.latest.get(&key) {
+            let r = match old.latest.get(&r.resource, &r.email) {
                 Some((_, held)) if **held == r => held.clone(),
                 _ => Arc::new(r),
             };
-            latest.insert(key, (generation, r));
+            latest.insert(generation, r);
         }
         drop(old);
         let mut guard = self.inner.snapshot.write().expect("snapshot lock");
         // Keep what this process committed after the read above.
-        for (key, (g, r)) in &guard.latest {
+        for (g, r) in guard.latest.iter() {
             if *g > generation {
-                latest.insert(key.clone(), (*g, r.clone()));
+                latest.insert(*g, r.clone());
             }
         }
         let snap = Snapshot {
@@ -921,7 +922,7 @@ impl Service {
     fn publish_open_counts(&self, snap: &Snapshot) {
         measure::publish_open_counts(
             self.inner.desks.iter().map(|d| &d.resource.name),
-            snap.latest.values().map(|(_, r)| &**r),
+            snap.latest.iter().map(|(_, r)| &**r),
         );
     }
 }

@@ -225,8 +225,8 @@ pub(crate) async fn me(State(app): State<AppState>, SignedIn(caller): SignedIn) 
     Json(Me {
         has_access: request.is_some_and(|r| r.grants_access_at(OffsetDateTime::now_utc())),
         admin: app.service.is_admin(&caller),
-        request: request.map(RequestJson::of),
-        requests: mine.iter().map(RequestJson::of).collect(),
+        request: request.map(|r| RequestJson::of(r)),
+        requests: mine.iter().map(|r| RequestJson::of(r)).collect(),
         email: caller.email.to_string(),
         groups: caller.groups.to_vec(),
     })

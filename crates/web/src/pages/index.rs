@@ -316,7 +316,7 @@ pub(crate) async fn page(
         .resources()
         .map(|resource| {
             let request = mine.iter().find(|r| r.resource == resource.name);
-            card(resource, request, &caller.email, now)
+            card(resource, request.map(|r| &**r), &caller.email, now)
         })
         .collect();
     let page = IndexPage {

@@ -72,6 +72,7 @@ fn on(app: &App, user: &TestUser, resource: &str) -> Option<Request> {
         .status_of(&email(&user.email))
         .into_iter()
         .find(|r| r.resource.as_str() == resource)
+        .map(|r| Request::clone(&r))
 }
 
 fn status(app: &App, user: &TestUser, resource: &str) -> Option<Status> {
