@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,21 +41,22 @@ struct ApiRequest {
     op: Operation,
     method: Method,
     url: Url,
-    body: Option<Vec<u8>>,
+    /// Shared by every attempt, not copied: a policy may be megabytes.
+    body: Option<Bytes>,
 }
 
 /// A complete HTTP response to one attempt.
 struct Reply {
     status: StatusCode,
     retry_after: Option<Duration>,
-    body: Vec<u8>,
+    body: Bytes,
 }
 
 /// The final response of a call, after retries.
 struct RawResponse {
     status: StatusCode,
     retry_after: Option<Duration>,
-    body: Vec<u8>,
+    body: Bytes,
     /// When the attempt that produced this response was sent.
     sent_at: Instant,
     /// How many attempts it took.
@@ -294,7 +296,7 @@ impl ZeroClient {
         method: Method,
         segments: &[&str],
         query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
     ) -> ApiRequest {
         let org = self.inner.organization_id.as_str();
         let mut path = vec!["organizations", org];
@@ -542,7 +544,7 @@ impl ZeroClient {
         let response = builder.send().await?;
         let status = response.status();
         let retry_after = parse_retry_after(response.headers(), SystemTime::now());
-        let body = response.bytes().await?.to_vec();
+        let body = response.bytes().await?;
         Ok(Reply {
             status,
             retry_after,
@@ -590,8 +592,10 @@ fn non_empty(op: Operation, what: &'static str, value: &str) -> Result<(), ZeroE
 
 /// Serializes a request body. Our bodies are structs of strings, bools and
 /// `serde_json` values, which always serialize.
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("request bodies serialize to JSON")
+fn to_json<T: Serialize>(value: &T) -> Bytes {
+    serde_json::to_vec(value)
+        .expect("request bodies serialize to JSON")
+        .into()
 }
 
 #[cfg(test)]
