@@ -104,8 +104,8 @@ impl Store {
             // Two: writes are serialized anyway (one writer per process,
             // and SQLite's own lock), and pages read from memory. Each
             // connection is a thread with its own page cache and malloc
-            // arena: with four, idle RSS was 0.8 MB higher and the load
-            // test's whole-run peak 8 MB higher, at the same page rates.
+            // arena: with four, the load test's whole-run peak was 53-55 MB;
+            // with two, 45-49 MB, at the same page rates.
             Backend::Sqlite => options.max_connections(2),
             Backend::Postgres => options.max_connections(8),
         };
