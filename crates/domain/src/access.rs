@@ -220,6 +220,12 @@ pub struct Request {
 }
 
 impl Request {
+    /// Where this request stands among others: oldest first, ties broken
+    /// by id, so every listing and every rendered policy keeps one order.
+    pub fn order(&self) -> (OffsetDateTime, RequestId) {
+        (self.requested_at, self.id)
+    }
+
     pub fn is_open(&self) -> bool {
         self.state.status().is_open()
     }

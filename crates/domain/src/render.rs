@@ -22,7 +22,7 @@ pub fn desired_entries<'a>(
     now: OffsetDateTime,
 ) -> Vec<(Email, RemoteEntry)> {
     let mut open: Vec<&Request> = requests.into_iter().filter(|r| r.is_open()).collect();
-    open.sort_by_key(|r| (r.requested_at, r.id));
+    open.sort_by_key(|r| r.order());
     open.into_iter()
         .filter_map(|r| Some((r.email.clone(), desired_entry(r, now)?)))
         .collect()

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::pin::pin;
 
 use futures_util::TryStreamExt;
-use jit_domain::{Email, RemoteEntry, Request, RequestId, desired_entries, desired_entry};
+use jit_domain::{Email, RemoteEntry, Request, RequestId, Rules, desired_entry};
 use jit_store::{Fence, IntentId, SyncState};
 use jit_zero::Ppl;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -92,13 +92,18 @@ impl Reconciler {
                 let rules = &inner.rules;
                 let adopted = store
                     .decide_all_fenced(&inner.rules.resource, fence, |open: &[Request]| {
-                        outside_changes(&base, &written, &remote_seen, &decided(open))
-                            .into_iter()
-                            .flat_map(|(email, entry)| {
-                                let current = open.iter().find(|r| r.email == email);
-                                rules.adopt(current, &email, entry, now)
-                            })
-                            .collect()
+                        outside_changes(
+                            &base,
+                            &written,
+                            &remote_seen,
+                            &OpenEntries::of(open, rules, now).decided(),
+                        )
+                        .into_iter()
+                        .flat_map(|(email, entry)| {
+                            let current = open.iter().find(|r| r.email == email);
+                            rules.adopt(current, &email, entry, now)
+                        })
+                        .collect()
                     })
                     .await?;
                 report.adopted += adopted.transitions.len();
@@ -209,22 +214,12 @@ impl Reconciler {
     /// megabytes, their entries a tenth of that.
     async fn read_open(&self, now: OffsetDateTime) -> Result<OpenEntries, SyncError> {
         let rules = &self.inner.rules;
-        let ever = PrimitiveDateTime::MIN.assume_utc();
         let mut open = OpenEntries::default();
         let mut each = pin!(self.inner.store.each_open_request(Some(&rules.resource)));
         while let Some(r) = each.try_next().await? {
-            open.due |= !rules.expire(Some(&r), now).is_empty();
-            if let Some(entry) = desired_entry(&r, ever) {
-                open.entries.push(OpenEntry {
-                    order: (r.requested_at, r.id),
-                    current: desired_entry(&r, now).is_some(),
-                    email: r.email,
-                    entry,
-                });
-            }
+            open.add(&r, rules, now);
         }
-        // In request order, as `desired_entries` renders them.
-        open.entries.sort_unstable_by_key(|e| e.order);
+        open.sort();
         Ok(open)
     }
 
@@ -232,13 +227,6 @@ impl Reconciler {
         report.wrote = true;
         self.inner.status.send_modify(|s| s.writes += 1);
     }
-}
-
-/// What the store decided for each email, lapsed grants included: a grant
-/// lapsing is not a decision, so it never outweighs a console extension.
-fn decided(open: &[Request]) -> BTreeMap<Email, RemoteEntry> {
-    let ever = PrimitiveDateTime::MIN.assume_utc();
-    desired_entries(open, ever).into_iter().collect()
 }
 
 /// The open requests' entries, lapsed grants included, in request order,
@@ -258,7 +246,41 @@ struct OpenEntry {
 }
 
 impl OpenEntries {
-    /// See [`decided`].
+    /// Of requests already in memory (a write transaction's).
+    fn of<'a>(
+        open: impl IntoIterator<Item = &'a Request>,
+        rules: &Rules,
+        now: OffsetDateTime,
+    ) -> Self {
+        let mut entries = Self::default();
+        for r in open {
+            entries.add(r, rules, now);
+        }
+        entries.sort();
+        entries
+    }
+
+    fn add(&mut self, r: &Request, rules: &Rules, now: OffsetDateTime) {
+        let ever = PrimitiveDateTime::MIN.assume_utc();
+        self.due |= !rules.expire(Some(r), now).is_empty();
+        if let Some(entry) = desired_entry(r, ever) {
+            self.entries.push(OpenEntry {
+                order: r.order(),
+                email: r.email.clone(),
+                entry,
+                current: desired_entry(r, now).is_some(),
+            });
+        }
+    }
+
+    /// In request order, as [`jit_domain::desired_entries`] renders them.
+    fn sort(&mut self) {
+        self.entries.sort_unstable_by_key(|e| e.order);
+    }
+
+    /// What the store decided for each email, lapsed grants included: a
+    /// grant lapsing is not a decision, so it never outweighs a console
+    /// extension.
     fn decided(&self) -> BTreeMap<Email, RemoteEntry> {
         self.entries
             .iter()
@@ -266,7 +288,7 @@ impl OpenEntries {
             .collect()
     }
 
-    /// The entries the policy should hold now ([`desired_entries`]).
+    /// The entries the policy should hold now.
     fn desired(&self) -> Vec<(Email, RemoteEntry)> {
         self.entries
             .iter()

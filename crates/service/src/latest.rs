@@ -4,7 +4,7 @@
 //! copy of either (at 10,000 people the copies were 20,000 allocations per
 //! reload), and a lookup borrows them instead of building a key.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -14,19 +14,15 @@ use jit_domain::{Email, Request, ResourceName};
 pub(crate) struct Latest {
     /// Each request with the store generation it reflects.
     table: HashTable<(u64, Arc<Request>)>,
-    hasher: std::hash::RandomState,
+    hasher: RandomState,
 }
 
 impl Latest {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             table: HashTable::with_capacity(capacity),
-            hasher: std::hash::RandomState::new(),
+            hasher: RandomState::new(),
         }
-    }
-
-    fn hash(&self, resource: &ResourceName, email: &Email) -> u64 {
-        self.hasher.hash_one((resource.as_str(), email.as_str()))
     }
 
     pub(crate) fn get(
@@ -34,20 +30,20 @@ impl Latest {
         resource: &ResourceName,
         email: &Email,
     ) -> Option<&(u64, Arc<Request>)> {
-        self.table.find(self.hash(resource, email), |(_, r)| {
-            r.resource == *resource && r.email == *email
-        })
+        self.table.find(
+            key_hash(&self.hasher, resource, email),
+            is_for(resource, email),
+        )
     }
 
     /// Puts `request` in as of `generation`, in place of the entry for the
     /// same resource and person.
     pub(crate) fn insert(&mut self, generation: u64, request: Arc<Request>) {
-        let hash = self.hash(&request.resource, &request.email);
         let hasher = &self.hasher;
         let entry = self.table.entry(
-            hash,
-            |(_, r)| r.resource == request.resource && r.email == request.email,
-            |(_, r)| hasher.hash_one((r.resource.as_str(), r.email.as_str())),
+            key_hash(hasher, &request.resource, &request.email),
+            is_for(&request.resource, &request.email),
+            |(_, r)| key_hash(hasher, &r.resource, &r.email),
         );
         entry.insert((generation, request));
     }
@@ -59,6 +55,17 @@ impl Latest {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(u64, Arc<Request>)> {
         self.table.iter()
     }
+}
+
+fn key_hash(hasher: &RandomState, resource: &ResourceName, email: &Email) -> u64 {
+    hasher.hash_one((resource.as_str(), email.as_str()))
+}
+
+fn is_for<'a>(
+    resource: &'a ResourceName,
+    email: &'a Email,
+) -> impl Fn(&(u64, Arc<Request>)) -> bool + 'a {
+    move |(_, r)| r.resource == *resource && r.email == *email
 }
 
 #[cfg(test)]

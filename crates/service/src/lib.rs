@@ -310,7 +310,7 @@ impl Snapshot {
                 // Ties broken by request order (ids are unique), so pages
                 // hold the same rows on every load (grants approved in one
                 // second end in the same one).
-                pending.sort_unstable_by_key(|r| (r.requested_at, r.id));
+                pending.sort_unstable_by_key(|r| r.order());
                 active.sort_unstable_by_key(|r| {
                     (r.state.grant().map(|g| g.expires_at), r.requested_at, r.id)
                 });

@@ -84,7 +84,7 @@ pub struct App {
     pub signer: Signer,
     _jwks: JwksServer,
     shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 pub fn email(s: &str) -> Email {
@@ -200,7 +200,7 @@ impl App {
             signer,
             _jwks: jwks,
             shutdown,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -208,7 +208,7 @@ impl App {
     pub async fn other_replica(&self) -> Store {
         Store::connect(&format!(
             "sqlite://{}",
-            self._dir.path().join("jit.db").display()
+            self.dir.path().join("jit.db").display()
         ))
         .await
         .unwrap()
