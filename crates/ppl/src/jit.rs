@@ -253,11 +253,16 @@ impl Policy {
 
 /// The JSON text of [`Policy::from_parts`], written rule by rule without
 /// building the policy: a large policy is far smaller as text than as rules.
+/// `capacity` is how long the text is expected to be (the length of the
+/// document it replaces serves): a buffer grown by doubling holds up to
+/// twice the text, and three times while it grows.
 pub fn json_from_parts<'a>(
     foreign: impl IntoIterator<Item = &'a Rule>,
     jit: impl IntoIterator<Item = JitRule>,
+    capacity: usize,
 ) -> String {
-    let mut out = vec![b'['];
+    let mut out = Vec::with_capacity(capacity.max(2));
+    out.push(b'[');
     let mut write = |rule: &Rule| {
         if out.len() > 1 {
             out.push(b',');
@@ -518,10 +523,15 @@ mod tests {
         );
 
         let entries: Vec<JitRule> = parts.jit.iter().map(|(_, e)| e.clone()).collect();
-        let text = json_from_parts(&parts.foreign, entries.iter().cloned());
+        let text = json_from_parts(&parts.foreign, entries.iter().cloned(), 0);
+        // The capacity is a hint only.
+        assert_eq!(
+            json_from_parts(&parts.foreign, entries.iter().cloned(), 1 << 20),
+            text
+        );
         let rebuilt = Policy::from_parts(parts.foreign, &entries);
         assert_eq!(text, serde_json::to_string(&rebuilt).unwrap());
-        assert_eq!(json_from_parts([], []), "[]");
+        assert_eq!(json_from_parts([], [], 0), "[]");
         assert_eq!(
             rebuilt.to_value(),
             json!([

@@ -127,28 +127,38 @@ impl Reconciler {
                 generation = swept.generation;
                 open = self.read_open(now).await?;
             }
-            let entries = open.desired();
-            let mut desired = render(&remote_seen.foreign, &entries);
+            let len = remote
+                .as_ref()
+                .map_or(0, |p| p.properties().ppl.as_str().len());
+            let mut desired = render(&remote_seen.foreign, open.desired(), len + len / 4);
+            // What was read is no longer needed, and at thousands of grants
+            // each document is a megabyte: not held through the write.
+            drop((base, written, remote_seen));
             report.generation = generation;
 
-            let (policy_id, confirmed) = match &remote {
-                Some(p) if p.properties().ppl == desired => (p.id.clone(), None),
+            let (policy_id, confirmed) = match remote.take() {
+                Some(p) if p.properties().ppl == desired => (p.id, None),
                 Some(p) => {
                     let fresh = inner.zero.get_policy(&p.id).await?;
                     if fresh.properties().ppl != p.properties().ppl {
                         remote = Some(fresh);
                         continue;
                     }
+                    let id = p.id.clone();
+                    drop(p);
+                    // A write is recorded whatever the base was.
+                    base_ppl = None;
                     let intent = self.intend(fence, &desired, generation).await?;
                     let mut props = fresh.into_properties();
                     // Moved, not copied: it may be megabytes.
                     props.ppl = desired;
-                    let written = inner.zero.update_policy(&p.id, &props).await?;
+                    let written = inner.zero.update_policy(&id, &props).await?;
                     desired = props.ppl;
                     self.count_write(&mut report);
                     (written.id, Some(intent))
                 }
                 None => {
+                    base_ppl = None;
                     let intent = self.intend(fence, &desired, generation).await?;
                     let created = inner
                         .zero
@@ -182,7 +192,7 @@ impl Reconciler {
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));
             // What Zero holds now is what this run rendered.
-            measure::overdue_grants(name, entries.iter().map(|(_, e)| e), now);
+            measure::overdue_grants(name, open.desired().map(|(_, e)| e), now);
             self.check_changesets(&policy_id).await;
             return Ok(report);
         }
@@ -239,8 +249,7 @@ struct OpenEntries {
 
 struct OpenEntry {
     order: (OffsetDateTime, RequestId),
-    email: Email,
-    entry: RemoteEntry,
+    entry: (Email, RemoteEntry),
     /// Whether the policy should still hold it (a lapsed grant should not).
     current: bool,
 }
@@ -266,8 +275,7 @@ impl OpenEntries {
         if let Some(entry) = desired_entry(r, ever) {
             self.entries.push(OpenEntry {
                 order: r.order(),
-                email: r.email.clone(),
-                entry,
+                entry: (r.email.clone(), entry),
                 current: desired_entry(r, now).is_some(),
             });
         }
@@ -282,19 +290,12 @@ impl OpenEntries {
     /// grant lapsing is not a decision, so it never outweighs a console
     /// extension.
     fn decided(&self) -> BTreeMap<Email, RemoteEntry> {
-        self.entries
-            .iter()
-            .map(|e| (e.email.clone(), e.entry))
-            .collect()
+        self.entries.iter().map(|e| e.entry.clone()).collect()
     }
 
     /// The entries the policy should hold now.
-    fn desired(&self) -> Vec<(Email, RemoteEntry)> {
-        self.entries
-            .iter()
-            .filter(|e| e.current)
-            .map(|e| (e.email.clone(), e.entry))
-            .collect()
+    fn desired(&self) -> impl Iterator<Item = &(Email, RemoteEntry)> {
+        self.entries.iter().filter(|e| e.current).map(|e| &e.entry)
     }
 }
 

@@ -95,10 +95,17 @@ pub fn outside_changes(
 }
 
 /// The policy to write: the remote's foreign rules first, verbatim, then one
-/// canonical JIT rule per desired entry. Written as text rule by rule.
-pub fn render(foreign: &[Rule], desired: &[(Email, RemoteEntry)]) -> Ppl {
-    let rules = desired.iter().filter_map(|(e, entry)| to_jit(e, entry));
-    Ppl::from_json(json_from_parts(foreign, rules)).expect("rendered PPL is JSON")
+/// canonical JIT rule per desired entry. Written as text rule by rule, into
+/// a buffer of about `len` bytes (the length of the document it replaces).
+pub fn render<'a>(
+    foreign: &[Rule],
+    desired: impl IntoIterator<Item = &'a (Email, RemoteEntry)>,
+    len: usize,
+) -> Ppl {
+    let rules = desired
+        .into_iter()
+        .filter_map(|(e, entry)| to_jit(e, entry));
+    Ppl::from_json(json_from_parts(foreign, rules, len)).expect("rendered PPL is JSON")
 }
 
 fn from_jit(rule: &JitRule) -> RemoteEntry {

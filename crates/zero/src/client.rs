@@ -205,7 +205,7 @@ impl ZeroClient {
             Method::POST,
             &["policies"],
             &[],
-            Some(to_json(properties)),
+            Some(properties_json(properties)),
         );
         self.call_json(req).await
     }
@@ -219,7 +219,7 @@ impl ZeroClient {
     ) -> Result<Policy, ZeroError> {
         let op = Operation::UpdatePolicy;
         non_empty(op, "policy id", policy_id)?;
-        let body = Some(to_json(properties));
+        let body = Some(properties_json(properties));
         let req = self.org_request(op, Method::PUT, &["policies", policy_id], &[], body);
         self.call_json(req).await
     }
@@ -596,6 +596,15 @@ fn to_json<T: Serialize>(value: &T) -> Bytes {
     serde_json::to_vec(value)
         .expect("request bodies serialize to JSON")
         .into()
+}
+
+/// A policy's properties as a request body, written into a buffer sized
+/// for them first: grown by doubling, a megabyte of PPL took two megabytes,
+/// and three while it grew.
+fn properties_json(properties: &PolicyProperties) -> Bytes {
+    let mut body = Vec::with_capacity(properties.json_len_hint());
+    serde_json::to_writer(&mut body, properties).expect("request bodies serialize to JSON");
+    body.into()
 }
 
 #[cfg(test)]

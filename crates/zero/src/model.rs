@@ -45,6 +45,22 @@ pub struct PolicyProperties {
     pub extra: Map<String, Value>,
 }
 
+impl PolicyProperties {
+    /// About how long these properties are as JSON: the text fields and
+    /// the PPL, plus room for the keys and the rest. A hint for sizing a
+    /// buffer, never a limit.
+    pub(crate) fn json_len_hint(&self) -> usize {
+        let text = [
+            &self.name,
+            &self.namespace_id,
+            &self.description,
+            &self.explanation,
+            &self.remediation,
+        ];
+        text.iter().map(|t| t.len()).sum::<usize>() + self.ppl.as_str().len() + 512
+    }
+}
+
 /// A reference to a route, as listed in a policy's `routes`/`enforcedRoutes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -402,6 +418,21 @@ mod tests {
             "futureField": {"nested": [1, 2.5, "x", null]},
             "labels": ["a"]
         })
+    }
+
+    #[test]
+    fn a_policy_body_fits_the_buffer_sized_for_it() {
+        let policy: Policy = serde_json::from_value(policy_json()).unwrap();
+        let mut props = policy.into_properties();
+        let rule = r#"{"allow":{"and":[{"email":{"is":"someone@example.com"}},{"date":{"before":"2026-12-01T10:00:00Z"}}]}}"#;
+        let rules = vec![rule; 5000].join(",");
+        for ppl in ["[]".to_owned(), format!("[{rules}]")] {
+            props.ppl = crate::Ppl::from_json(ppl).unwrap();
+            let len = serde_json::to_vec(&props).unwrap().len();
+            let hint = props.json_len_hint();
+            // Never grown (that doubles the buffer), and not far too large.
+            assert!(len <= hint && hint - len < 1024, "{len} bytes, hint {hint}");
+        }
     }
 
     #[test]

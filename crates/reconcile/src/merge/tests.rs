@@ -155,6 +155,7 @@ fn render_puts_foreign_first_in_the_original_encoding() {
                 },
             ),
         ],
+        0,
     );
     assert_eq!(
         p.to_value(),
@@ -207,7 +208,7 @@ fn a_console_grant_for_a_spaced_email_is_nobodys_and_kept_verbatim() {
     // The next run, after alice is approved: nothing to adopt, the rule stays.
     let desired: BTreeMap<_, _> = [(alice.clone(), grant(T))].into();
     assert!(outside_changes(&base, &[], &remote, &desired).is_empty());
-    let written = parsed(render(&remote.foreign, &[(alice, grant(T))]));
+    let written = parsed(render(&remote.foreign, &[(alice, grant(T))], 0));
     assert_eq!(
         serde_json::to_string(&written.rules()[0]).unwrap(),
         SPACED_BOB
@@ -234,7 +235,7 @@ fn approving_bob_keeps_the_spaced_console_rule_beside_his_grant() {
     let approved = grant(datetime!(2026-11-28 14:00 UTC));
     let desired: BTreeMap<_, _> = [(bob.clone(), approved)].into();
     assert!(outside_changes(&base, &[], &remote, &desired).is_empty());
-    let written = parsed(render(&remote.foreign, &[(bob, approved)]));
+    let written = parsed(render(&remote.foreign, &[(bob, approved)], 0));
     assert_eq!(written.rules()[0], rule(spaced));
     assert_eq!(
         jit_emails(&written),
@@ -307,6 +308,6 @@ proptest! {
             Err(_) => prop_assert!(o.entries.is_empty()),
         }
         let desired: Vec<_> = o.entries.clone().into_iter().collect();
-        prop_assert_eq!(jit_emails(&parsed(render(&o.foreign, &desired))), [text]);
+        prop_assert_eq!(jit_emails(&parsed(render(&o.foreign, &desired, 0))), [text]);
     }
 }
