@@ -401,11 +401,11 @@ impl Rules {
             return Ok(out);
         }
         let mut req = req;
-        req.extension = Some(ExtensionAsk {
+        req.extension = Some(Box::new(ExtensionAsk {
             duration,
             reason,
             asked_at: now,
-        });
+        }));
         req.approvals.clear();
         let state = req.state.clone();
         out.push(moved(
@@ -789,7 +789,7 @@ fn asked_extension(
                 ..
             },
         ) => match req.extension.clone() {
-            Some(ask) => Ok((req, ask)),
+            Some(ask) => Ok((req, *ask)),
             None => Err(DomainError::NoExtensionAsked {
                 email: email.clone(),
             }),

@@ -332,7 +332,7 @@ impl RequestRow {
             )?,
             state,
             approvals,
-            extension,
+            extension: extension.map(Box::new),
             extensions: u32::try_from(self.extensions)
                 .map_err(|_| bad("extensions", &self.extensions, "is out of range".into()))?,
             comment: reason("comment", &self.comment)?,
@@ -469,7 +469,7 @@ mod tests {
                     requested_by,
                     state,
                     approvals,
-                    extension,
+                    extension: extension.map(Box::new),
                     extensions,
                     comment,
                 },
@@ -522,9 +522,11 @@ mod tests {
                     at: truncated(a.at),
                 })
                 .collect(),
-            extension: r.extension.as_ref().map(|x| ExtensionAsk {
-                asked_at: truncated(x.asked_at),
-                ..x.clone()
+            extension: r.extension.as_ref().map(|x| {
+                Box::new(ExtensionAsk {
+                    asked_at: truncated(x.asked_at),
+                    ..(**x).clone()
+                })
             }),
             ..r.clone()
         }

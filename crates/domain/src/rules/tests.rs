@@ -1038,8 +1038,8 @@ fn an_asked_extension_needs_n_distinct_approvers() {
     let asked = last(ts);
     assert_eq!(expires(&asked), NOW + Duration::HOUR, "not extended yet");
     assert_eq!(
-        asked.extension,
-        Some(ExtensionAsk {
+        asked.extension.as_deref(),
+        Some(&ExtensionAsk {
             duration: mins(45),
             reason: reason("not done"),
             asked_at: at

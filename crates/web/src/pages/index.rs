@@ -574,11 +574,11 @@ mod tests {
         assert!(c.extend.is_none());
         assert!(c.extensions.unwrap().starts_with("No extensions left"));
         active.extensions = 1;
-        active.extension = Some(ExtensionAsk {
+        active.extension = Some(Box::new(ExtensionAsk {
             duration: GrantDuration::ONE_HOUR,
             reason: None,
             asked_at: NOW,
-        });
+        }));
         let c = card(&resource, Some(&active), &me(), NOW);
         assert!(c.extend.is_none(), "one ask at a time");
         assert!(

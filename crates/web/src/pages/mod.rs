@@ -318,11 +318,11 @@ mod tests {
             "carol@example.com and you"
         );
         // An asked extension's approvals are not the grant's approvers.
-        r.extension = Some(ExtensionAsk {
+        r.extension = Some(Box::new(ExtensionAsk {
             duration: GrantDuration::ONE_HOUR,
             reason: None,
             asked_at: at,
-        });
+        }));
         assert_eq!(approvers_label(&r, &grant, &me), "you");
         r.extension = None;
         r.approvals.truncate(1);
