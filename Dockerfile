@@ -1,18 +1,18 @@
-# Multi-stage build of pomerium-jit: a static-ish release binary on a slim,
+# Multi-stage build of pomerium-jit: a static release binary on a slim,
 # non-root runtime image listening on port 8000 (like the Go original's).
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-# No default features: the demo and its fakes (fake Zero, fake signer,
-# simulated Pomerium) stay out of the production binary.
-RUN cargo build --release --locked --no-default-features -p pomerium-jit --bin pomerium-jit
+# The production build (scripts/build-production.sh): no demo and its fakes
+# (fake Zero, fake signer, simulated Pomerium), and glibc linked in.
+RUN cp "$(scripts/build-production.sh)" /pomerium-jit
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --create-home jit
-COPY --from=build /src/target/release/pomerium-jit /usr/local/bin/pomerium-jit
+COPY --from=build /pomerium-jit /usr/local/bin/pomerium-jit
 USER 10001
 WORKDIR /data
 ENV PORT=8000 DATA_DIR=/data LOG_FORMAT=json

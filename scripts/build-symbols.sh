@@ -8,6 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 symbols=${SYMBOLS_DIR:-target/symbols}
 cargo build --release --locked -p pomerium-jit --example loadtest >&2
-CARGO_TARGET_DIR="$symbols" CARGO_PROFILE_RELEASE_STRIP=false \
-  cargo build --release --locked -p pomerium-jit --no-default-features --bin pomerium-jit >&2
-realpath "$symbols/release/pomerium-jit"
+CARGO_TARGET_DIR="$symbols" CARGO_PROFILE_RELEASE_STRIP=false scripts/build-production.sh

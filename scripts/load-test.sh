@@ -16,8 +16,6 @@ if ! command -v wrk >/dev/null; then
     exit 2
   fi
 fi
-# The binary measured is the production build (no demo, as in the Docker
-# image), built after the example so the example's features do not leak in.
+# The binary measured is the production build, as in the Docker image.
 cargo build --release --locked -p pomerium-jit --example loadtest
-cargo build --release --locked -p pomerium-jit --no-default-features --bin pomerium-jit
-exec target/release/examples/loadtest
+PJ_BIN=$(scripts/build-production.sh) exec target/release/examples/loadtest

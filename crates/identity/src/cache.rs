@@ -46,8 +46,10 @@ impl TokenCache {
     pub(crate) fn new(capacity: usize) -> Self {
         let shard_count = capacity.min(MAX_SHARDS);
         let per_shard = capacity.checked_div(shard_count).unwrap_or(0);
+        // Grown as tokens arrive, not reserved: an idle service holds no
+        // room for thousands of them.
         let shards = (0..shard_count)
-            .map(|_| Mutex::new(HashMap::with_capacity(per_shard.min(1024))))
+            .map(|_| Mutex::new(HashMap::new()))
             .collect();
         TokenCache { shards, per_shard }
     }

@@ -415,6 +415,28 @@ fn kubernetes_pods_are_locked_down_and_sized() {
     assert!(resources["requests"]["cpu"].is_string() && resources["limits"]["cpu"].is_string());
 }
 
+/// The image ships what the load test measures: the production build of
+/// `scripts/build-production.sh` (no demo, glibc linked in statically).
+#[test]
+fn the_image_ships_the_production_build() {
+    let dockerfile = read(&repo("Dockerfile"));
+    assert!(
+        dockerfile.contains(r#"RUN cp "$(scripts/build-production.sh)" /pomerium-jit"#),
+        "the Dockerfile builds with scripts/build-production.sh"
+    );
+    assert!(dockerfile.contains("COPY --from=build /pomerium-jit /usr/local/bin/pomerium-jit"));
+    let script = read(&repo("scripts/build-production.sh"));
+    for flag in [
+        "-C target-feature=+crt-static",
+        "--no-default-features",
+        "--target \"$host\"",
+    ] {
+        assert!(script.contains(flag), "build-production.sh passes {flag}");
+    }
+    let load_test = read(&repo("scripts/load-test.sh"));
+    assert!(load_test.contains("PJ_BIN=$(scripts/build-production.sh)"));
+}
+
 #[test]
 fn kustomization_lists_every_manifest_and_builds() {
     let kube = Kube::load();
