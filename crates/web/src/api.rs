@@ -17,9 +17,8 @@ mod history;
 mod lists;
 mod requests;
 
-use std::sync::Arc;
-
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use jit_domain::{Request, State as RequestState};
@@ -84,12 +83,15 @@ fn api() -> OpenApiRouter<AppState> {
 /// `<prefix>/openapi.json`.
 pub(crate) fn router() -> Router<AppState> {
     let (routes, doc) = api().split_for_parts();
-    let doc = Arc::new(doc);
+    // Kept as the JSON it serializes to, made once: the document's tree is
+    // many times larger, and was cloned for every request.
+    let json =
+        axum::body::Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serializes"));
     let routes = routes.route(
         "/openapi.json",
         axum::routing::get(move || {
-            let doc = Arc::clone(&doc);
-            async move { Json(doc.as_ref().clone()).into_response() }
+            let json = json.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], json).into_response() }
         }),
     );
     PREFIXES
