@@ -205,7 +205,7 @@ impl ZeroClient {
             Method::POST,
             &["policies"],
             &[],
-            Some(properties_json(properties)),
+            Some(to_json(properties, properties.json_len_hint())),
         );
         self.call_json(req).await
     }
@@ -219,7 +219,7 @@ impl ZeroClient {
     ) -> Result<Policy, ZeroError> {
         let op = Operation::UpdatePolicy;
         non_empty(op, "policy id", policy_id)?;
-        let body = Some(properties_json(properties));
+        let body = Some(to_json(properties, properties.json_len_hint()));
         let req = self.org_request(op, Method::PUT, &["policies", policy_id], &[], body);
         self.call_json(req).await
     }
@@ -393,9 +393,8 @@ impl ZeroClient {
     /// `POST /token`: API user token → ID token.
     async fn exchange_token(&self) -> Result<IdToken, ZeroError> {
         let op = Operation::ExchangeToken;
-        let body = to_json(&TokenRequest {
-            refresh_token: self.inner.api_user_token.expose_secret(),
-        });
+        let refresh_token = self.inner.api_user_token.expose_secret();
+        let body = to_json(&TokenRequest { refresh_token }, refresh_token.len() + 32);
         let req = ApiRequest {
             op,
             method: Method::POST,
@@ -590,20 +589,13 @@ fn non_empty(op: Operation, what: &'static str, value: &str) -> Result<(), ZeroE
     }
 }
 
-/// Serializes a request body. Our bodies are structs of strings, bools and
-/// `serde_json` values, which always serialize.
-fn to_json<T: Serialize>(value: &T) -> Bytes {
-    serde_json::to_vec(value)
-        .expect("request bodies serialize to JSON")
-        .into()
-}
-
-/// A policy's properties as a request body, written into a buffer sized
-/// for them first: grown by doubling, a megabyte of PPL took two megabytes,
-/// and three while it grew.
-fn properties_json(properties: &PolicyProperties) -> Bytes {
-    let mut body = Vec::with_capacity(properties.json_len_hint());
-    serde_json::to_writer(&mut body, properties).expect("request bodies serialize to JSON");
+/// Serializes a request body (structs of strings, bools and `serde_json`
+/// values, which always serialize) into a buffer of `capacity` bytes first:
+/// grown by doubling, a megabyte of PPL took two megabytes, and three while
+/// it grew.
+fn to_json<T: Serialize>(value: &T, capacity: usize) -> Bytes {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value).expect("request bodies serialize to JSON");
     body.into()
 }
 
