@@ -29,7 +29,7 @@ impl Verifier {
     /// keys are fetched on first use, or eagerly with [`Verifier::refresh_keys`].
     pub fn new(config: VerifierConfig) -> Result<Self, ConfigError> {
         let config = config.validated()?;
-        let client = reqwest::Client::builder()
+        let client = jit_http::client()
             .timeout(config.fetch_timeout)
             .connect_timeout(config.fetch_timeout)
             // The pinned URL is the only key source; a redirect would move it.

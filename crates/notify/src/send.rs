@@ -62,7 +62,7 @@ struct Mail {
 
 impl Sender {
     pub fn new(channels: &[Channel]) -> Result<Self, SetupError> {
-        let http = reqwest::Client::builder()
+        let http = jit_http::client()
             .timeout(SEND_TIMEOUT)
             // A receiver's redirect is a misconfiguration, not a new address.
             .redirect(reqwest::redirect::Policy::none())

@@ -245,7 +245,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         signer,
         zero: zero.clone(),
         sessions: Mutex::default(),
-        http: reqwest::Client::builder()
+        http: jit_http::client()
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
     });

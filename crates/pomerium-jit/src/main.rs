@@ -248,7 +248,7 @@ async fn healthcheck(port: String) -> anyhow::Result<()> {
         "http://127.0.0.1:{}/healthz",
         port.trim().trim_start_matches(':')
     );
-    let client = reqwest::Client::builder()
+    let client = jit_http::client()
         .timeout(std::time::Duration::from_secs(3))
         .build()?;
     let status = client.get(&url).send().await?.status();

@@ -140,7 +140,7 @@ impl ZeroClient {
         if config.request_timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
-        let http = reqwest::Client::builder()
+        let http = jit_http::client()
             .connect_timeout(config.request_timeout)
             // A redirect could carry the bearer token to another host.
             .redirect(reqwest::redirect::Policy::none())

@@ -225,3 +225,19 @@ fn without_the_demo_feature_the_demo_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("built without the demo"), "{err}");
 }
+
+/// The system's CA roots are read at the first TLS handshake, once for every
+/// client, not by each client as it is built: a service whose upstreams are
+/// all plain HTTP (here the fakes) starts and works without any CA bundle.
+/// Before, start-up failed ("No CA certificates were loaded from the
+/// system"), having read the bundle for each of its four clients.
+#[tokio::test]
+async fn the_ca_bundle_is_not_read_until_a_tls_upstream_needs_it() {
+    let env = Env::new().await;
+    let missing = "/nonexistent/ca-certificates.crt";
+    let app = env.spawn(&[("SSL_CERT_FILE", missing), ("SSL_CERT_DIR", "/nonexistent")]);
+    let (status, page) = app.get("/", Some(&env.token(&TestUser::alice()))).await;
+    assert_eq!(status, 200, "{page}");
+    env.wait_ppl("the policy synced over plain HTTP", |_| true)
+        .await;
+}

@@ -93,7 +93,7 @@ impl SlackConfig {
         if users.is_empty() && users_info.is_none() {
             return Err(SlackConfigError::NoMapping);
         }
-        let http = reqwest::Client::builder()
+        let http = jit_http::client()
             .connect_timeout(Duration::from_secs(5))
             // A redirect could carry the bot token, or an answer, elsewhere.
             .redirect(reqwest::redirect::Policy::none())
