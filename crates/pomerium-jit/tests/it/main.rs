@@ -19,4 +19,5 @@ mod metrics;
 mod notify;
 mod slack;
 mod startup;
+mod tls;
 mod web;
