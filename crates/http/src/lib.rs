@@ -14,6 +14,7 @@
 //! the platform's roots, hostname checks, TLS 1.2 and 1.3, aws-lc-rs.
 
 use std::fmt;
+#[cfg(test)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 
@@ -49,7 +50,8 @@ static TLS: LazyLock<ClientConfig> = LazyLock::new(|| {
     config
 });
 
-/// How many times the roots were read (each attempt), for the tests.
+/// How many times the roots were read (each attempt).
+#[cfg(test)]
 static ROOT_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 /// The platform's verifier, made (roots read) at the first certificate
@@ -74,6 +76,7 @@ impl PlatformRoots {
         if let Some(verifier) = self.verifier.get() {
             return Ok(verifier);
         }
+        #[cfg(test)]
         ROOT_LOADS.fetch_add(1, Ordering::Relaxed);
         let verifier = rustls_platform_verifier::Verifier::new(self.provider.clone())?;
         Ok(self.verifier.get_or_init(|| verifier))

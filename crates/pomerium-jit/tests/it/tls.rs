@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jit_fakes::pomerium::TestUser;
 use rustls::pki_types::pem::PemObject;
@@ -64,34 +64,32 @@ async fn https_upstreams_are_checked_against_the_trusted_roots() {
     let jwks = format!("https://localhost:{port}{}", url.path());
     // Tokens are minted for the fake's own host; the endpoint moved.
     let host = env.jwks.host();
-    let ca = fixture("ca.pem");
-    let settings = |roots: &str| {
-        vec![
-            ("JWKS_ENDPOINT", jwks.clone()),
-            ("EXPECTED_JWT_AUDIENCE", host.clone()),
-            ("EXPECTED_JWT_ISSUER", host.clone()),
-            ("SSL_CERT_FILE", roots.to_owned()),
-            ("SSL_CERT_DIR", "/nonexistent".to_owned()),
-        ]
+    let spawn_trusting = |roots: PathBuf| {
+        env.spawn(&[
+            ("JWKS_ENDPOINT", &jwks),
+            ("EXPECTED_JWT_AUDIENCE", &host),
+            ("EXPECTED_JWT_ISSUER", &host),
+            ("SSL_CERT_FILE", roots.to_str().expect("path")),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ])
     };
     let token = env.token(&TestUser::alice());
 
     // The private CA trusted: keys fetched over TLS, the caller verified.
-    let trusted = settings(ca.to_str().expect("path"));
-    let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = env.spawn(&trusted);
+    let app = spawn_trusting(fixture("ca.pem"));
     let (status, page) = app.get("/", Some(&token)).await;
     assert_eq!(status, 200, "{page}");
     drop(app);
 
     // Roots without it (the server's certificate is not a CA): refused, and
-    // the log says why.
-    let untrusted = settings(fixture("localhost.pem").to_str().expect("path"));
-    let untrusted: Vec<(&str, &str)> = untrusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = env.spawn(&untrusted);
+    // the log says why (the log reaches the test through a pipe: waited for).
+    let app = spawn_trusting(fixture("localhost.pem"));
     let (status, page) = app.get("/", Some(&token)).await;
     assert_eq!(status, 503, "{page}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app.log_text().contains("JWKS fetch failed") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let log = app.log_text();
     assert!(log.contains("JWKS fetch failed"), "{log}");
     assert!(log.contains("certificate"), "the cause is named: {log}");
