@@ -128,20 +128,9 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::OffsetDateTime;
 
     fn identity(user: &str) -> Arc<Identity> {
-        Arc::new(Identity {
-            user: user.into(),
-            email: String::new(),
-            name: String::new(),
-            groups: Arc::new([]),
-            session_id: String::new(),
-            token_id: String::new(),
-            issued_at: OffsetDateTime::UNIX_EPOCH,
-            expires_at: OffsetDateTime::UNIX_EPOCH,
-            claims: Default::default(),
-        })
+        Arc::new(Identity::for_test(user, "", "", ""))
     }
 
     /// Digests whose first byte is 0 all land in one shard, to exercise eviction.

@@ -1,7 +1,7 @@
 //! Who made the request, as vouched for by Pomerium's signed assertion.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
@@ -12,22 +12,31 @@ use crate::VerifyError;
 /// unsigned headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// Who, shared by every assertion of one person that the verifier
+    /// holds ([`People`]): Pomerium mints many, and the cache keeps each
+    /// until it expires.
+    pub(crate) person: Arc<Person>,
+    pub(crate) session_id: Box<str>,
+    pub(crate) token_id: Box<str>,
+    pub(crate) issued_at: OffsetDateTime,
+    pub(crate) expires_at: OffsetDateTime,
+}
+
+/// The claims that say who someone is, the same in each of their assertions.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Person {
     pub(crate) user: String,
     pub(crate) email: String,
     pub(crate) name: String,
     // Shared, so each request's caller takes them without a copy.
     pub(crate) groups: Arc<[String]>,
-    pub(crate) session_id: String,
-    pub(crate) token_id: String,
-    pub(crate) issued_at: OffsetDateTime,
-    pub(crate) expires_at: OffsetDateTime,
     pub(crate) claims: Arc<BTreeMap<String, Vec<String>>>,
 }
 
 impl Identity {
     /// The IdP user ID (`sub`, or `user` when `sub` is absent or empty). Never empty.
     pub fn user(&self) -> &str {
-        &self.user
+        &self.person.user
     }
 
     /// The email address, for callers that need one. Pomerium sends `""` when
@@ -38,17 +47,17 @@ impl Identity {
 
     /// The email address, or `None` when the assertion's `email` is empty or absent.
     pub fn email_if_present(&self) -> Option<&str> {
-        Some(self.email.as_str()).filter(|e| !e.is_empty())
+        Some(self.person.email.as_str()).filter(|e| !e.is_empty())
     }
 
     /// Display name; may be empty.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.person.name
     }
 
     /// Group IDs and names, as Pomerium lists them (possibly filtered by `jwt_groups_filter`).
     pub fn groups(&self) -> &Arc<[String]> {
-        &self.groups
+        &self.person.groups
     }
 
     /// Pomerium session ID (`sid`); empty if absent.
@@ -76,7 +85,66 @@ impl Identity {
     /// (a string claim is a list of one), by name: what an IdP adds, such as
     /// `team`. Claims of other types are not kept.
     pub fn claims(&self) -> &Arc<BTreeMap<String, Vec<String>>> {
-        &self.claims
+        &self.person.claims
+    }
+}
+
+/// One copy of each [`Person`] the verifier holds identities for. An
+/// assertion's strings, groups and claims were most of a cached token's
+/// 600 bytes, repeated for every assertion of the same person.
+#[derive(Debug, Default)]
+pub(crate) struct People(Mutex<PeopleSet>);
+
+#[derive(Debug, Default)]
+struct PeopleSet {
+    known: HashSet<Arc<Person>>,
+    /// Size at which people no identity refers to any more are dropped:
+    /// twice the number left by the last sweep, so sweeps cost O(1) per
+    /// new person and the set stays within twice what is in use.
+    sweep_at: usize,
+}
+
+impl People {
+    /// `identity`, holding the copy of its person already known if there
+    /// is one. Runs once per verified assertion, after its signature check.
+    pub(crate) fn share(&self, mut identity: Identity) -> Identity {
+        // Entries are whole Arcs; a panic elsewhere cannot leave one half-written.
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = set.known.get(&*identity.person) {
+            identity.person = Arc::clone(known);
+            return identity;
+        }
+        if set.known.len() >= set.sweep_at {
+            set.known.retain(|p| Arc::strong_count(p) > 1);
+            set.sweep_at = (set.known.len() * 2).max(64);
+        }
+        set.known.insert(Arc::clone(&identity.person));
+        identity
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap().known.len()
+    }
+}
+
+#[cfg(test)]
+impl Identity {
+    /// An identity with no name, groups or claims, for tests.
+    pub(crate) fn for_test(user: &str, email: &str, session_id: &str, token_id: &str) -> Self {
+        Identity {
+            person: Arc::new(Person {
+                user: user.into(),
+                email: email.into(),
+                name: String::new(),
+                groups: Arc::new([]),
+                claims: Arc::default(),
+            }),
+            session_id: session_id.into(),
+            token_id: token_id.into(),
+            issued_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        }
     }
 }
 
@@ -85,17 +153,7 @@ mod tests {
     use super::*;
 
     fn identity(email: &str) -> Identity {
-        Identity {
-            user: "u".into(),
-            email: email.into(),
-            name: String::new(),
-            groups: Arc::new([]),
-            session_id: String::new(),
-            token_id: String::new(),
-            issued_at: OffsetDateTime::UNIX_EPOCH,
-            expires_at: OffsetDateTime::UNIX_EPOCH,
-            claims: Arc::default(),
-        }
+        Identity::for_test("u", email, "", "")
     }
 
     #[test]
@@ -103,5 +161,42 @@ mod tests {
         assert_eq!(identity("a@example.com").email(), Ok("a@example.com"));
         assert_eq!(identity("").email(), Err(VerifyError::MissingEmail));
         assert_eq!(identity("").email_if_present(), None);
+    }
+
+    #[test]
+    fn a_persons_assertions_share_one_person() {
+        let people = People::default();
+        let first = people.share(Identity::for_test("u1", "a@example.com", "s1", "t1"));
+        let second = people.share(Identity::for_test("u1", "a@example.com", "s2", "t2"));
+        assert!(Arc::ptr_eq(&first.person, &second.person));
+        assert_eq!(
+            (second.session_id(), second.token_id()),
+            ("s2", "t2"),
+            "the assertion's own claims are its own"
+        );
+        let other = people.share(Identity::for_test("u1", "b@example.com", "s1", "t3"));
+        assert!(!Arc::ptr_eq(&first.person, &other.person));
+        assert_eq!(people.len(), 2);
+    }
+
+    #[test]
+    fn people_no_identity_holds_are_dropped() {
+        let people = People::default();
+        let kept = people.share(Identity::for_test("kept", "", "", ""));
+        for n in 0..1000 {
+            drop(people.share(Identity::for_test(&format!("u{n}"), "", "", "")));
+        }
+        assert!(people.len() <= 64, "{} people held", people.len());
+        let again = people.share(Identity::for_test("kept", "", "", "t"));
+        assert!(
+            Arc::ptr_eq(&kept.person, &again.person),
+            "one still in use is kept"
+        );
+    }
+
+    #[test]
+    fn an_identity_is_small() {
+        // The cache holds one per assertion; who it is lives in `Person`.
+        assert!(size_of::<Identity>() <= 72, "{}", size_of::<Identity>());
     }
 }

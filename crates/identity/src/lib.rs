@@ -50,7 +50,9 @@
 //!   set and is logged. Unusable keys are skipped; keys are decoded once per fetch.
 //! - **Verified-token cache:** SHA-256 of the token → identity, until `exp + leeway`, bounded
 //!   (10 000 entries, expired then soonest-expiring evicted). A hit re-checks expiry; when a
-//!   refresh withdraws a key, every cached token is re-verified.
+//!   refresh withdraws a key, every cached token is re-verified. Cached assertions of one
+//!   person (same user, email, name, groups and claims) share one copy of those claims; each
+//!   keeps only its own `sid`, `jti`, `iat` and `exp`.
 //! - **No secrets in output:** no error, log line or `Debug` output contains a token.
 //!
 //! # Defaults

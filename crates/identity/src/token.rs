@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::identity::Person;
 use crate::{Algorithm, Identity, VerifyError};
 
 /// What the header tells us before any key is chosen.
@@ -262,15 +263,17 @@ impl RawClaims {
         };
 
         Ok(Identity {
-            user,
-            email: string(self.email, "email")?.unwrap_or_default(),
-            name: string(self.name, "name")?.unwrap_or_default(),
-            groups: groups.into(),
-            session_id: string(self.sid, "sid")?.unwrap_or_default(),
-            token_id: string(self.jti, "jti")?.unwrap_or_default(),
+            person: Arc::new(Person {
+                user,
+                email: string(self.email, "email")?.unwrap_or_default(),
+                name: string(self.name, "name")?.unwrap_or_default(),
+                groups: groups.into(),
+                claims: Arc::new(self.other.0),
+            }),
+            session_id: string(self.sid, "sid")?.unwrap_or_default().into(),
+            token_id: string(self.jti, "jti")?.unwrap_or_default().into(),
             issued_at,
             expires_at,
-            claims: Arc::new(self.other.0),
         })
     }
 }

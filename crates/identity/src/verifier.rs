@@ -8,6 +8,7 @@ use reqwest::Url;
 use time::OffsetDateTime;
 
 use crate::cache::{Lookup, TokenCache, TokenDigest};
+use crate::identity::People;
 use crate::jwks::{JwksError, KeyCache};
 use crate::token::{Expected, RawClaims, parse_header};
 use crate::{ConfigError, Identity, VerifierConfig, VerifyError};
@@ -20,6 +21,7 @@ pub struct Verifier(Arc<Inner>);
 struct Inner {
     keys: Arc<KeyCache>,
     tokens: TokenCache,
+    people: People,
     expected: Expected,
     max_token_bytes: usize,
 }
@@ -45,6 +47,7 @@ impl Verifier {
                 config.min_fetch_interval,
             )),
             tokens: TokenCache::new(config.token_cache_capacity),
+            people: People::default(),
             expected: Expected::new(config.audience, config.issuer, leeway_secs),
             max_token_bytes: config.max_token_bytes,
         })))
@@ -118,7 +121,7 @@ impl Verifier {
         let claims: RawClaims = key.verify(token)?;
         // Read the clock again: the key lookup may have waited for a fetch.
         let now = unix_now();
-        let identity = Arc::new(claims.judge(&inner.expected, now)?);
+        let identity = Arc::new(inner.people.share(claims.judge(&inner.expected, now)?));
         let valid_until = identity
             .expires_at()
             .unix_timestamp()

@@ -123,6 +123,31 @@ async fn valid_es256_assertion_gives_the_identity() {
 }
 
 #[tokio::test]
+async fn a_persons_assertions_share_who_they_are() {
+    let f = Fixture::new(Alg::Es256).await;
+    let admin = TestUser::admin();
+    let first = f.verifier.verify(&f.mint(&admin)).await.unwrap();
+    // The same person in another session, as the load test's admin is.
+    let second = f
+        .verifier
+        .verify(&f.mint(&TestUser::admin()))
+        .await
+        .unwrap();
+    assert_ne!(first.session_id(), second.session_id());
+    assert!(
+        Arc::ptr_eq(first.groups(), second.groups()),
+        "the cache holds one copy of a person's claims, not one per assertion"
+    );
+    let renamed = TestUser {
+        name: "Carol Renamed".into(),
+        ..admin
+    };
+    let third = f.verifier.verify(&f.mint(&renamed)).await.unwrap();
+    assert!(!Arc::ptr_eq(first.groups(), third.groups()));
+    assert_eq!(third.name(), "Carol Renamed");
+}
+
+#[tokio::test]
 async fn only_judged_tokens_are_known_without_waiting() {
     let f = Fixture::with(Alg::Es256, |c| c.with_max_token_bytes(4096)).await;
     let token = f.mint(&TestUser::alice());
