@@ -84,6 +84,9 @@ struct Inner {
     held: std::sync::Mutex<Option<jit_store::Fence>>,
     /// When the latest run started, for [`Reconciler::refresh`].
     last_start: std::sync::Mutex<Option<Instant>>,
+    /// How many entries the last read of the open requests found; the next
+    /// read reserves room for them (see `OpenEntries::expecting`).
+    open_seen: std::sync::atomic::AtomicUsize,
 }
 
 impl Reconciler {
@@ -102,6 +105,7 @@ impl Reconciler {
                 status,
                 held: std::sync::Mutex::new(None),
                 last_start: std::sync::Mutex::new(None),
+                open_seen: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
