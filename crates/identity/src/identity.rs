@@ -89,9 +89,10 @@ impl Identity {
     }
 }
 
-/// One copy of each [`Person`] the verifier holds identities for. An
-/// assertion's strings, groups and claims were most of a cached token's
-/// 600 bytes, repeated for every assertion of the same person.
+/// One copy of each [`Person`] the verifier holds identities for. Each
+/// cached assertion held its own strings, groups and claims, about 450 of
+/// its 500 bytes of heap, repeated for every assertion of the same person;
+/// now about 200 bytes (the identity, `sid` and `jti`).
 #[derive(Debug, Default)]
 pub(crate) struct People(Mutex<PeopleSet>);
 
