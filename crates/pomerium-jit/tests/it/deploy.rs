@@ -63,9 +63,41 @@ fn help() -> Help {
     Help { settings, port }
 }
 
-/// The names in `names` that are not settings of the binary.
+/// The names in `names` that are not settings of the binary, apart from
+/// the C library's `GLIBC_TUNABLES`
+/// ([`every_deployment_runs_with_the_measured_allocator_setting`]).
 fn unknown<'a>(known: &BTreeSet<String>, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    names.into_iter().filter(|n| !known.contains(*n)).collect()
+    names
+        .into_iter()
+        .filter(|n| !known.contains(*n) && *n != "GLIBC_TUNABLES")
+        .collect()
+}
+
+/// What the README's Performance section measured and every deployment
+/// ships: at most two malloc arenas.
+const TUNABLES: &str = "glibc.malloc.arena_max=2";
+
+#[test]
+fn every_deployment_runs_with_the_measured_allocator_setting() {
+    let dockerfile = read(&repo("Dockerfile"));
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l == format!("ENV GLIBC_TUNABLES={TUNABLES}")),
+        "the image sets GLIBC_TUNABLES={TUNABLES}"
+    );
+    let unit = read(&repo("deploy/systemd/pomerium-jit.service"));
+    assert!(
+        unit.lines()
+            .any(|l| l == format!("Environment=GLIBC_TUNABLES={TUNABLES}")),
+        "the unit sets GLIBC_TUNABLES={TUNABLES}"
+    );
+    assert_eq!(value(&Kube::load().env(), "GLIBC_TUNABLES"), TUNABLES);
+    let load_test = read(&repo("crates/pomerium-jit/examples/loadtest.rs"));
+    assert!(
+        load_test.contains(&format!(r#".env("GLIBC_TUNABLES", "{TUNABLES}")"#)),
+        "the load test measures the binary as deployed"
+    );
 }
 
 // ---------------------------------------------------------------- Kubernetes
