@@ -80,8 +80,6 @@ struct Inner {
     /// callers of [`Reconciler::sync_now`] share a run.
     last_run: Mutex<Option<(Instant, Result<SyncReport, SyncFailure>)>>,
     status: watch::Sender<SyncStatus>,
-    /// The lease of the run under way, to hand back if shutdown cuts it short.
-    held: std::sync::Mutex<Option<jit_store::Fence>>,
     /// When the latest run started, for [`Reconciler::refresh`].
     last_start: std::sync::Mutex<Option<Instant>>,
     /// How many entries the last read of the open requests found; the next
@@ -103,7 +101,6 @@ impl Reconciler {
                 wake: Notify::new(),
                 last_run: Mutex::new(None),
                 status,
-                held: std::sync::Mutex::new(None),
                 last_start: std::sync::Mutex::new(None),
                 open_seen: std::sync::atomic::AtomicUsize::new(0),
             }),

@@ -19,16 +19,19 @@ impl Reconciler {
         loop {
             // A run cut short by shutdown is safe: its intent was recorded
             // before any write, and the next start converges. Its lease is
-            // handed back so another replica need not wait for the TTL.
+            // handed back so another replica need not wait for the TTL:
+            // by holder, not by fence, since the run may have been dropped
+            // after the store took the lease and before it read the fence.
             let result = tokio::select! {
-                r = self.sync_now() => r,
+                biased;
                 _ = shutdown.cancelled() => {
-                    let held = self.inner.held.lock().expect("lease slot").take();
-                    if let Some(fence) = held {
-                        let _ = self.inner.store.release_lease(&fence).await;
+                    let (store, holder) = (&self.inner.store, &self.inner.config.holder);
+                    if let Err(e) = store.release_lease_of(&self.lease_name(), holder).await {
+                        tracing::warn!(error = %e, "could not release the reconciler lease; it will expire");
                     }
                     return;
                 }
+                r = self.sync_now() => r,
             };
             let delay = match result {
                 Ok(_) => {
@@ -91,7 +94,6 @@ impl Reconciler {
             return Err(SyncError::Busy);
         };
         crate::measure::lease_held(&cfg.policy_name, true);
-        *inner.held.lock().expect("lease slot") = Some(fence.clone());
         // Renew the lease while the run lasts, so that a short TTL both
         // covers slow runs and frees the lease soon after a crash. A run
         // paused past the TTL anyway is fenced: its later writes to the
@@ -112,7 +114,6 @@ impl Reconciler {
             r = self.converge(&fence) => r,
             e = renew => Err(e),
         };
-        inner.held.lock().expect("lease slot").take();
         if let Err(e) = inner.store.release_lease(&fence).await {
             tracing::warn!(error = %e, "could not release the reconciler lease; it will expire");
         }

@@ -365,6 +365,19 @@ impl Store {
         Ok(())
     }
 
+    /// Gives up lease `name` if `holder` holds it, whatever the epoch: for
+    /// a holder that is stopping and may not know its fence (its request
+    /// for the lease was cut short after the store granted it). Holders
+    /// are unique per process and reconciler, so no one else's is touched.
+    pub async fn release_lease_of(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
     /// A write transaction that has checked `fence` is current; the check
     /// holds until commit (SQLite's write lock; a share lock on PostgreSQL,
     /// which a takeover must wait for).

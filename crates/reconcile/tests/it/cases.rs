@@ -287,6 +287,33 @@ async fn an_unreachable_zero_is_named_with_its_cause() {
     );
 }
 
+/// Even a run that never read its fence hands the lease back at shutdown
+/// (under load, a CLI run then found the lease taken for its whole TTL).
+#[tokio::test]
+async fn shutdown_after_the_lease_was_granted_but_not_read_hands_it_back() {
+    let rig = Rig::sqlite().await;
+    // What a run's lease request leaves when shutdown drops the run after
+    // the store granted the lease and before the run read its fence.
+    let granted = rig
+        .store
+        .try_lease("reconcile:jit-example", "a", TTL, rig.clock.now())
+        .await
+        .unwrap();
+    assert!(granted.is_some());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    shutdown.cancel();
+    rig.reconciler("a").run(shutdown).await;
+    let other = rig
+        .store
+        .try_lease("reconcile:jit-example", "b", TTL, rig.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        other.is_some(),
+        "the lease is free without waiting for the TTL"
+    );
+}
+
 /// A run cut short by shutdown hands its lease back: another replica can
 /// write at once, not only after the TTL.
 #[tokio::test]
