@@ -287,6 +287,19 @@ async fn an_unreachable_zero_is_named_with_its_cause() {
     );
 }
 
+/// Another replica can take the lease at once, not only after the TTL.
+async fn lease_is_free(rig: &Rig) {
+    let other = rig
+        .store
+        .try_lease("reconcile:jit-example", "b", TTL, rig.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        other.is_some(),
+        "the lease is free without waiting for the TTL"
+    );
+}
+
 /// Even a run that never read its fence hands the lease back at shutdown
 /// (under load, a CLI run then found the lease taken for its whole TTL).
 #[tokio::test]
@@ -303,15 +316,7 @@ async fn shutdown_after_the_lease_was_granted_but_not_read_hands_it_back() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     shutdown.cancel();
     rig.reconciler("a").run(shutdown).await;
-    let other = rig
-        .store
-        .try_lease("reconcile:jit-example", "b", TTL, rig.clock.now())
-        .await
-        .unwrap();
-    assert!(
-        other.is_some(),
-        "the lease is free without waiting for the TTL"
-    );
+    lease_is_free(&rig).await;
 }
 
 /// A run cut short by shutdown hands its lease back: another replica can
@@ -326,13 +331,5 @@ async fn shutdown_mid_run_hands_the_lease_back() {
     gate.arrived().await;
     shutdown.cancel();
     running.await.unwrap();
-    let other = rig
-        .store
-        .try_lease("reconcile:jit-example", "b", TTL, rig.clock.now())
-        .await
-        .unwrap();
-    assert!(
-        other.is_some(),
-        "the lease is free without waiting for the TTL"
-    );
+    lease_is_free(&rig).await;
 }
