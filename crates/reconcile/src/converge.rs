@@ -113,7 +113,11 @@ impl Reconciler {
                     "adopted changes made in Pomerium Zero"
                 );
                 generation = adopted.generation;
-                open = self.reread_open(open, now).await?;
+                // Dropped before the new read: at ten thousand people each
+                // list is a megabyte, and holding both was the run's
+                // largest allocation.
+                drop(open);
+                open = self.read_open(now).await?;
             }
             if open.due {
                 let rules = &inner.rules;
@@ -126,7 +130,8 @@ impl Reconciler {
                     .await?;
                 report.expired += swept.transitions.len();
                 generation = swept.generation;
-                open = self.reread_open(open, now).await?;
+                drop(open);
+                open = self.read_open(now).await?;
             }
             let len = remote
                 .as_ref()
@@ -234,18 +239,6 @@ impl Reconciler {
         open.sort();
         seen.store(open.entries.len(), Ordering::Relaxed);
         Ok(open)
-    }
-
-    /// [`Reconciler::read_open`] after a change, with the entries read
-    /// before dropped first: at ten thousand people each list is a
-    /// megabyte, and holding both was the run's largest allocation.
-    async fn reread_open(
-        &self,
-        stale: OpenEntries,
-        now: OffsetDateTime,
-    ) -> Result<OpenEntries, SyncError> {
-        drop(stale);
-        self.read_open(now).await
     }
 
     fn count_write(&self, report: &mut SyncReport) {
