@@ -24,7 +24,7 @@ pub enum Actor {
 /// records it after `cli:`: 1-64 letters, digits and `.` `_` `-` `@` `+`
 /// (a login name or an email), so it can neither hide nor forge another actor.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Operator(String);
+pub struct Operator(Box<str>);
 
 impl Operator {
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -33,7 +33,7 @@ impl Operator {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
         if ok {
-            Ok(Self(raw.to_owned()))
+            Ok(Self(raw.into()))
         } else {
             Err(format!(
                 "`{raw}` is not an operator name: use 1-64 letters, digits and . _ - @ + \

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,9 @@ use serde::{Deserialize, Serialize};
 ///   with surrounding white space trimmed first.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Email(String);
+// Shared text: the same address is held by a request, its requester and
+// its approvals, and the pages keep every open request in memory.
+pub struct Email(Arc<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
@@ -53,7 +56,7 @@ impl Email {
             Some((local, domain))
                 if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
             {
-                Ok(Self(raw.to_owned()))
+                Ok(Self(raw.into()))
             }
             _ => Err(EmailError::Shape),
         }
@@ -80,7 +83,7 @@ impl TryFrom<String> for Email {
 
 impl From<Email> for String {
     fn from(e: Email) -> Self {
-        e.0
+        e.0.as_ref().to_owned()
     }
 }
 

@@ -5,14 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::{Email, Rules};
 
 /// A resource's short name: its key in the config file, in URLs and in the
 /// store. 1 to 63 characters of `a-z`, `0-9`, `-` and `_`, starting with a
 /// letter or digit, so it is safe in a path segment and a CSV cell as is.
+/// Shared text: every request on a resource can hold the same name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResourceName(String);
+pub struct ResourceName(Arc<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceNameError {
@@ -49,7 +51,7 @@ impl ResourceName {
         if !first_ok || !raw.chars().all(ok_char) {
             return Err(ResourceNameError::BadCharacter(shown()));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,7 +61,7 @@ impl ResourceName {
 
 impl Default for ResourceName {
     fn default() -> Self {
-        Self(Self::DEFAULT.to_owned())
+        Self(Self::DEFAULT.into())
     }
 }
 

@@ -861,7 +861,7 @@ fn end(
         ),
         (State::Active(g), kind) => (
             State::Revoked {
-                grant: g.clone(),
+                grant: Box::new(g.clone()),
                 by: by.clone(),
                 at: now,
             },

@@ -23,7 +23,7 @@ use jit_web::export::{self, Edge};
 use jit_web::when::{When, rfc3339};
 use jit_zero::{
     Changeset, ChangesetComparison, ChangesetStatus, ClusterSettings, Operation,
-    Policy as ZeroPolicy, PolicyProperties, ZeroError,
+    Policy as ZeroPolicy, PolicyProperties, PolicyRef, ZeroError,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -696,14 +696,14 @@ impl PolicyApi for NoZero {
     fn create_policy<'a>(
         &'a self,
         _: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<ZeroPolicy, ZeroError>> {
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
         no_zero(Operation::CreatePolicy)
     }
     fn update_policy<'a>(
         &'a self,
         _: &'a str,
         _: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<ZeroPolicy, ZeroError>> {
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
         no_zero(Operation::UpdatePolicy)
     }
     fn get_cluster_settings<'a>(

@@ -5,7 +5,7 @@
 use futures_util::future::BoxFuture;
 use jit_zero::{
     Changeset, ChangesetComparison, ChangesetStatus, ClusterSettings, Policy, PolicyProperties,
-    ZeroClient, ZeroError,
+    PolicyRef, ZeroClient, ZeroError,
 };
 
 pub trait PolicyApi: Send + Sync + 'static {
@@ -14,15 +14,17 @@ pub trait PolicyApi: Send + Sync + 'static {
         namespace_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Policy>, ZeroError>>;
     fn get_policy<'a>(&'a self, policy_id: &'a str) -> BoxFuture<'a, Result<Policy, ZeroError>>;
+    /// Creates a policy; answers its id.
     fn create_policy<'a>(
         &'a self,
         properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<Policy, ZeroError>>;
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>>;
+    /// Replaces a policy's properties; answers its id.
     fn update_policy<'a>(
         &'a self,
         policy_id: &'a str,
         properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<Policy, ZeroError>>;
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>>;
     fn get_cluster_settings<'a>(
         &'a self,
         cluster_id: &'a str,
@@ -57,14 +59,14 @@ impl PolicyApi for ZeroClient {
     fn create_policy<'a>(
         &'a self,
         properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<Policy, ZeroError>> {
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
         Box::pin(ZeroClient::create_policy(self, properties))
     }
     fn update_policy<'a>(
         &'a self,
         policy_id: &'a str,
         properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<Policy, ZeroError>> {
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
         Box::pin(ZeroClient::update_policy(self, policy_id, properties))
     }
     fn get_cluster_settings<'a>(

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditRecord, AuditRow};
 use crate::requests::limit_i64;
-use crate::rows::{RequestRow, millis, select_requests};
+use crate::rows::{RequestRow, into_requests, millis, select_requests};
 use crate::{Store, StoreError};
 
 /// Which events a history shows. Every field narrows it; the default
@@ -255,6 +255,6 @@ impl Store {
         .bind(limit_i64(limit))
         .fetch_all(&self.inner.pool)
         .await?;
-        rows.into_iter().map(RequestRow::into_request).collect()
+        into_requests(rows).collect()
     }
 }

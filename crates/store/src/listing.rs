@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::history::resource_set;
 use crate::requests::limit_i64;
-use crate::rows::{RequestRow, millis, select_requests};
+use crate::rows::{RequestRow, into_requests, millis, select_requests};
 use crate::{Store, StoreError};
 
 /// Which requests a list shows. Every field narrows it; the default
@@ -79,10 +79,7 @@ impl Store {
         .bind(limit_i64(limit.saturating_add(1)))
         .fetch_all(&self.inner.pool)
         .await?;
-        let mut requests = rows
-            .into_iter()
-            .map(RequestRow::into_request)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut requests = into_requests(rows).collect::<Result<Vec<_>, _>>()?;
         let more = requests.len() > limit;
         requests.truncate(limit);
         let next = requests.last().filter(|_| more).map(RequestCursor::after);

@@ -6,7 +6,9 @@ use jit_domain::{AuditEvent, Email, Request, RequestId, ResourceName, Transition
 
 use crate::audit::{announce_head, append_events};
 use crate::outbox::enqueue_events;
-use crate::rows::{RequestRow, as_stored, from_millis, millis, select_requests};
+use crate::rows::{
+    RequestRow, SharedNames, as_stored, from_millis, into_requests, millis, select_requests,
+};
 use crate::sync::{Fence, check_fence};
 use crate::{Backend, Head, Store, StoreError, next_count};
 
@@ -141,10 +143,7 @@ impl Store {
                 .await?
             }
         };
-        let open = rows
-            .into_iter()
-            .map(RequestRow::into_request)
-            .collect::<Result<Vec<_>, _>>()?;
+        let open = into_requests(rows).collect::<Result<Vec<_>, _>>()?;
         let decided = match f(&open) {
             Ok(transitions) => transitions,
             Err(refused) => {
@@ -256,7 +255,8 @@ impl Store {
             .bind(resource.as_str())
             .fetch(&self.inner.pool),
         };
-        rows.map(|row| row?.into_request())
+        let mut names = SharedNames::default();
+        rows.map(move |row| row?.into_request_sharing(&mut names))
     }
 
     /// `email`'s open request on `resource`, else its most recent ended one there.
@@ -310,7 +310,7 @@ impl Store {
         .bind(limit_i64(limit))
         .fetch_all(&self.inner.pool)
         .await?;
-        rows.into_iter().map(RequestRow::into_request).collect()
+        into_requests(rows).collect()
     }
 }
 

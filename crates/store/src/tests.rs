@@ -295,7 +295,7 @@ async fn whole_flow_round_trips_every_field(db: TestDb) {
     assert_eq!(
         ended.state,
         State::Revoked {
-            grant,
+            grant: Box::new(grant),
             by: Actor::User(admin()),
             at: t2
         }

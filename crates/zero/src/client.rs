@@ -194,11 +194,15 @@ impl ZeroClient {
         self.call_json(req).await
     }
 
-    /// Creates a policy (the API answers 201 with the stored policy).
+    /// Creates a policy (the API answers 201 with the stored policy), read as
+    /// `A`: [`Policy`], or [`PolicyRef`](crate::PolicyRef) for its id alone.
     ///
     /// Not idempotent, so it is retried only when the server surely did not
     /// act on it (see [`ZeroError::outcome_unknown`]).
-    pub async fn create_policy(&self, properties: &PolicyProperties) -> Result<Policy, ZeroError> {
+    pub async fn create_policy<A: DeserializeOwned>(
+        &self,
+        properties: &PolicyProperties,
+    ) -> Result<A, ZeroError> {
         let op = Operation::CreatePolicy;
         let req = self.org_request(
             op,
@@ -211,12 +215,14 @@ impl ZeroClient {
     }
 
     /// Replaces a policy's properties (PUT is a full replace: send what
-    /// [`Policy::into_properties`] gave you, with your change).
-    pub async fn update_policy(
+    /// [`Policy::into_properties`] gave you, with your change). The answer,
+    /// the stored policy, is read as `A`: [`Policy`], or
+    /// [`PolicyRef`](crate::PolicyRef) for its id alone.
+    pub async fn update_policy<A: DeserializeOwned>(
         &self,
         policy_id: &str,
         properties: &PolicyProperties,
-    ) -> Result<Policy, ZeroError> {
+    ) -> Result<A, ZeroError> {
         let op = Operation::UpdatePolicy;
         non_empty(op, "policy id", policy_id)?;
         let body = Some(to_json(properties, properties.json_len_hint()));

@@ -10,7 +10,7 @@
 //! let policy = zero.get_policy("policy-id").await?;
 //! let mut props = policy.into_properties();
 //! props.ppl = serde_json::json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
-//! zero.update_policy("policy-id", &props).await?;
+//! let written: jit_zero::PolicyRef = zero.update_policy("policy-id", &props).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -71,6 +71,6 @@ pub use config::{ApiBaseUrl, ConfigError, DEFAULT_BASE_URL, RetryPolicy, ZeroCon
 pub use error::{Operation, ZeroError};
 pub use model::{
     ActivityEntity, ActivityLog, ActivityType, Changeset, ChangesetComparison, ChangesetStatus,
-    ClusterSettings, Policy, PolicyProperties, RouteRef,
+    ClusterSettings, Policy, PolicyProperties, PolicyRef, RouteRef,
 };
 pub use ppl::Ppl;

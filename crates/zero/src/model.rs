@@ -75,6 +75,17 @@ pub struct RouteRef {
     pub extra: Map<String, Value>,
 }
 
+/// A policy's answer read for its id alone: what a writer needs back from
+/// a create or an update. Zero answers a write with the whole stored policy;
+/// reading only the id skips its PPL (`serde` ignores the other fields
+/// without copying them), which at thousands of grants is a megabyte held
+/// while the write completes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PolicyRef {
+    /// Policy id.
+    pub id: String,
+}
+
 /// A stored policy: its properties plus the fields the server computes.
 ///
 /// Unknown top-level fields land in the properties' `extra` and are

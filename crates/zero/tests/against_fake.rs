@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use jit_fakes::zero::{FakeZero, FakeZeroConfig, RetryAfter};
 use jit_zero::{
-    ChangesetStatus, Operation, PolicyProperties, RetryPolicy, ZeroClient, ZeroConfig, ZeroError,
+    ChangesetStatus, Operation, Policy, PolicyProperties, PolicyRef, RetryPolicy, ZeroClient,
+    ZeroConfig, ZeroError,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, json};
@@ -144,12 +145,16 @@ async fn concurrent_callers_share_one_token_exchange() {
 async fn rejected_id_token_is_refreshed_and_the_call_retried_once() {
     let zero = fake(FakeZeroConfig::default()).await;
     let zc = client(&zero);
-    let id = zc.create_policy(&props(&zero, "p")).await.unwrap().id;
+    let id = zc
+        .create_policy::<PolicyRef>(&props(&zero, "p"))
+        .await
+        .unwrap()
+        .id;
     zero.revoke_id_tokens();
     let mut changed = zc.get_policy(&id).await.unwrap().into_properties();
     changed.description = "after refresh".to_owned();
     zero.revoke_id_tokens();
-    let updated = zc.update_policy(&id, &changed).await.unwrap();
+    let updated = zc.update_policy::<Policy>(&id, &changed).await.unwrap();
     assert_eq!(updated.properties().description, "after refresh");
     assert_eq!(zero.token_exchanges(), 3);
     assert_eq!(statuses(&zero, &Method::PUT, &id), [Some(401), Some(200)]);
@@ -241,7 +246,10 @@ async fn create_is_not_retried_after_a_500_but_is_after_a_503() {
     zc.list_policies(zero.namespace_id()).await.unwrap();
 
     zero.fail_next_method(Method::POST, 1, StatusCode::INTERNAL_SERVER_ERROR);
-    let err = zc.create_policy(&props(&zero, "a")).await.unwrap_err();
+    let err = zc
+        .create_policy::<PolicyRef>(&props(&zero, "a"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ZeroError::Status { attempts: 1, .. }),
         "{err:?}"
@@ -249,7 +257,9 @@ async fn create_is_not_retried_after_a_500_but_is_after_a_503() {
     assert_eq!(zero.policy_writes(), 0);
 
     zero.fail_next_method(Method::POST, 1, StatusCode::SERVICE_UNAVAILABLE);
-    zc.create_policy(&props(&zero, "b")).await.unwrap();
+    zc.create_policy::<PolicyRef>(&props(&zero, "b"))
+        .await
+        .unwrap();
     assert_eq!(zero.policy_writes(), 1);
     assert_eq!(zero.policies().len(), 1);
 }
@@ -261,7 +271,9 @@ async fn rate_limits_honour_retry_after_in_seconds() {
     zc.list_policies(zero.namespace_id()).await.unwrap();
     zero.rate_limit_next(1, RetryAfter::Seconds(1));
     let started = Instant::now();
-    zc.create_policy(&props(&zero, "p")).await.unwrap();
+    zc.create_policy::<PolicyRef>(&props(&zero, "p"))
+        .await
+        .unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "{:?}",
@@ -312,7 +324,11 @@ async fn too_long_a_retry_after_fails_at_once_with_the_delay() {
 async fn dropped_connections_are_retried_for_get_and_put() {
     let zero = fake(FakeZeroConfig::default()).await;
     let zc = client(&zero);
-    let id = zc.create_policy(&props(&zero, "p")).await.unwrap().id;
+    let id = zc
+        .create_policy::<PolicyRef>(&props(&zero, "p"))
+        .await
+        .unwrap()
+        .id;
 
     zero.drop_next(1);
     let policy = zc.get_policy(&id).await.unwrap();
@@ -322,7 +338,7 @@ async fn dropped_connections_are_retried_for_get_and_put() {
     zero.drop_after_processing_next(1);
     let mut changed = policy.into_properties();
     changed.ppl = json!({"allow": {"or": [{"accept": true}]}}).into();
-    let updated = zc.update_policy(&id, &changed).await.unwrap();
+    let updated = zc.update_policy::<Policy>(&id, &changed).await.unwrap();
     assert_eq!(updated.properties().ppl, changed.ppl);
     assert_eq!(statuses(&zero, &Method::PUT, &id), [None, Some(200)]);
     assert_eq!(zero.policy_writes(), 3);
@@ -339,7 +355,10 @@ async fn create_is_never_duplicated_when_its_response_is_lost() {
     zc.list_policies(zero.namespace_id()).await.unwrap();
 
     zero.drop_after_processing_next(1);
-    let err = zc.create_policy(&props(&zero, "jit")).await.unwrap_err();
+    let err = zc
+        .create_policy::<PolicyRef>(&props(&zero, "jit"))
+        .await
+        .unwrap_err();
     assert!(err.outcome_unknown(), "{err:?}");
     assert!(
         matches!(err, ZeroError::Transport { attempts: 1, .. }),
@@ -353,7 +372,10 @@ async fn create_is_never_duplicated_when_its_response_is_lost() {
 
     // Dropped before processing looks the same to the client: not retried.
     zero.drop_next(1);
-    let err = zc.create_policy(&props(&zero, "other")).await.unwrap_err();
+    let err = zc
+        .create_policy::<PolicyRef>(&props(&zero, "other"))
+        .await
+        .unwrap_err();
     assert!(err.outcome_unknown(), "{err:?}");
     assert_eq!(zero.policies().len(), 1);
 }
@@ -367,7 +389,7 @@ async fn create_is_retried_when_the_connection_cannot_be_made() {
     // With a valid token in hand, the server goes away: connecting is refused.
     drop(zero);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let err = zc.create_policy(&policy).await.unwrap_err();
+    let err = zc.create_policy::<PolicyRef>(&policy).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -420,7 +442,10 @@ async fn latency_is_tolerated_and_timeouts_are_enforced() {
     );
     assert!(!err.outcome_unknown());
 
-    let err = zc.create_policy(&props(&zero, "slow")).await.unwrap_err();
+    let err = zc
+        .create_policy::<PolicyRef>(&props(&zero, "slow"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ZeroError::Timeout { attempts: 1, .. }),
         "{err:?}"
@@ -447,7 +472,7 @@ async fn unknown_fields_survive_a_read_modify_write() {
 
     let mut props = zc.get_policy(&id).await.unwrap().into_properties();
     props.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
-    zc.update_policy(&id, &props).await.unwrap();
+    zc.update_policy::<PolicyRef>(&id, &props).await.unwrap();
 
     let after = zero.policy(&id).unwrap();
     for field in [
@@ -468,11 +493,44 @@ async fn unknown_fields_survive_a_read_modify_write() {
     assert_ne!(after["updatedAt"], before["updatedAt"]);
 }
 
+/// A writer that asks for the id alone gets the id of what it wrote, from
+/// answers carrying the whole policy (here with a thousand grants in it).
+#[tokio::test]
+async fn a_write_can_be_answered_with_the_id_alone() {
+    let zero = fake(FakeZeroConfig::default()).await;
+    let zc = client(&zero);
+    let mut p = props(&zero, "jit");
+    let rules: Vec<_> = (0..1000)
+        .map(|i| json!({"allow": {"and": [{"email": {"is": format!("u{i}@example.com")}}]}}))
+        .collect();
+    p.ppl = json!(rules).into();
+    let created = zc.create_policy::<PolicyRef>(&p).await.unwrap();
+    let stored = zc.get_policy(&created.id).await.unwrap();
+    assert_eq!(stored.properties(), &p);
+    p.description = "changed".to_owned();
+    let updated = zc
+        .update_policy::<PolicyRef>(&created.id, &p)
+        .await
+        .unwrap();
+    assert_eq!(updated, created);
+    assert_eq!(
+        zc.get_policy(&created.id)
+            .await
+            .unwrap()
+            .properties()
+            .description,
+        "changed"
+    );
+}
+
 #[tokio::test]
 async fn create_answers_201_with_the_stored_policy() {
     let zero = fake(FakeZeroConfig::default()).await;
     let zc = client(&zero);
-    let created = zc.create_policy(&props(&zero, "jit")).await.unwrap();
+    let created = zc
+        .create_policy::<Policy>(&props(&zero, "jit"))
+        .await
+        .unwrap();
     assert_eq!(created.id.len(), 27);
     assert_eq!(created.properties(), &props(&zero, "jit"));
     assert!(created.routes.is_empty());
@@ -498,7 +556,7 @@ async fn changesets_can_be_listed_compared_and_applied() {
 
     let mut p = props(&zero, "jit");
     p.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
-    let created = zc.create_policy(&p).await.unwrap();
+    let created = zc.create_policy::<Policy>(&p).await.unwrap();
     assert_eq!(
         zero.effective_ppl(&created.id),
         None,
@@ -565,7 +623,7 @@ async fn not_found_forbidden_and_invalid_are_typed_and_not_retried() {
 
     let mut bad = props(&zero, "bad");
     bad.ppl = json!("allow everyone").into();
-    let err = zc.create_policy(&bad).await.unwrap_err();
+    let err = zc.create_policy::<PolicyRef>(&bad).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -619,7 +677,11 @@ async fn logs_show_each_call_but_never_a_token() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let zc = client(&zero);
-    let id = zc.create_policy(&props(&zero, "p")).await.unwrap().id;
+    let id = zc
+        .create_policy::<PolicyRef>(&props(&zero, "p"))
+        .await
+        .unwrap()
+        .id;
     zero.revoke_id_tokens();
     zero.fail_next(1, StatusCode::BAD_GATEWAY);
     zc.get_policy(&id).await.unwrap();

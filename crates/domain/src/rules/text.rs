@@ -9,7 +9,7 @@ use super::DomainError;
 /// an approver's comment. Trimmed, at most [`Reason::MAX_LEN`] characters,
 /// no control characters but line breaks and tabs.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Reason(String);
+pub struct Reason(Box<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReasonError {
@@ -24,7 +24,7 @@ impl Reason {
 
     /// `Ok(None)` for an empty or blank text.
     pub fn parse(raw: &str) -> Result<Option<Self>, ReasonError> {
-        clean(raw, Self::MAX_LEN, true).map(|s| s.map(Self))
+        clean(raw, Self::MAX_LEN, true).map(|s| s.map(|s| Self(s.into())))
     }
 
     pub fn as_str(&self) -> &str {
@@ -47,14 +47,14 @@ impl fmt::Display for Reason {
 /// A reference to a ticket in another system (`OPS-1234`, a URL): one
 /// line, trimmed, at most [`Ticket::MAX_LEN`] characters.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Ticket(String);
+pub struct Ticket(Box<str>);
 
 impl Ticket {
     pub const MAX_LEN: usize = 200;
 
     /// `Ok(None)` for an empty or blank ticket.
     pub fn parse(raw: &str) -> Result<Option<Self>, ReasonError> {
-        clean(raw, Self::MAX_LEN, false).map(|s| s.map(Self))
+        clean(raw, Self::MAX_LEN, false).map(|s| s.map(|s| Self(s.into())))
     }
 
     pub fn as_str(&self) -> &str {
@@ -74,7 +74,7 @@ impl fmt::Display for Ticket {
     }
 }
 
-fn clean(raw: &str, max: usize, multiline: bool) -> Result<Option<String>, ReasonError> {
+fn clean(raw: &str, max: usize, multiline: bool) -> Result<Option<&str>, ReasonError> {
     let s = raw.trim();
     if s.is_empty() {
         return Ok(None);
@@ -86,7 +86,7 @@ fn clean(raw: &str, max: usize, multiline: bool) -> Result<Option<String>, Reaso
     if s.chars().any(|c| c.is_control() && !allowed(c)) {
         return Err(ReasonError::BadCharacter);
     }
-    Ok(Some(s.to_owned()))
+    Ok(Some(s))
 }
 
 /// A regular expression the whole text must match, with the source kept to

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use jit_reconcile::PolicyApi;
 use jit_zero::{
     Changeset, ChangesetComparison, ChangesetStatus, ClusterSettings, Operation, Policy,
-    PolicyProperties, ZeroError,
+    PolicyProperties, PolicyRef, ZeroError,
 };
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -268,7 +268,7 @@ impl PolicyApi for MemZero {
     fn create_policy<'a>(
         &'a self,
         properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<Policy, ZeroError>> {
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
         Box::pin(self.call(Call::Create, Operation::CreatePolicy, move |r| {
             r.next_id += 1;
             r.writes += 1;
@@ -277,8 +277,9 @@ impl PolicyApi for MemZero {
                 properties.clone(),
                 r.reformats,
             );
-            r.policies.push(p.clone());
-            Ok(p)
+            let id = p.id.clone();
+            r.policies.push(p);
+            Ok(PolicyRef { id })
         }))
     }
 
@@ -286,7 +287,7 @@ impl PolicyApi for MemZero {
         &'a self,
         policy_id: &'a str,
         properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<Policy, ZeroError>> {
+    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
         Box::pin(self.call(Call::Update, Operation::UpdatePolicy, move |r| {
             let p = r
                 .policies
@@ -295,7 +296,9 @@ impl PolicyApi for MemZero {
                 .ok_or_else(|| not_found(Operation::UpdatePolicy, policy_id))?;
             *p = stored(policy_id, properties.clone(), r.reformats);
             r.writes += 1;
-            Ok(p.clone())
+            Ok(PolicyRef {
+                id: policy_id.to_owned(),
+            })
         }))
     }
 

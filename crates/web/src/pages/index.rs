@@ -511,7 +511,7 @@ mod tests {
         );
 
         let mut revoked = request(RequestState::Revoked {
-            grant: grant(NOW),
+            grant: Box::new(grant(NOW)),
             by: admin(),
             at: NOW - Duration::minutes(1),
         });
@@ -520,7 +520,7 @@ mod tests {
             Mine::Ended { what, comment: Some(c), .. }
                 if what == "Your access was revoked by carol@example.com" && c == "project over"));
         let gave_up = RequestState::Revoked {
-            grant: grant(NOW + Duration::hours(1)),
+            grant: Box::new(grant(NOW + Duration::hours(1))),
             by: Actor::User(me()),
             at: NOW,
         };
