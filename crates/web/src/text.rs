@@ -4,6 +4,24 @@
 
 use std::fmt;
 
+use jit_domain::ResourceName;
+
+/// A resource's name on a page, written as is: its characters (`a-z`,
+/// `0-9`, `-`, `_`: [`ResourceName`]) need no escaping, and the pages write
+/// it in every id and form of a resource (some twenty times on the index
+/// page), each escaped until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slug(pub ResourceName);
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// [`ResourceName`]'s characters are all safe in HTML text and attributes.
+impl askama::filters::HtmlSafe for Slug {}
+
 /// An address (or any label that may hold one) that wraps at sensible
 /// points: escaped for HTML first, then a `<wbr>` after each `@` and `.`.
 /// Shown with `|safe`, since it is markup already.
@@ -69,6 +87,26 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    proptest! {
+        /// A resource's name is written unescaped because escaping could not
+        /// change it: every text that parses as a name escapes to itself.
+        #[test]
+        fn a_slug_is_what_escaping_it_gives(raw in "[a-z0-9_<>&\"' -]{1,64}") {
+            if let Ok(name) = ResourceName::parse(&raw) {
+                let escaped = askama::filters::escape(name.as_str(), askama::filters::Html)
+                    .unwrap()
+                    .to_string();
+                prop_assert_eq!(Slug(name).to_string(), escaped);
+            }
+        }
+    }
+
+    #[test]
+    fn a_slug_is_written_as_is() {
+        let name = ResourceName::parse("prod-db_2").unwrap();
+        assert_eq!(Slug(name).to_string(), "prod-db_2");
+    }
 
     /// What a browser shows for the markup: `<wbr>` gone, entities decoded.
     fn shown(markup: &str) -> String {

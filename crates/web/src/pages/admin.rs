@@ -36,7 +36,7 @@ use crate::auth::SignedIn;
 use crate::input::{AdminPages, Approval, Form, GrantForm, Params, RevokeAll, Subject};
 use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::sync::{failure_code, failure_text};
-use crate::text::{Breakable, Excerpt};
+use crate::text::{Breakable, Excerpt, Slug};
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -92,7 +92,7 @@ impl ChannelRow {
 #[derive(Debug)]
 struct Section {
     /// As the forms send it.
-    name: String,
+    name: Slug,
     title: String,
     /// "Needs 2 approvals from different approvers."
     rule: String,
@@ -482,7 +482,7 @@ fn section(v: &ResourceView, asked: &Offsets, me: &Email, now: OffsetDateTime) -
         "; nobody approves their own request."
     });
     Section {
-        name: name.to_owned(),
+        name: Slug(resource.name.clone()),
         title: resource.title.clone(),
         rule,
         pending_total: thousands(v.pending_span.total),

@@ -20,7 +20,7 @@ use super::{
 use crate::auth::SignedIn;
 use crate::input::{AccessRequest, Extension, Form, Mine as MineForm};
 use crate::notice::{Flash, Flasher, Notice, Shown};
-use crate::text::Breakable;
+use crate::text::{Breakable, Slug};
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -40,7 +40,7 @@ pub(crate) struct IndexPage {
 #[derive(Debug)]
 struct Card {
     /// As the forms send it.
-    name: String,
+    name: Slug,
     title: String,
     description: String,
     mine: Mine,
@@ -287,7 +287,7 @@ fn card(resource: &Resource, request: Option<&Request>, me: &Email, now: OffsetD
             (_, n) => format!("{n} extensions left."),
         });
     Card {
-        name: resource.name.to_string(),
+        name: Slug(resource.name.clone()),
         title: resource.title.clone(),
         description: resource.description.clone(),
         link: request.map(|r| format!("/requests/{}", r.id)),
