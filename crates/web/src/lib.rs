@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     demo: bool,
     /// Signs the flash cookies that carry notices; made anew by each process.
     flash: notice::FlashKey,
+    /// Each resource's part of the index page, in catalog order.
+    offers: Vec<pages::index::Offer>,
 }
 
 /// The largest request body accepted: forms here are an email, a duration
@@ -114,7 +116,13 @@ pub fn router(config: WebConfig) -> Router {
     let slack = config
         .slack
         .map(|s| slack::router(s, config.service.clone()));
+    let offers = config
+        .service
+        .resources()
+        .map(pages::index::Offer::of)
+        .collect();
     let state = AppState(std::sync::Arc::new(Shared {
+        offers,
         verifier: config.verifier,
         service: config.service,
         demo: config.demo,

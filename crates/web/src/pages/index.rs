@@ -2,6 +2,8 @@
 //! the service's memory, no database query) and the caller's actions:
 //! request, withdraw, give back, ask for more time.
 
+use std::sync::Arc;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
@@ -41,15 +43,15 @@ pub(crate) struct IndexPage {
 struct Card {
     /// As the forms send it.
     name: Slug,
-    title: String,
-    description: String,
+    title: Arc<str>,
+    description: Arc<str>,
     mine: Mine,
     /// The caller's latest request's own page.
     link: Option<String>,
     /// Offered when nothing is open.
-    ask: Option<AskForm>,
+    ask: Option<Arc<AskForm>>,
     /// Offered while access is active and extensions remain.
-    extend: Option<ExtendForm>,
+    extend: Option<Arc<ExtendForm>>,
     /// How many extensions remain, or why none do; for active access.
     extensions: Option<String>,
 }
@@ -265,7 +267,43 @@ fn ask_form(rules: &Rules, again: bool) -> AskForm {
     }
 }
 
-fn card(resource: &Resource, request: Option<&Request>, me: &Email, now: OffsetDateTime) -> Card {
+/// What the index page shows of a resource whatever the caller's state:
+/// its texts and forms, made once when the app starts rather than on every
+/// page (they were a third of the page's allocations).
+#[derive(Debug)]
+pub(crate) struct Offer {
+    title: Arc<str>,
+    description: Arc<str>,
+    ask: Arc<AskForm>,
+    ask_again: Arc<AskForm>,
+    extend: Arc<ExtendForm>,
+}
+
+impl Offer {
+    pub(crate) fn of(resource: &Resource) -> Self {
+        let rules = &resource.rules;
+        Self {
+            title: resource.title.as_str().into(),
+            description: resource.description.as_str().into(),
+            ask: Arc::new(ask_form(rules, false)),
+            ask_again: Arc::new(ask_form(rules, true)),
+            extend: Arc::new(ExtendForm {
+                durations: choices(rules, None),
+                reason_required: rules.reason.required,
+                reason_help: reason_help(rules, false),
+                at_once: rules.self_extension,
+            }),
+        }
+    }
+}
+
+fn card(
+    resource: &Resource,
+    offer: &Offer,
+    request: Option<&Request>,
+    me: &Email,
+    now: OffsetDateTime,
+) -> Card {
     let rules = &resource.rules;
     let mine = Mine::of(request, rules, me, now);
     let active = matches!(
@@ -288,16 +326,17 @@ fn card(resource: &Resource, request: Option<&Request>, me: &Email, now: OffsetD
         });
     Card {
         name: Slug(resource.name.clone()),
-        title: resource.title.clone(),
-        description: resource.description.clone(),
+        title: offer.title.clone(),
+        description: offer.description.clone(),
         link: request.map(|r| format!("/requests/{}", r.id)),
-        ask: (!mine.is_open()).then(|| ask_form(rules, request.is_some())),
-        extend: (active && left > 0).then(|| ExtendForm {
-            durations: choices(rules, None),
-            reason_required: rules.reason.required,
-            reason_help: reason_help(rules, false),
-            at_once: rules.self_extension,
+        ask: (!mine.is_open()).then(|| {
+            if request.is_some() {
+                offer.ask_again.clone()
+            } else {
+                offer.ask.clone()
+            }
         }),
+        extend: (active && left > 0).then(|| offer.extend.clone()),
         extensions,
         mine,
     }
@@ -314,9 +353,10 @@ pub(crate) async fn page(
     let cards = app
         .service
         .resources()
-        .map(|resource| {
+        .zip(&app.offers)
+        .map(|(resource, offer)| {
             let request = mine.iter().find(|r| r.resource == resource.name);
-            card(resource, request.map(|r| &**r), &caller.email, now)
+            card(resource, offer, request.map(|r| &**r), &caller.email, now)
         })
         .collect();
     let page = IndexPage {
@@ -565,12 +605,13 @@ mod tests {
                 ..Rules::default()
             },
         );
+        let offer = Offer::of(&resource);
         let mut active = request(RequestState::Active(grant(NOW + Duration::hours(1))));
-        let c = card(&resource, Some(&active), &me(), NOW);
+        let c = card(&resource, &offer, Some(&active), &me(), NOW);
         assert!(c.extend.is_some() && c.ask.is_none());
         assert_eq!(c.extensions.as_deref(), Some("2 extensions left."));
         active.extensions = 2;
-        let c = card(&resource, Some(&active), &me(), NOW);
+        let c = card(&resource, &offer, Some(&active), &me(), NOW);
         assert!(c.extend.is_none());
         assert!(c.extensions.unwrap().starts_with("No extensions left"));
         active.extensions = 1;
@@ -579,17 +620,13 @@ mod tests {
             reason: None,
             asked_at: NOW,
         }));
-        let c = card(&resource, Some(&active), &me(), NOW);
+        let c = card(&resource, &offer, Some(&active), &me(), NOW);
         assert!(c.extend.is_none(), "one ask at a time");
         assert!(
             matches!(c.mine, Mine::Active { extension: Some(ref x), .. } if x.duration == "1 hour")
         );
-        let none = card(
-            &Resource::original("p", Rules::default()),
-            Some(&active),
-            &me(),
-            NOW,
-        );
+        let plain = Resource::original("p", Rules::default());
+        let none = card(&plain, &Offer::of(&plain), Some(&active), &me(), NOW);
         assert_eq!(
             none.extensions.as_deref(),
             Some("This resource allows no extensions.")
