@@ -81,6 +81,17 @@ impl FromStr for Actor {
 }
 
 impl Actor {
+    /// Whether `text` is this actor's written form (its `Display`, which
+    /// `FromStr` reads back), checked without writing it.
+    pub fn is_written_as(&self, text: &str) -> bool {
+        match self {
+            Actor::User(e) => text.strip_prefix("user:") == Some(e.as_str()),
+            Actor::System => text == "system",
+            Actor::Zero => text == "zero",
+            Actor::Cli(o) => text.strip_prefix("cli:") == Some(o.as_str()),
+        }
+    }
+
     /// A short human label: the email, "pomerium-jit" or "an edit in Pomerium Zero".
     pub fn label(&self) -> String {
         match self {
@@ -221,6 +232,20 @@ mod tests {
             Actor::Cli(Operator::parse("ops.lead@example.com").unwrap()),
         ] {
             assert_eq!(a.to_string().parse::<Actor>().unwrap(), a);
+            assert!(a.is_written_as(&a.to_string()), "{a}");
+            for other in [
+                "system",
+                "zero",
+                "user:a@b.c",
+                "cli:ops.lead@example.com",
+                "user:",
+            ] {
+                assert_eq!(
+                    a.is_written_as(other),
+                    a.to_string() == other,
+                    "{a} vs {other}"
+                );
+            }
         }
         assert!("user:nope".parse::<Actor>().is_err());
         for forged in ["cli:", "cli:a b", "cli:user:x", "cli:zero\nsystem"] {

@@ -392,23 +392,14 @@ impl SharedNames {
 
     /// The actor `text` names; `person`'s own address when it is theirs.
     fn actor(&mut self, text: &str, person: &Email) -> Result<Actor, String> {
-        if text.strip_prefix("user:") == Some(person.as_str()) {
-            return Ok(Actor::User(person.clone()));
+        let requester = Actor::User(person.clone());
+        if requester.is_written_as(text) {
+            return Ok(requester);
         }
         match &self.actor {
-            Some(a) if actor_text_is(a, text) => Ok(a.clone()),
+            Some(a) if a.is_written_as(text) => Ok(a.clone()),
             _ => Ok(self.actor.insert(Actor::from_str(text)?).clone()),
         }
-    }
-}
-
-/// Whether `text` is `actor`'s stored form, without formatting it.
-fn actor_text_is(actor: &Actor, text: &str) -> bool {
-    match actor {
-        Actor::User(e) => text.strip_prefix("user:") == Some(e.as_str()),
-        Actor::Cli(o) => text.strip_prefix("cli:") == Some(o.as_str()),
-        Actor::System => text == "system",
-        Actor::Zero => text == "zero",
     }
 }
 
