@@ -47,6 +47,16 @@ impl Backend {
     }
 }
 
+/// The open requests, oldest first; read in the order of an index
+/// (`requests_open_in_order`), so neither backend sorts them first.
+pub(crate) const OPEN_IN_ORDER: &str =
+    select_requests!("WHERE status IN ('pending', 'active') ORDER BY requested_at, id");
+/// The open requests on resource `$1`, oldest first, in the order of
+/// `requests_open_by_resource`.
+pub(crate) const OPEN_ON_IN_ORDER: &str = select_requests!(
+    "WHERE resource = $1 AND status IN ('pending', 'active') ORDER BY requested_at, id"
+);
+
 impl Store {
     /// Decides and records a move of `email`'s request on `resource` in one
     /// write transaction: loads its open request there, calls `f` (the pure domain
@@ -245,15 +255,10 @@ impl Store {
         resource: Option<&'a ResourceName>,
     ) -> impl Stream<Item = Result<Request, StoreError>> + Send + 'a {
         let rows = match resource {
-            None => sqlx::query_as::<_, RequestRow>(select_requests!(
-                "WHERE status IN ('pending', 'active') ORDER BY requested_at, id"
-            ))
-            .fetch(&self.inner.pool),
-            Some(resource) => sqlx::query_as(select_requests!(
-                "WHERE resource = $1 AND status IN ('pending', 'active') ORDER BY requested_at, id"
-            ))
-            .bind(resource.as_str())
-            .fetch(&self.inner.pool),
+            None => sqlx::query_as::<_, RequestRow>(OPEN_IN_ORDER).fetch(&self.inner.pool),
+            Some(resource) => sqlx::query_as(OPEN_ON_IN_ORDER)
+                .bind(resource.as_str())
+                .fetch(&self.inner.pool),
         };
         let mut names = SharedNames::default();
         rows.map(move |row| row?.into_request_sharing(&mut names))
