@@ -40,8 +40,17 @@ impl Reconciler {
         for _ in 0..3 {
             let now = cfg.clock.now();
             let mut written = Vec::new();
+            // Zero holding exactly the base (the usual case) means nobody
+            // changed it since: there is nothing to adopt, so neither the
+            // base nor the store's decisions are read as entries (at ten
+            // thousand people, a megabyte each).
+            let mut remote_is_base = match (&remote, &base_ppl) {
+                (Some(p), Some(base)) => p.properties().ppl == *base,
+                (None, None) => true,
+                _ => false,
+            };
             if let Some(p) = &remote
-                && base_ppl.as_ref() != Some(&p.properties().ppl)
+                && !remote_is_base
             {
                 let intents = store.intents(name).await?;
                 match intents.iter().find(|i| p.properties().ppl.matches(&i.ppl)) {
@@ -60,6 +69,7 @@ impl Reconciler {
                             .await?;
                         state = store.sync_state(name).await?;
                         base_ppl = base_of(&mut state);
+                        remote_is_base = true;
                         report.recovered = true;
                         tracing::info!(
                             generation = landed.generation,
@@ -74,10 +84,6 @@ impl Reconciler {
                     }
                 }
             }
-            let base = base_ppl
-                .as_ref()
-                .and_then(|v| Observed::scan(v.as_str(), &cfg.decode).ok())
-                .unwrap_or_default();
             let remote_seen = match &remote {
                 Some(p) => self.observe_remote(p)?,
                 None => Observed::default(),
@@ -87,9 +93,19 @@ impl Reconciler {
             // Read the generation before the state it stands for.
             let mut generation = store.generation().await?;
             let mut open = self.read_open(now).await?;
+            let base = if remote_is_base {
+                Observed::default()
+            } else {
+                base_ppl
+                    .as_ref()
+                    .and_then(|v| Observed::scan(v.as_str(), &cfg.decode).ok())
+                    .unwrap_or_default()
+            };
             // Adopt first (rare: only when the remote differs from what the
             // app wrote), so the sweep below never undoes a console extension.
-            if !outside_changes(&base, &written, &remote_seen, &open.decided()).is_empty() {
+            if !remote_is_base
+                && !outside_changes(&base, &written, &remote_seen, &open.decided()).is_empty()
+            {
                 let rules = &inner.rules;
                 let adopted = store
                     .decide_all_fenced(&inner.rules.resource, fence, |open: &[Request]| {
@@ -133,13 +149,15 @@ impl Reconciler {
                 drop(open);
                 open = self.read_open(now).await?;
             }
+            // What was read is no longer needed, and at thousands of grants
+            // each is a megabyte: not held through the render and the write.
+            let foreign = remote_seen.foreign;
+            drop((base, written, remote_seen.entries));
             let len = remote
                 .as_ref()
                 .map_or(0, |p| p.properties().ppl.as_str().len());
-            let mut desired = render(&remote_seen.foreign, open.desired(), len + len / 4);
-            // What was read is no longer needed, and at thousands of grants
-            // each document is a megabyte: not held through the write.
-            drop((base, written, remote_seen));
+            let mut desired = render(&foreign, open.desired(), len + len / 4);
+            drop(foreign);
             report.generation = generation;
 
             let (policy_id, confirmed) = match remote.take() {

@@ -277,8 +277,21 @@ fn next_request_id() -> HeaderValue {
         (prefix, AtomicU64::new(1))
     });
     let (prefix, counter) = &*IDS;
-    let n = counter.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::try_from(format!("{prefix}-{n:x}")).expect("hex digits and a dash")
+    request_id(prefix, counter.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `{prefix}-{n:x}`, the digits put in place: `format!` was 800 of
+/// `GET /`'s 70,000 instructions (callgrind).
+fn request_id(prefix: &str, n: u64) -> HeaderValue {
+    let mut id = String::with_capacity(prefix.len() + 17);
+    id.push_str(prefix);
+    id.push('-');
+    let digits = (u64::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for at in (0..digits).rev() {
+        let nibble = (n >> (at * 4)) & 0xf;
+        id.push(char::from_digit(nibble as u32, 16).expect("a nibble is a hex digit"));
+    }
+    HeaderValue::try_from(id).expect("hex digits and a dash")
 }
 
 /// How many headers [`security_headers`] may add.
@@ -321,6 +334,14 @@ mod tests {
     use axum::middleware::{Next, from_fn};
 
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn request_ids_are_the_prefix_and_the_counter_in_hex(n: u64) {
+            let id = request_id("0a1b2c3d4e5f", n);
+            proptest::prop_assert_eq!(id.to_str().unwrap(), format!("0a1b2c3d4e5f-{n:x}"));
+        }
+    }
 
     #[test]
     fn labels_stay_bounded() {

@@ -13,7 +13,7 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, IntoResponseParts, Redirect, Response, ResponseParts};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -384,8 +384,10 @@ fn unix_now() -> u64 {
 /// Behind Pomerium the app speaks plain HTTP; the browser's scheme is in
 /// `X-Forwarded-Proto`. The cookie is `Secure` whenever the browser used HTTPS.
 fn is_https(headers: &HeaderMap) -> bool {
+    // A name made once: a `&str` is parsed and checked on every lookup.
+    const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     headers
-        .get("x-forwarded-proto")
+        .get(FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }

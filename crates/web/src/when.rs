@@ -55,17 +55,38 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
-/// "2026-11-28 14:02 UTC" (`at` in UTC); written directly, as every page
-/// shows the time it was drawn.
+/// "2026-11-28 14:02 UTC" (`at` in UTC). Every page shows the time it was
+/// drawn and the admin page one per row, so the digits are put in place
+/// rather than formatted (`format!` with padding was 2,400 instructions of
+/// `GET /`'s 70,000, callgrind).
 pub(crate) fn absolute(at: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    let Ok(year @ 0..=9999) = u32::try_from(at.year()) else {
+        // No stored time is outside these years; written as `fmt` would.
+        return format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute()
+        );
+    };
+    let mut text = *b"0000-00-00 00:00 UTC";
+    let (date, time) = text.split_at_mut(11);
+    put_digits(&mut date[0..4], year);
+    put_digits(&mut date[5..7], u32::from(u8::from(at.month())));
+    put_digits(&mut date[8..10], u32::from(at.day()));
+    put_digits(&mut time[0..2], u32::from(at.hour()));
+    put_digits(&mut time[3..5], u32::from(at.minute()));
+    String::from_utf8(text.to_vec()).expect("ASCII digits")
+}
+
+/// `n`'s last `slot.len()` decimal digits, zero-padded, into `slot`.
+fn put_digits(slot: &mut [u8], mut n: u32) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
@@ -212,6 +233,21 @@ mod tests {
     }
 
     proptest! {
+        /// Any instant time can hold, years before 0 and after 9999 too.
+        #[test]
+        fn the_absolute_time_is_what_fmt_writes(secs in -377_000_000_000_i64..253_402_300_800) {
+            let at = OffsetDateTime::from_unix_timestamp(secs).expect("in range");
+            let written = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute()
+            );
+            prop_assert_eq!(absolute(at), written);
+        }
+
         #[test]
         fn direction_and_shape_hold_for_any_offset(secs in -20_000_000_i64..20_000_000) {
             let w = When::new(NOW + Duration::seconds(secs), NOW);
