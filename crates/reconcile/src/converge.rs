@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use futures_util::TryStreamExt;
 use jit_domain::{Email, RemoteEntry, Request, RequestId, Rules, desired_entry};
-use jit_store::{Fence, IntentId, SyncState};
+use jit_store::{Fence, IntentId};
 use jit_zero::Ppl;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -34,7 +34,7 @@ impl Reconciler {
         let mut report = SyncReport::default();
 
         let mut state = store.sync_state(name).await?;
-        let mut base_ppl = base_of(&mut state);
+        let mut base_ppl = base_of(store.sync_base(name).await?);
         let mut remote = self.find_policy(state.policy_id.as_deref()).await?;
 
         for _ in 0..3 {
@@ -68,7 +68,7 @@ impl Reconciler {
                             )
                             .await?;
                         state = store.sync_state(name).await?;
-                        base_ppl = base_of(&mut state);
+                        base_ppl = base_of(store.sync_base(name).await?);
                         remote_is_base = true;
                         report.recovered = true;
                         tracing::info!(
@@ -336,12 +336,9 @@ impl OpenEntries {
     }
 }
 
-/// The base as PPL, taken out of `state` (the store keeps it as JSON text).
-fn base_of(state: &mut SyncState) -> Option<Ppl> {
-    state
-        .base_ppl
-        .take()
-        .and_then(|text| Ppl::from_json(text).ok())
+/// The base as PPL (the store keeps it as JSON text).
+fn base_of(text: Option<String>) -> Option<Ppl> {
+    text.and_then(|text| Ppl::from_json(text).ok())
 }
 
 #[cfg(test)]

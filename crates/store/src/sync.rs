@@ -50,12 +50,10 @@ pub struct Intent {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncState {
     pub policy_name: String,
-    /// The policy's id in Zero, once found or created.
+    /// The policy's id in Zero, once found or created. The PPL last
+    /// applied is not part of this (a megabyte at thousands of grants, and
+    /// only a sync needs it): [`Store::sync_base`].
     pub policy_id: Option<String>,
-    /// The PPL we last applied: the "last-applied configuration" of the
-    /// three-way merge, against which console edits are recognised. JSON
-    /// text: a large policy is far smaller as text than as a JSON tree.
-    pub base_ppl: Option<String>,
     /// The highest store generation known to be in the policy.
     pub applied_generation: u64,
     pub last_attempt_at: Option<OffsetDateTime>,
@@ -68,7 +66,6 @@ pub struct SyncState {
 struct SyncRow {
     policy_name: String,
     policy_id: Option<String>,
-    base_ppl: Option<String>,
     applied_generation: i64,
     last_attempt_at: Option<i64>,
     last_success_at: Option<i64>,
@@ -94,13 +91,6 @@ impl SyncRow {
             .transpose()
         };
         Ok(SyncState {
-            base_ppl: self
-                .base_ppl
-                .map(|text| match json_problem(&text) {
-                    None => Ok(text),
-                    Some(problem) => Err(bad("base_ppl", text, problem)),
-                })
-                .transpose()?,
             applied_generation: u64::try_from(self.applied_generation).map_err(|_| {
                 bad(
                     "applied_generation",
@@ -122,7 +112,7 @@ impl Store {
     /// (nothing applied, generation 0) if it never has.
     pub async fn sync_state(&self, policy_name: &str) -> Result<SyncState, StoreError> {
         let row: Option<SyncRow> = sqlx::query_as(
-            "SELECT policy_name, policy_id, base_ppl, applied_generation, last_attempt_at, \
+            "SELECT policy_name, policy_id, applied_generation, last_attempt_at, \
              last_success_at, last_error FROM sync_state WHERE policy_name = $1",
         )
         .bind(policy_name)
@@ -134,6 +124,32 @@ impl Store {
                 policy_name: policy_name.to_owned(),
                 ..SyncState::default()
             }),
+        }
+    }
+
+    /// The PPL last applied to `policy_name` as JSON text: the base of the
+    /// three-way merge, against which console edits are recognised. Read
+    /// apart from [`Store::sync_state`], which is polled while changes
+    /// wait to be applied and by `/readyz`: at thousands of grants this is
+    /// a megabyte.
+    pub async fn sync_base(&self, policy_name: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT base_ppl FROM sync_state WHERE policy_name = $1")
+                .bind(policy_name)
+                .fetch_optional(&self.inner.pool)
+                .await?;
+        match row.and_then(|(text,)| text) {
+            Some(text) => match json_problem(&text) {
+                None => Ok(Some(text)),
+                Some(problem) => Err(StoreError::Corrupt {
+                    table: "sync_state",
+                    key: policy_name.to_owned(),
+                    column: "base_ppl",
+                    value: text.chars().take(200).collect(),
+                    problem,
+                }),
+            },
+            None => Ok(None),
         }
     }
 
@@ -201,23 +217,27 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<IntentId, StoreError> {
         let generation = stored_generation(generation)?;
-        let text = ppl;
         let mut tx = self.fenced(fence).await?;
-        sqlx::query("DELETE FROM sync_intents WHERE policy_name = $1 AND ppl = $2")
-            .bind(policy_name)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
+        // The text is bound once: each bind copies it (sqlx's `Any`, then the
+        // driver, then the database), a megabyte at thousands of grants.
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO sync_intents (policy_name, ppl, generation, epoch, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(policy_name)
-        .bind(text)
+        .bind(ppl)
         .bind(generation)
         .bind(fence.epoch)
         .bind(millis(at))
         .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM sync_intents WHERE policy_name = $1 AND id <> $2 \
+             AND ppl = (SELECT ppl FROM sync_intents WHERE id = $2)",
+        )
+        .bind(policy_name)
+        .bind(id)
+        .execute(&mut *tx)
         .await?;
         // Bounded even while Zero keeps failing: the oldest go first.
         sqlx::query(

@@ -899,7 +899,6 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
     let expected = SyncState {
         policy_name: name.into(),
         policy_id: Some("pol-1".into()),
-        base_ppl: Some(ppl.clone()),
         applied_generation: 5,
         last_attempt_at: Some(t1),
         last_success_at: Some(t1),
@@ -907,7 +906,7 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
     };
     assert_eq!(s, expected);
     // Key order survives too.
-    assert_eq!(s.base_ppl.unwrap().to_string(), ppl.to_string());
+    assert_eq!(store.sync_base(name).await.unwrap(), Some(ppl.clone()));
 
     let t2 = t1 + minutes(1);
     store
@@ -936,9 +935,10 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         "the applied generation never goes back"
     );
     assert_eq!(
-        (s.policy_id.as_deref(), s.base_ppl, s.last_error),
-        (Some("pol-2"), Some(older), None)
+        (s.policy_id.as_deref(), s.last_error),
+        (Some("pol-2"), None)
     );
+    assert_eq!(store.sync_base(name).await.unwrap(), Some(older));
     store
         .record_sync_success(&fence, name, "pol-2", &ppl, 7, None, t3)
         .await
@@ -958,13 +958,11 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         .unwrap();
     let other = store.sync_state("other").await.unwrap();
     assert_eq!(
-        (
-            other.applied_generation,
-            other.base_ppl,
-            other.last_error.as_deref()
-        ),
-        (0, None, Some("no token"))
+        (other.applied_generation, other.last_error.as_deref()),
+        (0, Some("no token"))
     );
+    assert_eq!(store.sync_base("other").await.unwrap(), None);
+    assert_eq!(store.sync_base("never synced").await.unwrap(), None);
     assert_eq!(store.sync_state(name).await.unwrap().applied_generation, 7);
 }
 
@@ -1075,7 +1073,7 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
         "{refused:?}"
     );
     assert!(store.intents(name).await.unwrap().is_empty());
-    assert_eq!(store.sync_state(name).await.unwrap().base_ppl, None);
+    assert_eq!(store.sync_base(name).await.unwrap(), None);
 
     let id = store
         .record_intent(&current, name, &ppl, 1, at(21))
@@ -1097,7 +1095,7 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
         .await
         .unwrap();
     assert!(store.intents(name).await.unwrap().is_empty(), "settled");
-    assert_eq!(store.sync_state(name).await.unwrap().base_ppl, Some(ppl));
+    assert_eq!(store.sync_base(name).await.unwrap(), Some(ppl));
 }
 
 async fn intents_are_deduplicated_bounded_and_pruned(db: TestDb) {

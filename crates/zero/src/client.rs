@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -46,6 +46,9 @@ struct ApiRequest {
 }
 
 /// A complete HTTP response to one attempt.
+/// The most a response's announced length reserves at once.
+const BODY_RESERVE_MAX: u64 = 16 * 1024 * 1024;
+
 struct Reply {
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -546,10 +549,23 @@ impl ZeroClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let response = builder.send().await?;
+        let mut response = builder.send().await?;
         let status = response.status();
         let retry_after = parse_retry_after(response.headers(), SystemTime::now());
-        let body = response.bytes().await?;
+        let body = match response.content_length() {
+            // Read into one buffer of the announced size, each piece dropped
+            // as it is copied: `bytes()` holds every piece and then copies
+            // them all into one, twice the policy (a megabyte at thousands
+            // of grants) at once. A false length only costs growing.
+            Some(len) => {
+                let mut body = BytesMut::with_capacity(len.min(BODY_RESERVE_MAX) as usize);
+                while let Some(piece) = response.chunk().await? {
+                    body.extend_from_slice(&piece);
+                }
+                body.freeze()
+            }
+            None => response.bytes().await?,
+        };
         Ok(Reply {
             status,
             retry_after,
