@@ -159,7 +159,6 @@ impl Reconciler {
             let mut desired = render(&foreign, open.desired(), len + len / 4);
             drop(foreign);
             report.generation = generation;
-            report.next_due = open.next_due;
 
             let (policy_id, confirmed) = match remote.take() {
                 Some(p) if p.properties().ppl == desired => (p.id, None),
@@ -267,12 +266,11 @@ impl Reconciler {
 }
 
 /// The open requests' entries, lapsed grants included, in request order,
-/// whether any request is due to be closed, and when the next one is.
+/// and whether any request is due to be closed.
 #[derive(Default)]
 struct OpenEntries {
     entries: Vec<OpenEntry>,
     due: bool,
-    next_due: Option<OffsetDateTime>,
 }
 
 struct OpenEntry {
@@ -290,7 +288,7 @@ impl OpenEntries {
     fn expecting(seen: usize) -> Self {
         Self {
             entries: Vec::with_capacity(seen + seen / 8),
-            ..Self::default()
+            due: false,
         }
     }
 
@@ -311,7 +309,6 @@ impl OpenEntries {
     fn add(&mut self, r: &Request, rules: &Rules, now: OffsetDateTime) {
         let ever = PrimitiveDateTime::MIN.assume_utc();
         self.due |= !rules.expire(Some(r), now).is_empty();
-        self.next_due = self.next_due.into_iter().chain(rules.deadline(r)).min();
         if let Some(entry) = desired_entry(r, ever) {
             self.entries.push(OpenEntry {
                 order: r.order(),

@@ -1,8 +1,10 @@
 //! When runs happen (the loop, backoff) and what wraps each one (the lease,
 //! recording the outcome).
 
+use std::future;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -32,9 +34,9 @@ impl Reconciler {
                 r = self.sync_now() => r,
             };
             let delay = match result {
-                Ok(report) => {
+                Ok(_) => {
                     failures = 0;
-                    self.until(report.next_due)
+                    self.until_next_due().await
                 }
                 Err(f) if f.kind == FailureKind::Busy => Duration::from_millis(500),
                 Err(f) => {
@@ -56,20 +58,26 @@ impl Reconciler {
         format!("reconcile:{}", self.inner.config.policy_name)
     }
 
-    /// How long to rest before the next run: until just after `due` (what
-    /// the last run found next due), at most the interval. A change made
-    /// since by this process nudges the loop; one by another replica is
-    /// seen within the interval.
-    fn until(&self, due: Option<OffsetDateTime>) -> Duration {
+    async fn until_next_due(&self) -> Duration {
         let interval = self.inner.config.interval;
+        let inner = &self.inner;
+        // One request at a time: this runs after every sync.
+        let due = inner
+            .store
+            .each_open_request(Some(&inner.rules.resource))
+            .try_fold(None, |soonest: Option<OffsetDateTime>, r| {
+                let at = inner.rules.deadline(&r);
+                future::ready(Ok(soonest.into_iter().chain(at).min()))
+            })
+            .await;
         match due {
-            Some(at) => {
+            Ok(Some(at)) => {
                 let wait = at - self.inner.config.clock.now() + time::Duration::SECOND;
                 Duration::try_from(wait)
                     .unwrap_or(Duration::ZERO)
                     .min(interval)
             }
-            None => interval,
+            _ => interval,
         }
     }
 

@@ -28,8 +28,4 @@ pub struct SyncReport {
     /// the base rather than read as console edits.
     pub recovered: bool,
     pub generation: u64,
-    /// When the soonest open request falls due (a grant's end, a pending
-    /// request's time to live), as the run last read them: the loop wakes
-    /// then without reading every open request again.
-    pub next_due: Option<OffsetDateTime>,
 }

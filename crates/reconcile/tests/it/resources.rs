@@ -200,37 +200,6 @@ async fn each_policy_holds_its_resource_and_adopts_its_own_console_edits() {
     assert!(chain.is_intact(), "{chain:?}");
 }
 
-/// A run says when the next open request of its resource falls due (the
-/// soonest of a grant's end and a pending request's time to live), so the
-/// loop can wake then without reading every open request again.
-#[tokio::test]
-async fn a_run_reports_when_its_next_request_falls_due() {
-    let two = TwoResources::new(rules("db", Some(30)), rules("ssh", Some(5))).await;
-    let (db, ssh) = (&two.db, &two.ssh);
-    let (alice, bob, carol) = (
-        email("alice@x.test"),
-        email("bob@x.test"),
-        email("carol@x.test"),
-    );
-    let rc = two.reconciler(db);
-    assert_eq!(rc.sync_now().await.unwrap().next_due, None, "nothing open");
-
-    two.request(db, &alice, Ask::default(), T0).await;
-    // Sooner, but on the other resource.
-    two.request(ssh, &bob, Ask::default(), T0).await;
-    let report = rc.sync_now().await.unwrap();
-    assert_eq!(report.next_due, Some(T0 + time::Duration::minutes(30)));
-
-    two.request(db, &carol, Ask::default(), T0).await;
-    two.approve(db, &carol, 10, T0).await;
-    let report = rc.sync_now().await.unwrap();
-    assert_eq!(
-        report.next_due,
-        Some(T0 + time::Duration::minutes(10)),
-        "the grant ends before alice's request times out"
-    );
-}
-
 /// The background loop wakes at a pending request's time-to-live deadline,
 /// not at its (hour-long) interval: the clock here follows real time from
 /// five seconds before db's deadline.
