@@ -45,10 +45,10 @@ struct ApiRequest {
     body: Option<Bytes>,
 }
 
-/// A complete HTTP response to one attempt.
 /// The most a response's announced length reserves at once.
 const BODY_RESERVE_MAX: u64 = 16 * 1024 * 1024;
 
+/// A complete HTTP response to one attempt.
 struct Reply {
     status: StatusCode,
     retry_after: Option<Duration>,

@@ -82,6 +82,29 @@ async fn one_token_exchange_serves_many_calls() {
     assert_eq!(token_calls, [Some(200)]);
 }
 
+/// A policy of thousands of rules arrives in many pieces; the answer is
+/// read whole, each piece in its place.
+#[tokio::test]
+async fn a_policy_of_megabytes_is_read_back_whole() {
+    let zero = fake(FakeZeroConfig::default()).await;
+    let zc = client(&zero);
+    let rules: Vec<_> = (0..12_000)
+        .map(|i| {
+            json!({"allow": {"and": [
+                {"email": {"is": format!("person{i}@example.com")}},
+                {"date": {"before": "2026-12-01T12:00:00Z"}}
+            ]}})
+        })
+        .collect();
+    let ppl = serde_json::Value::Array(rules);
+    let mut big = props(&zero, "big");
+    big.ppl = ppl.clone().into();
+    assert!(big.ppl.as_str().len() > 1_000_000);
+    let id = zc.create_policy::<PolicyRef>(&big).await.unwrap().id;
+    let read = zc.get_policy(&id).await.unwrap();
+    assert_eq!(read.properties().ppl.to_value(), ppl);
+}
+
 #[tokio::test]
 async fn token_is_refreshed_a_minute_before_expiry() {
     // 62 s of life: usable for two seconds, then due for refresh while the
