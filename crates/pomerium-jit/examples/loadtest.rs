@@ -262,9 +262,17 @@ async fn main() {
     let burst = approve(&http, &base, &admin(), &more, &zero).await;
     table.row("burst of 100 concurrent approvals", burst, "all 303", true);
 
+    let writes = zero.policy_writes();
     seed(&store, 1000..admin_users).await;
     wait_loaded(&http, &base, &admin(), admin_users).await;
+    let seeded = zero.policy_writes();
     let large = admin_load();
+    println!(
+        "policy writes: {} from seeding to the load at {} people, {} during it",
+        seeded - writes,
+        thousands(admin_users),
+        zero.policy_writes() - seeded
+    );
     table.row(
         &format!("GET /admin c16, {} people", thousands(admin_users)),
         large.to_string(),
@@ -334,6 +342,11 @@ async fn wait_loaded(http: &reqwest::Client, base: &str, admin: &str, people: us
             .await
             .unwrap_or_default();
         if page.contains(&pending) {
+            println!(
+                "the approvers' page with {} people: {:.0} KB",
+                thousands(people),
+                page.len() as f64 / 1e3
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -262,18 +262,84 @@ pub fn json_from_parts<'a>(
     capacity: usize,
 ) -> String {
     let mut out = Vec::with_capacity(capacity.max(2));
-    out.push(b'[');
+    write_parts(&mut out, foreign, jit).expect("a rule serializes: every map key is a string");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Whether [`json_from_parts`] would write exactly `text`, found as it is
+/// written: no copy of the document is made, and the first byte that
+/// differs ends the comparison.
+pub fn json_from_parts_is<'a>(
+    foreign: impl IntoIterator<Item = &'a Rule>,
+    jit: impl IntoIterator<Item = JitRule>,
+    text: &str,
+) -> bool {
+    let mut rest = Expect(text.as_bytes());
+    write_parts(&mut rest, foreign, jit).is_ok() && rest.0.is_empty()
+}
+
+/// How long the text of [`json_from_parts`] is, found without writing it:
+/// the capacity that holds it exactly.
+pub fn json_from_parts_len<'a>(
+    foreign: impl IntoIterator<Item = &'a Rule>,
+    jit: impl IntoIterator<Item = JitRule>,
+) -> usize {
+    let mut count = Count(0);
+    write_parts(&mut count, foreign, jit).expect("a rule serializes: every map key is a string");
+    count.0
+}
+
+fn write_parts<'a, W: std::io::Write>(
+    mut out: W,
+    foreign: impl IntoIterator<Item = &'a Rule>,
+    jit: impl IntoIterator<Item = JitRule>,
+) -> Result<(), serde_json::Error> {
+    out.write_all(b"[").map_err(serde_json::Error::io)?;
+    let mut first = true;
     let mut write = |rule: &Rule| {
-        if out.len() > 1 {
-            out.push(b',');
+        if !std::mem::take(&mut first) {
+            out.write_all(b",").map_err(serde_json::Error::io)?;
         }
         serde_json::to_writer(&mut out, rule)
-            .expect("a rule serializes: every map key is a string");
     };
-    foreign.into_iter().for_each(&mut write);
-    jit.into_iter().for_each(|entry| write(&entry.to_rule()));
-    out.push(b']');
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    foreign.into_iter().try_for_each(&mut write)?;
+    jit.into_iter()
+        .try_for_each(|entry| write(&entry.to_rule()))?;
+    out.write_all(b"]").map_err(serde_json::Error::io)
+}
+
+/// A writer that counts what it is given.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer that accepts only the bytes it expects, in order; what is left
+/// of them is `.0`.
+struct Expect<'a>(&'a [u8]);
+
+impl std::io::Write for Expect<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.strip_prefix(buf) {
+            Some(rest) => {
+                self.0 = rest;
+                Ok(buf.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

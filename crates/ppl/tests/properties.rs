@@ -1,7 +1,10 @@
 //! Property tests over open-ended inputs: documents, emails, times.
 
 use jit_ppl::eval::{Decision, Subject, evaluate};
-use jit_ppl::jit::{DecodeOptions, JitRule, PplTime, split};
+use jit_ppl::jit::{
+    DecodeOptions, JitRule, PplTime, json_from_parts, json_from_parts_is, json_from_parts_len,
+    split,
+};
 use jit_ppl::{ParseError, Policy};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -234,6 +237,30 @@ proptest! {
         expected.extend(entries);
         prop_assert_eq!(decoded, expected);
         prop_assert_eq!(parts.foreign, foreign_split.foreign);
+    }
+
+    #[test]
+    fn a_document_is_recognised_exactly_as_it_would_be_written(
+        entries in prop::collection::vec(jit_rule(), 0..6),
+        foreign in prop::collection::vec(valid_rule(), 0..3),
+        cut in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let foreign = split(&Policy::parse(&Value::Array(foreign)).unwrap(), &DecodeOptions::default()).foreign;
+        let text = json_from_parts(&foreign, entries.iter().cloned(), 0);
+        prop_assert!(json_from_parts_is(&foreign, entries.iter().cloned(), &text));
+        prop_assert_eq!(json_from_parts_len(&foreign, entries.iter().cloned()), text.len());
+        // Any other text is not it: shorter, longer, or one byte changed.
+        let at = text.floor_char_boundary(cut.index(text.len()));
+        prop_assert!(!json_from_parts_is(&foreign, entries.iter().cloned(), &text[..at]));
+        let longer = format!("{text} ");
+        prop_assert!(!json_from_parts_is(&foreign, entries.iter().cloned(), &longer));
+        let mut changed = text.clone().into_bytes();
+        changed[at.min(text.len() - 1)] = byte;
+        let changed = String::from_utf8_lossy(&changed);
+        if changed != text {
+            prop_assert!(!json_from_parts_is(&foreign, entries.iter().cloned(), &changed));
+        }
     }
 
     #[test]

@@ -15,14 +15,14 @@ use std::pin::pin;
 use std::sync::atomic::Ordering;
 
 use futures_util::TryStreamExt;
-use jit_domain::{Email, RemoteEntry, Request, RequestId, Rules, desired_entry};
-use jit_store::{Fence, IntentId};
+use jit_domain::{Email, RemoteEntry, Request, Rules, desired_entry};
+use jit_store::{Applied, Fence, IntentId, TextDigest};
 use jit_zero::Ppl;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::failure::SyncError;
 use crate::measure;
-use crate::merge::{Observed, outside_changes, render};
+use crate::merge::{Observed, outside_changes, render, renders_as};
 use crate::{Reconciler, SyncReport};
 
 impl Reconciler {
@@ -34,7 +34,6 @@ impl Reconciler {
         let mut report = SyncReport::default();
 
         let mut state = store.sync_state(name).await?;
-        let mut base_ppl = base_of(store.sync_base(name).await?);
         let mut remote = self.find_policy(state.policy_id.as_deref()).await?;
 
         for _ in 0..3 {
@@ -43,11 +42,24 @@ impl Reconciler {
             // Zero holding exactly the base (the usual case) means nobody
             // changed it since: there is nothing to adopt, so neither the
             // base nor the store's decisions are read as entries (at ten
-            // thousand people, a megabyte each).
-            let mut remote_is_base = match (&remote, &base_ppl) {
-                (Some(p), Some(base)) => p.properties().ppl == *base,
-                (None, None) => true,
-                _ => false,
+            // thousand people, a megabyte each). The base's digest tells it
+            // without reading the base; the base itself is read only when
+            // that does not settle it (Zero storing the text reformatted,
+            // a base recorded before digests were, an edit).
+            let remote_digest = remote
+                .as_ref()
+                .map(|p| TextDigest::of(p.properties().ppl.as_str()));
+            let mut base_ppl = None;
+            let mut remote_is_base = match (&remote_digest, &state.base_digest) {
+                (Some(r), Some(b)) if r == b => true,
+                _ => {
+                    base_ppl = base_of(store.sync_base(name).await?);
+                    match (&remote, &base_ppl) {
+                        (Some(p), Some(base)) => p.properties().ppl == *base,
+                        (None, None) => true,
+                        _ => false,
+                    }
+                }
             };
             if let Some(p) = &remote
                 && !remote_is_base
@@ -61,14 +73,12 @@ impl Reconciler {
                                 fence,
                                 name,
                                 &p.id,
-                                &landed.ppl,
+                                Applied::Intent(landed.id),
                                 landed.generation,
-                                Some(landed.id),
                                 now,
                             )
                             .await?;
                         state = store.sync_state(name).await?;
-                        base_ppl = base_of(store.sync_base(name).await?);
                         remote_is_base = true;
                         report.recovered = true;
                         tracing::info!(
@@ -85,10 +95,12 @@ impl Reconciler {
                 }
             }
             let remote_seen = match &remote {
-                Some(p) => self.observe_remote(p)?,
-                None => Observed::default(),
+                Some(p) => self.observe_remote(p, remote_is_base, now)?,
+                None => {
+                    measure::overdue_count(name, 0);
+                    Observed::default()
+                }
             };
-            measure::overdue_grants(name, remote_seen.entries.values(), now);
 
             // Read the generation before the state it stands for.
             let mut generation = store.generation().await?;
@@ -152,37 +164,46 @@ impl Reconciler {
             // What was read is no longer needed, and at thousands of grants
             // each is a megabyte: not held through the render and the write.
             let foreign = remote_seen.foreign;
-            drop((base, written, remote_seen.entries));
-            let len = remote
-                .as_ref()
-                .map_or(0, |p| p.properties().ppl.as_str().len());
-            let mut desired = render(&foreign, open.desired(), len + len / 4);
-            drop(foreign);
+            drop((base, base_ppl, written, remote_seen.entries));
             report.generation = generation;
-
-            let (policy_id, confirmed) = match remote.take() {
-                Some(p) if p.properties().ppl == desired => (p.id, None),
-                Some(p) => {
-                    let fresh = inner.zero.get_policy(&p.id).await?;
-                    if fresh.properties().ppl != p.properties().ppl {
-                        remote = Some(fresh);
-                        continue;
-                    }
+            // Zero holding, byte for byte, what the store asks for (the
+            // usual case) is found while the document is written out, so
+            // no copy of it is made.
+            let holds_desired = remote
+                .as_ref()
+                .is_some_and(|p| renders_as(&foreign, open.desired(), p.properties().ppl.as_str()));
+            let (policy_id, confirmed, applied) = match remote.take() {
+                Some(p) if holds_desired => {
                     let id = p.id.clone();
-                    drop(p);
-                    // A write is recorded whatever the base was.
-                    base_ppl = None;
-                    let intent = self.intend(fence, &desired, generation).await?;
-                    let mut props = fresh.into_properties();
-                    // Moved, not copied: it may be megabytes.
-                    props.ppl = desired;
-                    let written = inner.zero.update_policy(&id, &props).await?;
-                    desired = props.ppl;
-                    self.count_write(&mut report);
-                    (written.id, Some(intent))
+                    (id, None, p.into_properties().ppl)
+                }
+                Some(p) => {
+                    let mut desired = render(&foreign, open.desired());
+                    drop(foreign);
+                    if p.properties().ppl == desired {
+                        // The same document, stored reformatted.
+                        (p.id, None, desired)
+                    } else {
+                        let fresh = inner.zero.get_policy(&p.id).await?;
+                        if fresh.properties().ppl != p.properties().ppl {
+                            remote = Some(fresh);
+                            continue;
+                        }
+                        let id = p.id.clone();
+                        drop(p);
+                        let intent = self.intend(fence, &desired, generation).await?;
+                        let mut props = fresh.into_properties();
+                        // Moved, not copied: it may be megabytes.
+                        props.ppl = desired;
+                        let written = inner.zero.update_policy(&id, &props).await?;
+                        desired = props.ppl;
+                        self.count_write(&mut report);
+                        (written.id, Some(intent), desired)
+                    }
                 }
                 None => {
-                    base_ppl = None;
+                    let desired = render(&foreign, open.desired());
+                    drop(foreign);
                     let intent = self.intend(fence, &desired, generation).await?;
                     let created = inner
                         .zero
@@ -191,27 +212,31 @@ impl Reconciler {
                     self.count_write(&mut report);
                     // A person or an old replica may have created one at the same time.
                     self.find_policy(None).await?;
-                    (created.id, Some(intent))
+                    (created.id, Some(intent), desired)
                 }
             };
             let unchanged = confirmed.is_none()
                 && state.last_error.is_none()
                 && state.policy_id.as_deref() == Some(policy_id.as_str())
                 && state.applied_generation >= generation
-                && base_ppl.as_ref() == Some(&desired);
+                && state.base_digest == Some(TextDigest::of(applied.as_str()));
             if !unchanged {
+                let applied = match confirmed {
+                    Some(intent) => Applied::Intent(intent),
+                    None => Applied::Text(applied.as_str()),
+                };
                 store
                     .record_sync_success(
                         fence,
                         name,
                         &policy_id,
-                        desired.as_str(),
+                        applied,
                         generation,
-                        confirmed,
                         cfg.clock.now(),
                     )
                     .await?;
             }
+            drop(applied);
             inner
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));
@@ -254,7 +279,9 @@ impl Reconciler {
         while let Some(r) = each.try_next().await? {
             open.add(&r, rules, now);
         }
-        open.sort();
+        // A list that grew past the guess is left twice its length: given
+        // back before the render and the writes.
+        open.entries.shrink_to_fit();
         seen.store(open.entries.len(), Ordering::Relaxed);
         Ok(open)
     }
@@ -265,8 +292,9 @@ impl Reconciler {
     }
 }
 
-/// The open requests' entries, lapsed grants included, in request order,
-/// and whether any request is due to be closed.
+/// The open requests' entries, lapsed grants included, in request order
+/// (as the store reads them, and as [`jit_domain::desired_entries`] renders
+/// them), and whether any request is due to be closed.
 #[derive(Default)]
 struct OpenEntries {
     entries: Vec<OpenEntry>,
@@ -274,7 +302,6 @@ struct OpenEntries {
 }
 
 struct OpenEntry {
-    order: (OffsetDateTime, RequestId),
     entry: (Email, RemoteEntry),
     /// Whether the policy should still hold it (a lapsed grant should not).
     current: bool,
@@ -292,7 +319,8 @@ impl OpenEntries {
         }
     }
 
-    /// Of requests already in memory (a write transaction's).
+    /// Of requests already in memory (a write transaction's), for
+    /// [`OpenEntries::decided`], which does not depend on their order.
     fn of<'a>(
         open: impl IntoIterator<Item = &'a Request>,
         rules: &Rules,
@@ -302,7 +330,6 @@ impl OpenEntries {
         for r in open {
             entries.add(r, rules, now);
         }
-        entries.sort();
         entries
     }
 
@@ -311,16 +338,10 @@ impl OpenEntries {
         self.due |= !rules.expire(Some(r), now).is_empty();
         if let Some(entry) = desired_entry(r, ever) {
             self.entries.push(OpenEntry {
-                order: r.order(),
                 entry: (r.email.clone(), entry),
                 current: desired_entry(r, now).is_some(),
             });
         }
-    }
-
-    /// In request order, as [`jit_domain::desired_entries`] renders them.
-    fn sort(&mut self) {
-        self.entries.sort_unstable_by_key(|e| e.order);
     }
 
     /// What the store decided for each email, lapsed grants included: a
@@ -331,7 +352,7 @@ impl OpenEntries {
     }
 
     /// The entries the policy should hold now.
-    fn desired(&self) -> impl Iterator<Item = &(Email, RemoteEntry)> {
+    fn desired(&self) -> impl Iterator<Item = &(Email, RemoteEntry)> + Clone {
         self.entries.iter().filter(|e| e.current).map(|e| &e.entry)
     }
 }

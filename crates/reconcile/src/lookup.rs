@@ -1,9 +1,11 @@
 //! Finding the policy in Zero, and what a new one looks like.
 
 use jit_zero::{Policy as ZeroPolicy, PolicyProperties, Ppl, ZeroError};
+use time::OffsetDateTime;
 
 use crate::Reconciler;
 use crate::failure::SyncError;
+use crate::measure;
 use crate::merge::Observed;
 
 const POLICY_DESCRIPTION: &str = "Just-in-time access managed by pomerium-jit. Rules that are not JIT entries \
@@ -57,10 +59,36 @@ impl Reconciler {
     }
 
     /// The remote policy as entries and foreign rules.
-    pub(crate) fn observe_remote(&self, p: &ZeroPolicy) -> Result<Observed, SyncError> {
+    /// Reads the policy Zero holds: its foreign rules, and its JIT entries
+    /// unless it is the base (they are known then, and at thousands of
+    /// grants most of what is read); records how many of its grants are
+    /// past their end.
+    pub(crate) fn observe_remote(
+        &self,
+        p: &ZeroPolicy,
+        is_base: bool,
+        now: OffsetDateTime,
+    ) -> Result<Observed, SyncError> {
+        let cfg = &self.inner.config;
         let ppl = p.properties().ppl.as_str();
-        Observed::scan(ppl, &self.inner.config.decode).map_err(|error| SyncError::Unreadable {
-            name: self.inner.config.policy_name.clone(),
+        let observed = if is_base {
+            let mut overdue = 0;
+            let observed = Observed::scan_foreign(ppl, &cfg.decode, |e| {
+                overdue += usize::from(measure::is_lapsed(&e, now));
+            });
+            if observed.is_ok() {
+                measure::overdue_count(&cfg.policy_name, overdue);
+            }
+            observed
+        } else {
+            let observed = Observed::scan(ppl, &cfg.decode);
+            if let Ok(o) = &observed {
+                measure::overdue_grants(&cfg.policy_name, o.entries.values(), now);
+            }
+            observed
+        };
+        observed.map_err(|error| SyncError::Unreadable {
+            name: cfg.policy_name.clone(),
             id: p.id.clone(),
             error,
         })

@@ -64,16 +64,22 @@ pub(crate) fn overdue_grants<'a>(
     entries: impl IntoIterator<Item = &'a RemoteEntry>,
     now: OffsetDateTime,
 ) {
+    overdue_count(policy, lapsed(entries, now));
+}
+
+pub(crate) fn overdue_count(policy: &str, count: usize) {
     metrics::gauge!("pomerium_jit_policy_overdue_grants", "policy" => policy.to_owned())
-        .set(lapsed(entries, now) as f64);
+        .set(count as f64);
 }
 
 /// How many of `entries` are grants whose end has passed at `now`.
 fn lapsed<'a>(entries: impl IntoIterator<Item = &'a RemoteEntry>, now: OffsetDateTime) -> usize {
-    entries
-        .into_iter()
-        .filter(|e| matches!(e, RemoteEntry::Grant { expires_at, .. } if *expires_at <= now))
-        .count()
+    entries.into_iter().filter(|e| is_lapsed(e, now)).count()
+}
+
+/// Whether `entry` is a grant whose end has passed at `now`.
+pub(crate) fn is_lapsed(entry: &RemoteEntry, now: OffsetDateTime) -> bool {
+    matches!(entry, RemoteEntry::Grant { expires_at, .. } if *expires_at <= now)
 }
 
 #[cfg(test)]

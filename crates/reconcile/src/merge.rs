@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jit_domain::{Email, RemoteEntry};
-use jit_ppl::jit::{DecodeOptions, JitRule, PplTime, json_from_parts};
+use jit_ppl::jit::{
+    DecodeOptions, JitRule, PplTime, json_from_parts, json_from_parts_is, json_from_parts_len,
+};
 use jit_ppl::{ParseError, Policy, Rule};
 use jit_zero::Ppl;
 
@@ -40,11 +42,28 @@ impl Observed {
         Ok(observed.settle())
     }
 
+    /// The foreign rules alone, each JIT entry handed to `entry` instead of
+    /// kept: for a document whose entries are known already (Zero holding
+    /// the base), where they would be most of what is read.
+    pub fn scan_foreign(
+        ppl: &str,
+        options: &DecodeOptions,
+        mut entry: impl FnMut(RemoteEntry),
+    ) -> Result<Self, ParseError> {
+        let mut foreign = Vec::new();
+        Policy::scan_json_str(ppl, |rule| match decode(&rule, options) {
+            Some((_, e)) => entry(e),
+            None => foreign.push(rule),
+        })?;
+        Ok(Self {
+            foreign,
+            ..Self::default()
+        })
+    }
+
     /// Takes `rule` as a JIT entry if it is one (returns whether it was).
     fn add(&mut self, rule: &Rule, options: &DecodeOptions) -> bool {
-        let decoded = JitRule::decode(rule, options)
-            .and_then(|jit| Some((Email::parse(jit.email()).ok()?, from_jit(&jit))));
-        let Some((email, entry)) = decoded else {
+        let Some((email, entry)) = decode(rule, options) else {
             return false;
         };
         match self.entries.get(&email) {
@@ -65,6 +84,12 @@ impl Observed {
         }
         self
     }
+}
+
+/// `rule` as a JIT entry, if it is one whose email is a usable address.
+fn decode(rule: &Rule, options: &DecodeOptions) -> Option<(Email, RemoteEntry)> {
+    let jit = JitRule::decode(rule, options)?;
+    Some((Email::parse(jit.email()).ok()?, from_jit(&jit)))
 }
 
 /// Entries someone changed in Zero: the remote value differs from the base
@@ -96,16 +121,31 @@ pub fn outside_changes(
 
 /// The policy to write: the remote's foreign rules first, verbatim, then one
 /// canonical JIT rule per desired entry. Written as text rule by rule, into
-/// a buffer of about `len` bytes (the length of the document it replaces).
+/// a buffer of the text's length (found by a first pass that writes
+/// nothing: a buffer grown by doubling holds up to twice the text, a
+/// megabyte more at ten thousand grants).
 pub fn render<'a>(
     foreign: &[Rule],
-    desired: impl IntoIterator<Item = &'a (Email, RemoteEntry)>,
-    len: usize,
+    desired: impl IntoIterator<Item = &'a (Email, RemoteEntry), IntoIter: Clone>,
 ) -> Ppl {
     let rules = desired
         .into_iter()
         .filter_map(|(e, entry)| to_jit(e, entry));
+    let len = json_from_parts_len(foreign, rules.clone());
     Ppl::from_json(json_from_parts(foreign, rules, len)).expect("rendered PPL is JSON")
+}
+
+/// Whether [`render`] would write exactly `text`, found without writing
+/// the document anywhere.
+pub fn renders_as<'a>(
+    foreign: &[Rule],
+    desired: impl IntoIterator<Item = &'a (Email, RemoteEntry)>,
+    text: &str,
+) -> bool {
+    let rules = desired
+        .into_iter()
+        .filter_map(|(e, entry)| to_jit(e, entry));
+    json_from_parts_is(foreign, rules, text)
 }
 
 fn from_jit(rule: &JitRule) -> RemoteEntry {

@@ -119,6 +119,11 @@ pub enum StoreError {
     )]
     Fenced { lease: String, epoch: u64 },
 
+    #[error(
+        "the write intent {intent} of policy `{policy}` is no longer recorded, so the success that settles it was not recorded; the next sync reads Pomerium Zero again"
+    )]
+    IntentGone { policy: String, intent: i64 },
+
     #[error("refusing to write request {request_id}: {problem}; nothing was changed")]
     InvalidTransition {
         request_id: RequestId,

@@ -44,7 +44,7 @@ pub use outbox::{
     Attempt, ChannelStatus, Delivery, NewDelivery, Notice, OutboxId, OutboxItem, expiry_still_due,
 };
 pub use requests::Committed;
-pub use sync::{Fence, INTENT_RETENTION, Intent, IntentId, SyncState};
+pub use sync::{Applied, Fence, INTENT_RETENTION, Intent, IntentId, SyncState, TextDigest};
 
 use location::Location;
 

@@ -248,7 +248,7 @@ impl Store {
     }
 
     /// The pending and active requests (on `resource`, or on every
-    /// resource), oldest first, one at a time: a pass over ten thousand
+    /// resource), oldest first (in [`Request::order`]), one at a time: a pass over ten thousand
     /// holds a few rows at once, not every row and then every request.
     pub fn each_open_request<'a>(
         &'a self,

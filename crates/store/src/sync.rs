@@ -29,6 +29,16 @@ impl Fence {
     }
 }
 
+/// What a successful sync records as the base.
+#[derive(Debug, Clone, Copy)]
+pub enum Applied<'a> {
+    /// This text (Zero was found holding it: the base already, or the same
+    /// document stored in another form).
+    Text(&'a str),
+    /// The text of this recorded intent, which the success settles.
+    Intent(IntentId),
+}
+
 /// Identifies one recorded intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntentId(i64);
@@ -46,6 +56,28 @@ pub struct Intent {
     pub created_at: OffsetDateTime,
 }
 
+/// The SHA-256 of a text, in hex: how a sync learns that Zero holds
+/// exactly the base without reading the base itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextDigest(String);
+
+impl TextDigest {
+    pub fn of(text: &str) -> Self {
+        Self(crate::audit::hex(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+        ))
+    }
+
+    /// A digest as stored: 64 lowercase hex digits.
+    fn parse(text: String) -> Result<Self, String> {
+        if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(text))
+        } else {
+            Err(text)
+        }
+    }
+}
+
 /// What the reconciler remembers about one Pomerium Zero policy.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncState {
@@ -54,6 +86,9 @@ pub struct SyncState {
     /// applied is not part of this (a megabyte at thousands of grants, and
     /// only a sync needs it): [`Store::sync_base`].
     pub policy_id: Option<String>,
+    /// The digest of the PPL last applied; `None` before the first success,
+    /// and for a base recorded before digests were.
+    pub base_digest: Option<TextDigest>,
     /// The highest store generation known to be in the policy.
     pub applied_generation: u64,
     pub last_attempt_at: Option<OffsetDateTime>,
@@ -66,6 +101,7 @@ pub struct SyncState {
 struct SyncRow {
     policy_name: String,
     policy_id: Option<String>,
+    base_digest: Option<String>,
     applied_generation: i64,
     last_attempt_at: Option<i64>,
     last_success_at: Option<i64>,
@@ -98,6 +134,13 @@ impl SyncRow {
                     "is negative".into(),
                 )
             })?,
+            base_digest: self
+                .base_digest
+                .map(|d| {
+                    TextDigest::parse(d)
+                        .map_err(|d| bad("base_digest", d, "is not a SHA-256 in hex".into()))
+                })
+                .transpose()?,
             last_attempt_at: when("last_attempt_at", self.last_attempt_at)?,
             last_success_at: when("last_success_at", self.last_success_at)?,
             policy_name: self.policy_name,
@@ -112,7 +155,7 @@ impl Store {
     /// (nothing applied, generation 0) if it never has.
     pub async fn sync_state(&self, policy_name: &str) -> Result<SyncState, StoreError> {
         let row: Option<SyncRow> = sqlx::query_as(
-            "SELECT policy_name, policy_id, applied_generation, last_attempt_at, \
+            "SELECT policy_name, policy_id, base_digest, applied_generation, last_attempt_at, \
              last_success_at, last_error FROM sync_state WHERE policy_name = $1",
         )
         .bind(policy_name)
@@ -153,50 +196,78 @@ impl Store {
         }
     }
 
-    /// Records that `base_ppl` (rendered from generation
-    /// `applied_generation`) is now the policy `policy_id` in Zero, if
-    /// `fence` is still the current holder of its lease; else nothing is
+    /// Records that `applied` (rendered from generation `applied_generation`)
+    /// is now the policy `policy_id` in Zero, as the base of the next sync,
+    /// if `fence` is still the current holder of its lease; else nothing is
     /// written and [`StoreError::Fenced`] is returned. The applied
     /// generation only moves forward, so a slow, stale run cannot make a
-    /// newer change look unapplied. `confirmed` names the intent this
-    /// success settles (its write was answered, or Zero was found holding
-    /// it); it is dropped, and so is every intent older than
-    /// [`INTENT_RETENTION`].
-    #[allow(clippy::too_many_arguments)]
+    /// newer change look unapplied. An intent this success settles (its
+    /// write was answered, or Zero was found holding it) is dropped, and so
+    /// is every intent older than [`INTENT_RETENTION`].
     pub async fn record_sync_success(
         &self,
         fence: &Fence,
         policy_name: &str,
         policy_id: &str,
-        base_ppl: &str,
+        applied: Applied<'_>,
         applied_generation: u64,
-        confirmed: Option<IntentId>,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        /// The upsert of a success, its base taken from `$source`.
+        macro_rules! success_from {
+            ($source:literal) => {
+                concat!(
+                    "INSERT INTO sync_state (policy_name, policy_id, applied_generation, \
+                     last_attempt_at, last_success_at, last_error, base_ppl, base_digest) ",
+                    $source,
+                    " ON CONFLICT (policy_name) DO UPDATE SET policy_id = excluded.policy_id, \
+                     base_ppl = excluded.base_ppl, base_digest = excluded.base_digest, \
+                     applied_generation = CASE WHEN excluded.applied_generation > \
+                     sync_state.applied_generation THEN excluded.applied_generation \
+                     ELSE sync_state.applied_generation END, \
+                     last_attempt_at = excluded.last_attempt_at, \
+                     last_success_at = excluded.last_success_at, last_error = NULL"
+                )
+            };
+        }
         let generation = stored_generation(applied_generation)?;
         let mut tx = self.fenced(fence).await?;
-        sqlx::query(
-            "INSERT INTO sync_state (policy_name, policy_id, base_ppl, applied_generation, \
-             last_attempt_at, last_success_at, last_error) VALUES ($1, $2, $3, $4, $5, $5, NULL) \
-             ON CONFLICT (policy_name) DO UPDATE SET policy_id = excluded.policy_id, \
-             base_ppl = excluded.base_ppl, \
-             applied_generation = CASE WHEN excluded.applied_generation > sync_state.applied_generation \
-             THEN excluded.applied_generation ELSE sync_state.applied_generation END, \
-             last_attempt_at = excluded.last_attempt_at, \
-             last_success_at = excluded.last_success_at, last_error = NULL",
-        )
-        .bind(policy_name)
-        .bind(policy_id)
-        .bind(base_ppl)
-        .bind(generation)
-        .bind(millis(at))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(IntentId(id)) = confirmed {
-            sqlx::query("DELETE FROM sync_intents WHERE id = $1")
+        let query = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(policy_name)
+                .bind(policy_id)
+                .bind(generation)
+                .bind(millis(at))
+        };
+        match applied {
+            Applied::Text(text) => {
+                query(success_from!("VALUES ($1, $2, $3, $4, $4, NULL, $5, $6)"))
+                    .bind(text)
+                    .bind(TextDigest::of(text).0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Applied::Intent(IntentId(id)) => {
+                // The intent's text is copied inside the database: sending
+                // it again would copy a megabyte three times on the way.
+                let copied = query(success_from!(
+                    "SELECT $1, $2, $3, $4, $4, NULL, ppl, digest FROM sync_intents \
+                     WHERE id = $5 AND policy_name = $1"
+                ))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                if copied.rows_affected() == 0 {
+                    return Err(StoreError::IntentGone {
+                        policy: policy_name.to_owned(),
+                        intent: id,
+                    });
+                }
+                sqlx::query("DELETE FROM sync_intents WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         prune_intents(&mut tx, policy_name, at).await?;
         tx.commit().await?;
@@ -221,11 +292,12 @@ impl Store {
         // The text is bound once: each bind copies it (sqlx's `Any`, then the
         // driver, then the database), a megabyte at thousands of grants.
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO sync_intents (policy_name, ppl, generation, epoch, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO sync_intents (policy_name, ppl, digest, generation, epoch, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(policy_name)
         .bind(ppl)
+        .bind(TextDigest::of(ppl).0)
         .bind(generation)
         .bind(fence.epoch)
         .bind(millis(at))

@@ -892,13 +892,14 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         .unwrap()
         .unwrap();
     store
-        .record_sync_success(&fence, name, "pol-1", &ppl, 5, None, t1)
+        .record_sync_success(&fence, name, "pol-1", Applied::Text(&ppl), 5, t1)
         .await
         .unwrap();
     let s = store.sync_state(name).await.unwrap();
     let expected = SyncState {
         policy_name: name.into(),
         policy_id: Some("pol-1".into()),
+        base_digest: Some(TextDigest::of(&ppl)),
         applied_generation: 5,
         last_attempt_at: Some(t1),
         last_success_at: Some(t1),
@@ -926,7 +927,7 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
     let older = json!({ "allow": {} }).to_string();
     let t3 = t2 + minutes(1);
     store
-        .record_sync_success(&fence, name, "pol-2", &older, 3, None, t3)
+        .record_sync_success(&fence, name, "pol-2", Applied::Text(&older), 3, t3)
         .await
         .unwrap();
     let s = store.sync_state(name).await.unwrap();
@@ -938,15 +939,36 @@ async fn sync_state_round_trips_and_only_moves_forward(db: TestDb) {
         (s.policy_id.as_deref(), s.last_error),
         (Some("pol-2"), None)
     );
+    assert_eq!(s.base_digest, Some(TextDigest::of(&older)));
+    assert_ne!(TextDigest::of(&older), TextDigest::of(&ppl));
     assert_eq!(store.sync_base(name).await.unwrap(), Some(older));
+    // A base recorded before digests were has none; a damaged one is an error.
+    raw(&store, "UPDATE sync_state SET base_digest = NULL")
+        .await
+        .unwrap();
+    assert_eq!(store.sync_state(name).await.unwrap().base_digest, None);
+    raw(&store, "UPDATE sync_state SET base_digest = 'not hex'")
+        .await
+        .unwrap();
+    let err = store.sync_state(name).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                column: "base_digest",
+                ..
+            }
+        ),
+        "{err}"
+    );
     store
-        .record_sync_success(&fence, name, "pol-2", &ppl, 7, None, t3)
+        .record_sync_success(&fence, name, "pol-2", Applied::Text(&ppl), 7, t3)
         .await
         .unwrap();
     assert_eq!(store.sync_state(name).await.unwrap().applied_generation, 7);
 
     let err = store
-        .record_sync_success(&fence, name, "pol-2", &ppl, u64::MAX, None, t3)
+        .record_sync_success(&fence, name, "pol-2", Applied::Text(&ppl), u64::MAX, t3)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
@@ -1056,7 +1078,7 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
         "{refused:?}"
     );
     let refused = store
-        .record_sync_success(&stale, name, "id", &ppl, 1, None, at(21))
+        .record_sync_success(&stale, name, "id", Applied::Text(&ppl), 1, at(21))
         .await;
     assert!(
         matches!(refused, Err(StoreError::Fenced { .. })),
@@ -1091,10 +1113,28 @@ async fn fenced_writes_need_the_current_epoch(db: TestDb) {
         (id, &ppl, 1, 2)
     );
     store
-        .record_sync_success(&current, name, "id", &ppl, 1, Some(id), at(22))
+        .record_sync_success(&current, name, "id", Applied::Intent(id), 1, at(22))
         .await
         .unwrap();
     assert!(store.intents(name).await.unwrap().is_empty(), "settled");
+    // The base is the intent's text, copied inside the database, with its digest.
+    assert_eq!(
+        store.sync_state(name).await.unwrap().base_digest,
+        Some(TextDigest::of(&ppl))
+    );
+    assert_eq!(store.sync_base(name).await.unwrap(), Some(ppl.clone()));
+
+    // An intent no longer recorded settles nothing, and nothing is recorded.
+    let err = store
+        .record_sync_success(&current, name, "other", Applied::Intent(id), 9, at(23))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IntentGone { .. }), "{err}");
+    let state = store.sync_state(name).await.unwrap();
+    assert_eq!(
+        (state.policy_id.as_deref(), state.applied_generation),
+        (Some("id"), 1)
+    );
     assert_eq!(store.sync_base(name).await.unwrap(), Some(ppl));
 }
 
@@ -1133,7 +1173,7 @@ async fn intents_are_deduplicated_bounded_and_pruned(db: TestDb) {
     let later =
         at(2) + time::Duration::try_from(INTENT_RETENTION).unwrap() + time::Duration::SECOND;
     store
-        .record_sync_success(&fence, "p", "id", &ppl(0), 3, None, later)
+        .record_sync_success(&fence, "p", "id", Applied::Text(&ppl(0)), 3, later)
         .await
         .unwrap();
     assert!(

@@ -1,5 +1,6 @@
 use proptest::prelude::*;
 use serde_json::json;
+use time::Duration;
 use time::macros::datetime;
 
 use super::*;
@@ -155,7 +156,6 @@ fn render_puts_foreign_first_in_the_original_encoding() {
                 },
             ),
         ],
-        0,
     );
     assert_eq!(
         p.to_value(),
@@ -165,6 +165,52 @@ fn render_puts_foreign_first_in_the_original_encoding() {
             {"allow":{"and":[{"email":"b@x.test"},{"date":{"before":"2026-11-28T13:00:00Z"}}]}}
         ])
     );
+}
+
+#[test]
+fn a_scan_for_foreign_rules_keeps_them_and_hands_over_every_entry() {
+    let doc = json!([
+        {"allow":{"and":[{"email":"a@x.test"},{"reject":true}]}},
+        {"deny":{"or":[{"email":"evil@x.test"}]}},
+        {"allow":{"and":[{"email":"b@x.test"},{"date":{"before":"2026-11-28T13:00:00Z"}}]}},
+        {"allow":{"and":[{"email":" c@x.test "},{"reject":true}]}},
+    ])
+    .to_string();
+    let options = DecodeOptions::default();
+    let mut handed = Vec::new();
+    let foreign = Observed::scan_foreign(&doc, &options, |e| handed.push(e)).unwrap();
+    let full = Observed::scan(&doc, &options).unwrap();
+    assert_eq!(foreign.foreign, full.foreign);
+    assert!(foreign.entries.is_empty() && foreign.ambiguous.is_empty());
+    assert_eq!(handed, full.entries.into_values().collect::<Vec<_>>());
+    assert!(Observed::scan_foreign("[{", &options, |_| {}).is_err());
+}
+
+#[test]
+fn a_document_is_recognised_as_the_render_only_byte_for_byte() {
+    let o = obs(json!({"deny":{"or":[{"email":"evil@x.test"}]}}));
+    let grant = |expires_at| RemoteEntry::Grant {
+        starts_at: None,
+        expires_at,
+    };
+    let desired = [
+        (email("a@x.test"), RemoteEntry::Pending),
+        (email("b@x.test"), grant(T)),
+    ];
+    let text = render(&o.foreign, &desired);
+    assert!(renders_as(&o.foreign, &desired, text.as_str()));
+    // A grant ending a second later, an entry fewer, the foreign rule gone.
+    let later = [
+        desired[0].clone(),
+        (email("b@x.test"), grant(T + Duration::seconds(1))),
+    ];
+    assert!(!renders_as(&o.foreign, &later, text.as_str()));
+    assert!(!renders_as(&o.foreign, &desired[..1], text.as_str()));
+    assert!(!renders_as(&[], &desired, text.as_str()));
+    // The same document reformatted is equal as JSON, but not this.
+    let spaced = text.as_str().replace(',', ", ");
+    assert_eq!(Ppl::from_json(spaced.clone()).unwrap(), text);
+    assert!(!renders_as(&o.foreign, &desired, &spaced));
 }
 
 /// The JIT-shaped rules' email texts of a policy, in document order.
@@ -208,7 +254,7 @@ fn a_console_grant_for_a_spaced_email_is_nobodys_and_kept_verbatim() {
     // The next run, after alice is approved: nothing to adopt, the rule stays.
     let desired: BTreeMap<_, _> = [(alice.clone(), grant(T))].into();
     assert!(outside_changes(&base, &[], &remote, &desired).is_empty());
-    let written = parsed(render(&remote.foreign, &[(alice, grant(T))], 0));
+    let written = parsed(render(&remote.foreign, &[(alice, grant(T))]));
     assert_eq!(
         serde_json::to_string(&written.rules()[0]).unwrap(),
         SPACED_BOB
@@ -235,7 +281,7 @@ fn approving_bob_keeps_the_spaced_console_rule_beside_his_grant() {
     let approved = grant(datetime!(2026-11-28 14:00 UTC));
     let desired: BTreeMap<_, _> = [(bob.clone(), approved)].into();
     assert!(outside_changes(&base, &[], &remote, &desired).is_empty());
-    let written = parsed(render(&remote.foreign, &[(bob, approved)], 0));
+    let written = parsed(render(&remote.foreign, &[(bob, approved)]));
     assert_eq!(written.rules()[0], rule(spaced));
     assert_eq!(
         jit_emails(&written),
@@ -308,6 +354,6 @@ proptest! {
             Err(_) => prop_assert!(o.entries.is_empty()),
         }
         let desired: Vec<_> = o.entries.clone().into_iter().collect();
-        prop_assert_eq!(jit_emails(&parsed(render(&o.foreign, &desired, 0))), [text]);
+        prop_assert_eq!(jit_emails(&parsed(render(&o.foreign, &desired))), [text]);
     }
 }

@@ -160,7 +160,7 @@ async fn each_policy_holds_its_resource_and_adopts_its_own_console_edits() {
     let edited: Vec<_> = seen.entries.into_iter().collect();
     two.rig
         .zero
-        .console_set(DB, render(&seen.foreign, &edited, 0).to_value());
+        .console_set(DB, render(&seen.foreign, &edited).to_value());
 
     // The ssh reconciler does not read another resource's policy...
     let ssh_before = two.rig.zero.ppl(SSH);

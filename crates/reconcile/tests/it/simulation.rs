@@ -268,7 +268,7 @@ impl Sim {
         let entries: Vec<_> = seen.entries.into_iter().collect();
         self.rig
             .zero
-            .console_set(POLICY, render(&seen.foreign, &entries, 0).to_value());
+            .console_set(POLICY, render(&seen.foreign, &entries).to_value());
     }
 
     fn random_faults(&mut self, zero: &MemZero) -> Vec<String> {
