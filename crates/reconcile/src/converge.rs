@@ -172,6 +172,12 @@ impl Reconciler {
             let holds_desired = remote
                 .as_ref()
                 .is_some_and(|p| renders_as(&foreign, open.desired(), p.properties().ppl.as_str()));
+            // Grants past their end in what Zero will hold: counted now, so
+            // the entries can go before the writes.
+            let overdue = open
+                .desired()
+                .filter(|(_, e)| measure::is_lapsed(e, now))
+                .count();
             let (policy_id, confirmed, applied) = match remote.take() {
                 Some(p) if holds_desired => {
                     let id = p.id.clone();
@@ -179,7 +185,7 @@ impl Reconciler {
                 }
                 Some(p) => {
                     let mut desired = render(&foreign, open.desired());
-                    drop(foreign);
+                    drop((foreign, open));
                     if p.properties().ppl == desired {
                         // The same document, stored reformatted.
                         (p.id, None, desired)
@@ -191,10 +197,11 @@ impl Reconciler {
                         }
                         let id = p.id.clone();
                         drop(p);
-                        let intent = self.intend(fence, &desired, generation).await?;
                         let mut props = fresh.into_properties();
-                        // Moved, not copied: it may be megabytes.
+                        // Moved, not copied (it may be megabytes), and what
+                        // Zero held is dropped before the writes.
                         props.ppl = desired;
+                        let intent = self.intend(fence, &props.ppl, generation).await?;
                         let written = inner.zero.update_policy(&id, &props).await?;
                         desired = props.ppl;
                         self.count_write(&mut report);
@@ -203,7 +210,7 @@ impl Reconciler {
                 }
                 None => {
                     let desired = render(&foreign, open.desired());
-                    drop(foreign);
+                    drop((foreign, open));
                     let intent = self.intend(fence, &desired, generation).await?;
                     let created = inner
                         .zero
@@ -241,7 +248,7 @@ impl Reconciler {
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));
             // What Zero holds now is what this run rendered.
-            measure::overdue_grants(name, open.desired().map(|(_, e)| e), now);
+            measure::overdue_count(name, overdue);
             self.check_changesets(&policy_id).await;
             return Ok(report);
         }
