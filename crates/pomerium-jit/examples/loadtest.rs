@@ -13,7 +13,8 @@
 //!   in a process of its own), alternating, [`RUNS`] times each,
 //! - peak RSS (VmHWM) under that load, and at the end,
 //! - `GET /admin` at concurrency 16 with 1,000 and with 10,000 people's
-//!   requests in the store (half pending, half active),
+//!   requests in the store (half pending, half active), with the page's
+//!   size and how many policy writes Zero saw around the larger load,
 //! - the upstream writes and wall time of a burst of 100 approvals.
 //!
 //! Every request carries a different assertion: wrk's Lua script rotates
