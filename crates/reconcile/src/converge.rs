@@ -172,12 +172,6 @@ impl Reconciler {
             let holds_desired = remote
                 .as_ref()
                 .is_some_and(|p| renders_as(&foreign, open.desired(), p.properties().ppl.as_str()));
-            // Grants past their end in what Zero will hold: counted now, so
-            // the entries can go before the writes.
-            let overdue = open
-                .desired()
-                .filter(|(_, e)| measure::is_lapsed(e, now))
-                .count();
             let (policy_id, confirmed, applied) = match remote.take() {
                 Some(p) if holds_desired => {
                     let id = p.id.clone();
@@ -226,7 +220,12 @@ impl Reconciler {
                 && state.last_error.is_none()
                 && state.policy_id.as_deref() == Some(policy_id.as_str())
                 && state.applied_generation >= generation
-                && state.base_digest == Some(TextDigest::of(applied.as_str()));
+                && state.base_digest.as_ref()
+                    == Some(&match remote_digest {
+                        // Zero held the render: its digest is the one taken above.
+                        Some(d) if holds_desired => d,
+                        _ => TextDigest::of(applied.as_str()),
+                    });
             if !unchanged {
                 let applied = match confirmed {
                     Some(intent) => Applied::Intent(intent),
@@ -247,8 +246,9 @@ impl Reconciler {
             inner
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));
-            // What Zero holds now is what this run rendered.
-            measure::overdue_count(name, overdue);
+            // What Zero holds now is what this run rendered: no grant past
+            // its end (a desired entry ends after `now`).
+            measure::overdue_count(name, 0);
             self.check_changesets(&policy_id).await;
             return Ok(report);
         }

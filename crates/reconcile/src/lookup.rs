@@ -58,7 +58,6 @@ impl Reconciler {
         }
     }
 
-    /// The remote policy as entries and foreign rules.
     /// Reads the policy Zero holds: its foreign rules, and its JIT entries
     /// unless it is the base (they are known then, and at thousands of
     /// grants most of what is read); records how many of its grants are

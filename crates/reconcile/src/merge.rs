@@ -128,9 +128,7 @@ pub fn render<'a>(
     foreign: &[Rule],
     desired: impl IntoIterator<Item = &'a (Email, RemoteEntry), IntoIter: Clone>,
 ) -> Ppl {
-    let rules = desired
-        .into_iter()
-        .filter_map(|(e, entry)| to_jit(e, entry));
+    let rules = jit_rules(desired);
     let len = json_from_parts_len(foreign, rules.clone());
     Ppl::from_json(json_from_parts(foreign, rules, len)).expect("rendered PPL is JSON")
 }
@@ -139,13 +137,20 @@ pub fn render<'a>(
 /// the document anywhere.
 pub fn renders_as<'a>(
     foreign: &[Rule],
-    desired: impl IntoIterator<Item = &'a (Email, RemoteEntry)>,
+    desired: impl IntoIterator<Item = &'a (Email, RemoteEntry), IntoIter: Clone>,
     text: &str,
 ) -> bool {
-    let rules = desired
+    json_from_parts_is(foreign, jit_rules(desired), text)
+}
+
+/// The canonical JIT rule of each desired entry, in order.
+fn jit_rules<'a, I>(desired: I) -> impl Iterator<Item = JitRule> + Clone + use<'a, I>
+where
+    I: IntoIterator<Item = &'a (Email, RemoteEntry), IntoIter: Clone>,
+{
+    desired
         .into_iter()
-        .filter_map(|(e, entry)| to_jit(e, entry));
-    json_from_parts_is(foreign, rules, text)
+        .filter_map(|(e, entry)| to_jit(e, entry))
 }
 
 fn from_jit(rule: &JitRule) -> RemoteEntry {
