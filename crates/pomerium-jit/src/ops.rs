@@ -702,8 +702,8 @@ impl PolicyApi for NoZero {
     fn update_policy<'a>(
         &'a self,
         _: &'a str,
-        _: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
+        _: PolicyProperties,
+    ) -> BoxFuture<'a, Result<(), ZeroError>> {
         no_zero(Operation::UpdatePolicy)
     }
     fn get_cluster_settings<'a>(

@@ -19,12 +19,14 @@ pub trait PolicyApi: Send + Sync + 'static {
         &'a self,
         properties: &'a PolicyProperties,
     ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>>;
-    /// Replaces a policy's properties; answers its id.
+    /// Replaces a policy's properties. They are given away (the PPL in
+    /// them may be a megabyte, not to be held while the write is out), and
+    /// nothing is read of the answer.
     fn update_policy<'a>(
         &'a self,
         policy_id: &'a str,
-        properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>>;
+        properties: PolicyProperties,
+    ) -> BoxFuture<'a, Result<(), ZeroError>>;
     fn get_cluster_settings<'a>(
         &'a self,
         cluster_id: &'a str,
@@ -65,9 +67,9 @@ impl PolicyApi for ZeroClient {
     fn update_policy<'a>(
         &'a self,
         policy_id: &'a str,
-        properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
-        Box::pin(ZeroClient::update_policy(self, policy_id, properties))
+        properties: PolicyProperties,
+    ) -> BoxFuture<'a, Result<(), ZeroError>> {
+        Box::pin(ZeroClient::replace_policy(self, policy_id, properties))
     }
     fn get_cluster_settings<'a>(
         &'a self,

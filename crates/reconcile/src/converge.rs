@@ -172,17 +172,17 @@ impl Reconciler {
             let holds_desired = remote
                 .as_ref()
                 .is_some_and(|p| renders_as(&foreign, open.desired(), p.properties().ppl.as_str()));
-            let (policy_id, confirmed, applied) = match remote.take() {
+            let (policy_id, settled) = match remote.take() {
                 Some(p) if holds_desired => {
                     let id = p.id.clone();
-                    (id, None, p.into_properties().ppl)
+                    (id, Settled::Held(p.into_properties().ppl))
                 }
                 Some(p) => {
-                    let mut desired = render(&foreign, open.desired());
+                    let desired = render(&foreign, open.desired());
                     drop((foreign, open));
                     if p.properties().ppl == desired {
                         // The same document, stored reformatted.
-                        (p.id, None, desired)
+                        (p.id, Settled::Held(desired))
                     } else {
                         let fresh = inner.zero.get_policy(&p.id).await?;
                         if fresh.properties().ppl != p.properties().ppl {
@@ -192,14 +192,14 @@ impl Reconciler {
                         let id = p.id.clone();
                         drop(p);
                         let mut props = fresh.into_properties();
-                        // Moved, not copied (it may be megabytes), and what
-                        // Zero held is dropped before the writes.
+                        // Moved, not copied (it may be megabytes): what Zero
+                        // held is dropped before the write, and the write
+                        // drops the text once its body is made.
                         props.ppl = desired;
                         let intent = self.intend(fence, &props.ppl, generation).await?;
-                        let written = inner.zero.update_policy(&id, &props).await?;
-                        desired = props.ppl;
+                        inner.zero.update_policy(&id, props).await?;
                         self.count_write(&mut report);
-                        (written.id, Some(intent), desired)
+                        (id, Settled::Wrote(intent))
                     }
                 }
                 None => {
@@ -208,29 +208,30 @@ impl Reconciler {
                     let intent = self.intend(fence, &desired, generation).await?;
                     let created = inner
                         .zero
-                        .create_policy(&self.new_policy(desired.clone()))
+                        .create_policy(&self.new_policy(desired))
                         .await?;
                     self.count_write(&mut report);
                     // A person or an old replica may have created one at the same time.
                     self.find_policy(None).await?;
-                    (created.id, Some(intent), desired)
+                    (created.id, Settled::Wrote(intent))
                 }
             };
-            let unchanged = confirmed.is_none()
-                && state.last_error.is_none()
-                && state.policy_id.as_deref() == Some(policy_id.as_str())
-                && state.applied_generation >= generation
-                && state.base_digest.as_ref()
-                    == Some(&match remote_digest {
-                        // Zero held the render: its digest is the one taken above.
-                        Some(d) if holds_desired => d,
-                        _ => TextDigest::of(applied.as_str()),
-                    });
-            if !unchanged {
-                let applied = match confirmed {
-                    Some(intent) => Applied::Intent(intent),
-                    None => Applied::Text(applied.as_str()),
-                };
+            let applied = match &settled {
+                Settled::Wrote(intent) => Some(Applied::Intent(*intent)),
+                Settled::Held(ppl) => {
+                    let unchanged = state.last_error.is_none()
+                        && state.policy_id.as_deref() == Some(policy_id.as_str())
+                        && state.applied_generation >= generation
+                        && state.base_digest.as_ref()
+                            == Some(&match remote_digest {
+                                // Zero held the render: its digest is the one taken above.
+                                Some(d) if holds_desired => d,
+                                _ => TextDigest::of(ppl.as_str()),
+                            });
+                    (!unchanged).then(|| Applied::Text(ppl.as_str()))
+                }
+            };
+            if let Some(applied) = applied {
                 store
                     .record_sync_success(
                         fence,
@@ -242,7 +243,7 @@ impl Reconciler {
                     )
                     .await?;
             }
-            drop(applied);
+            drop(settled);
             inner
                 .status
                 .send_modify(|s| s.policy_id = Some(policy_id.clone()));
@@ -297,6 +298,15 @@ impl Reconciler {
         report.wrote = true;
         self.inner.status.send_modify(|s| s.writes += 1);
     }
+}
+
+/// How a run left Zero holding what the store asks for.
+enum Settled {
+    /// Zero held it already: this text (the base, or the same document in
+    /// another form).
+    Held(Ppl),
+    /// This run wrote it, as the recorded intent.
+    Wrote(IntentId),
 }
 
 /// The open requests' entries, lapsed grants included, in request order

@@ -19,6 +19,7 @@ mod history;
 mod listing;
 mod location;
 mod outbox;
+mod packed;
 mod read_only;
 mod requests;
 mod rows;

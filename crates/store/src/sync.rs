@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::packed;
 use crate::rows::{from_millis, millis};
 use crate::{Backend, Store, StoreError};
 
@@ -59,7 +60,7 @@ pub struct Intent {
 /// The SHA-256 of a text, in hex: how a sync learns that Zero holds
 /// exactly the base without reading the base itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextDigest(String);
+pub struct TextDigest(pub(crate) String);
 
 impl TextDigest {
     pub fn of(text: &str) -> Self {
@@ -176,24 +177,22 @@ impl Store {
     /// wait to be applied and by `/readyz`: at thousands of grants this is
     /// a megabyte.
     pub async fn sync_base(&self, policy_name: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT base_ppl FROM sync_state WHERE policy_name = $1")
-                .bind(policy_name)
-                .fetch_optional(&self.inner.pool)
-                .await?;
-        match row.and_then(|(text,)| text) {
-            Some(text) => match json_problem(&text) {
-                None => Ok(Some(text)),
-                Some(problem) => Err(StoreError::Corrupt {
-                    table: "sync_state",
-                    key: policy_name.to_owned(),
-                    column: "base_ppl",
-                    value: text.chars().take(200).collect(),
-                    problem,
-                }),
-            },
-            None => Ok(None),
-        }
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT base_ppl, base_packed FROM sync_state WHERE policy_name = $1",
+        )
+        .bind(policy_name)
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        let Some((text, packed)) = row else {
+            return Ok(None);
+        };
+        stored_ppl(text, packed, ["base_ppl", "base_packed"]).map_err(|bad| StoreError::Corrupt {
+            table: "sync_state",
+            key: policy_name.to_owned(),
+            column: bad.column,
+            value: bad.value,
+            problem: bad.problem,
+        })
     }
 
     /// Records that `applied` (rendered from generation `applied_generation`)
@@ -218,10 +217,12 @@ impl Store {
             ($source:literal) => {
                 concat!(
                     "INSERT INTO sync_state (policy_name, policy_id, applied_generation, \
-                     last_attempt_at, last_success_at, last_error, base_ppl, base_digest) ",
+                     last_attempt_at, last_success_at, last_error, base_ppl, base_packed, \
+                     base_digest) ",
                     $source,
                     " ON CONFLICT (policy_name) DO UPDATE SET policy_id = excluded.policy_id, \
-                     base_ppl = excluded.base_ppl, base_digest = excluded.base_digest, \
+                     base_ppl = excluded.base_ppl, base_packed = excluded.base_packed, \
+                     base_digest = excluded.base_digest, \
                      applied_generation = CASE WHEN excluded.applied_generation > \
                      sync_state.applied_generation THEN excluded.applied_generation \
                      ELSE sync_state.applied_generation END, \
@@ -241,17 +242,17 @@ impl Store {
         };
         match applied {
             Applied::Text(text) => {
-                query(success_from!("VALUES ($1, $2, $3, $4, $4, NULL, $5, $6)"))
-                    .bind(text)
+                query(success_from!("VALUES ($1, $2, $3, $4, $4, NULL, NULL, $5, $6)"))
+                    .bind(packed::pack(text))
                     .bind(TextDigest::of(text).0)
                     .execute(&mut *tx)
                     .await?;
             }
             Applied::Intent(IntentId(id)) => {
-                // The intent's text is copied inside the database: sending
-                // it again would copy a megabyte three times on the way.
+                // The intent's text is copied inside the database, in the
+                // form it has there, instead of being sent again.
                 let copied = query(success_from!(
-                    "SELECT $1, $2, $3, $4, $4, NULL, ppl, digest FROM sync_intents \
+                    "SELECT $1, $2, $3, $4, $4, NULL, ppl, packed, digest FROM sync_intents \
                      WHERE id = $5 AND policy_name = $1"
                 ))
                 .bind(id)
@@ -289,28 +290,30 @@ impl Store {
     ) -> Result<IntentId, StoreError> {
         let generation = stored_generation(generation)?;
         let mut tx = self.fenced(fence).await?;
-        // The text is bound once: each bind copies it (sqlx's `Any`, then the
-        // driver, then the database), a megabyte at thousands of grants.
+        // Packed, and bound once, owned: each bind of a borrowed value is
+        // copied by sqlx's `Any`, and the driver and the database copy it
+        // again.
+        let digest = TextDigest::of(ppl).0;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO sync_intents (policy_name, ppl, digest, generation, epoch, created_at) \
+            "INSERT INTO sync_intents (policy_name, packed, digest, generation, epoch, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(policy_name)
-        .bind(ppl)
-        .bind(TextDigest::of(ppl).0)
+        .bind(packed::pack(ppl))
+        .bind(digest.clone())
         .bind(generation)
         .bind(fence.epoch)
         .bind(millis(at))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "DELETE FROM sync_intents WHERE policy_name = $1 AND id <> $2 \
-             AND ppl = (SELECT ppl FROM sync_intents WHERE id = $2)",
-        )
-        .bind(policy_name)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        // The same text intended before (the digest says so; rows from
+        // before digests are left to the bound below).
+        sqlx::query("DELETE FROM sync_intents WHERE policy_name = $1 AND id <> $2 AND digest = $3")
+            .bind(policy_name)
+            .bind(id)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
         // Bounded even while Zero keeps failing: the oldest go first.
         sqlx::query(
             "DELETE FROM sync_intents WHERE policy_name = $1 AND id NOT IN \
@@ -326,15 +329,16 @@ impl Store {
 
     /// The unsettled intents for `policy_name`, oldest first.
     pub async fn intents(&self, policy_name: &str) -> Result<Vec<Intent>, StoreError> {
-        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, ppl, generation, epoch, created_at FROM sync_intents \
+        type Row = (i64, Option<String>, Option<Vec<u8>>, i64, i64, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, ppl, packed, generation, epoch, created_at FROM sync_intents \
              WHERE policy_name = $1 ORDER BY id",
         )
         .bind(policy_name)
         .fetch_all(&self.inner.pool)
         .await?;
         rows.into_iter()
-            .map(|(id, ppl, generation, epoch, created_at)| {
+            .map(|(id, text, packed, generation, epoch, created_at)| {
                 let bad =
                     |column: &'static str, value: String, problem: String| StoreError::Corrupt {
                         table: "sync_intents",
@@ -357,10 +361,15 @@ impl Store {
                             "is not a representable time".into(),
                         )
                     })?,
-                    ppl: match json_problem(&ppl) {
-                        None => ppl,
-                        Some(problem) => return Err(bad("ppl", ppl, problem)),
-                    },
+                    ppl: stored_ppl(text, packed, ["ppl", "packed"])
+                        .map_err(|d| bad(d.column, d.value, d.problem))?
+                        .ok_or_else(|| {
+                            bad(
+                                "ppl",
+                                "NULL".into(),
+                                "leaves the intent without a text (`packed` is NULL too)".into(),
+                            )
+                        })?,
                 })
             })
             .collect()
@@ -541,6 +550,44 @@ fn stored_generation(generation: u64) -> Result<i64, StoreError> {
 
 /// Why stored PPL text is not JSON, if it is not (checked without building
 /// a tree).
+/// What is wrong with a stored policy text.
+struct Damage {
+    column: &'static str,
+    /// The start of the value, for the message.
+    value: String,
+    problem: String,
+}
+
+/// A policy text as stored in one of two columns (`[text, packed]`): as
+/// text, written before texts were packed, or packed. Either way it must
+/// be JSON.
+fn stored_ppl(
+    text: Option<String>,
+    packed: Option<Vec<u8>>,
+    [text_column, packed_column]: [&'static str; 2],
+) -> Result<Option<String>, Damage> {
+    let (column, text) = match (text, packed) {
+        (Some(text), None) => (text_column, text),
+        (_, Some(packed)) => (
+            packed_column,
+            packed::unpack(&packed).map_err(|problem| Damage {
+                column: packed_column,
+                value: format!("{} bytes", packed.len()),
+                problem,
+            })?,
+        ),
+        (None, None) => return Ok(None),
+    };
+    match json_problem(&text) {
+        None => Ok(Some(text)),
+        Some(problem) => Err(Damage {
+            column,
+            value: text.chars().take(200).collect(),
+            problem,
+        }),
+    }
+}
+
 fn json_problem(text: &str) -> Option<String> {
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .err()

@@ -151,6 +151,7 @@ on_both_backends!(
     leases_are_exclusive_renewable_and_expire,
     fenced_writes_need_the_current_epoch,
     intents_are_deduplicated_bounded_and_pruned,
+    policy_texts_are_kept_packed_and_old_ones_still_read,
     migrations_are_idempotent_and_safe_to_race,
     debug_and_errors_hide_the_password,
 );
@@ -1179,6 +1180,132 @@ async fn intents_are_deduplicated_bounded_and_pruned(db: TestDb) {
     assert!(
         store.intents("p").await.unwrap().is_empty(),
         "pruned after the retention"
+    );
+}
+
+/// The migration before policy texts were packed.
+const BEFORE_PACKING: i64 = 20261205000001;
+
+async fn policy_texts_are_kept_packed_and_old_ones_still_read(db: TestDb) {
+    // A database as the store left it before packing: a base and an
+    // unsettled intent, both as text.
+    let old_base = json!([{"allow": {"or": [{"email": {"is": "old@x.test"}}]}}]).to_string();
+    let old_intent = json!([{"allow": {"or": [{"email": {"is": "new@x.test"}}]}}]).to_string();
+    {
+        let location = location::Location::parse(&db.url).unwrap();
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&location.connect_url)
+            .await
+            .unwrap();
+        let migrator = match db.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let versions: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        let next = versions.iter().position(|v| *v == BEFORE_PACKING).unwrap() + 1;
+        assert_eq!(versions.get(next), Some(&20261206000001), "packing comes next");
+        migrator.run_to(BEFORE_PACKING, &pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sync_state (policy_name, policy_id, base_ppl, base_digest, \
+             applied_generation) VALUES ('p', 'pol', $1, $2, 1)",
+        )
+        .bind(&old_base)
+        .bind(TextDigest::of(&old_base).0)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO sync_intents (policy_name, ppl, digest, generation, epoch, created_at) \
+             VALUES ('p', $1, $2, 2, 0, $3)",
+        )
+        .bind(&old_intent)
+        .bind(TextDigest::of(&old_intent).0)
+        .bind(crate::rows::millis(T0))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = db.store().await;
+    assert_eq!(store.sync_base("p").await.unwrap().as_ref(), Some(&old_base));
+    let intents = store.intents("p").await.unwrap();
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0].ppl, old_intent, "an unsettled intent survives the upgrade");
+
+    // Settling the old intent makes its text the base, in the form it had.
+    let fence = store
+        .try_lease("reconcile:p", "a", Duration::from_secs(15), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .record_sync_success(&fence, "p", "pol", Applied::Intent(intents[0].id), 2, T0)
+        .await
+        .unwrap();
+    assert_eq!(store.sync_base("p").await.unwrap(), Some(old_intent));
+
+    // New texts are kept packed, and read back exactly: thousands of rules
+    // take a small part of their size.
+    let big = serde_json::Value::Array(
+        (0..5000)
+            .map(|n| json!({"allow": {"and": [{"email": {"is": format!("u{n}@x.test")}}, {"date": {"before": "2026-12-02T04:00:00Z"}}]}}))
+            .collect(),
+    )
+    .to_string();
+    let id = store
+        .record_intent(&fence, "p", &big, 3, T0)
+        .await
+        .unwrap();
+    let (text_len, packed_len): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT CAST(length(ppl) AS BIGINT), CAST(length(packed) AS BIGINT) FROM sync_intents",
+    )
+            .fetch_one(&store.inner.pool)
+            .await
+            .unwrap();
+    assert_eq!(text_len, None, "no text beside the packed form");
+    assert!(
+        (packed_len as usize) * 10 < big.len(),
+        "{} bytes kept as {packed_len}",
+        big.len()
+    );
+    assert_eq!(store.intents("p").await.unwrap()[0].ppl, big);
+    store
+        .record_sync_success(&fence, "p", "pol", Applied::Intent(id), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(store.sync_base("p").await.unwrap().as_ref(), Some(&big));
+    let (base_len, packed_base_len): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT CAST(length(base_ppl) AS BIGINT), CAST(length(base_packed) AS BIGINT) \
+         FROM sync_state",
+    )
+            .fetch_one(&store.inner.pool)
+            .await
+            .unwrap();
+    assert_eq!((base_len, packed_base_len), (None, packed_len), "copied packed");
+    store
+        .record_sync_success(&fence, "p", "pol", Applied::Text(&old_base), 3, T0)
+        .await
+        .unwrap();
+    assert_eq!(store.sync_base("p").await.unwrap(), Some(old_base));
+
+    // A damaged packed text is named, not read.
+    sqlx::query("UPDATE sync_state SET base_packed = $1")
+        .bind(vec![1u8, 2, 3])
+        .execute(&store.inner.pool)
+        .await
+        .unwrap();
+    let err = store.sync_base("p").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                column: "base_packed",
+                ..
+            }
+        ),
+        "{err}"
     );
 }
 

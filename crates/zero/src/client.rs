@@ -43,6 +43,16 @@ struct ApiRequest {
     url: Url,
     /// Shared by every attempt, not copied: a policy may be megabytes.
     body: Option<Bytes>,
+    answer: Answer,
+}
+
+/// What becomes of a successful answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Read whole, for the caller.
+    Keep,
+    /// Read to its end and dropped as it arrives (a failure's is kept).
+    Drop,
 }
 
 /// The most a response's announced length reserves at once.
@@ -226,11 +236,36 @@ impl ZeroClient {
         policy_id: &str,
         properties: &PolicyProperties,
     ) -> Result<A, ZeroError> {
+        let req = self.update_request(policy_id, properties)?;
+        self.call_json(req).await
+    }
+
+    /// [`ZeroClient::update_policy`] for a caller that needs neither the
+    /// properties afterwards nor the answer: the properties are dropped
+    /// once the request body is made, and the answer (the stored policy,
+    /// as large as what was sent) is read and let go piece by piece, so a
+    /// megabyte of PPL is not held three times over (the text, the body,
+    /// the answer). A failure's answer is kept for its error, as always.
+    pub async fn replace_policy(
+        &self,
+        policy_id: &str,
+        properties: PolicyProperties,
+    ) -> Result<(), ZeroError> {
+        let mut req = self.update_request(policy_id, &properties)?;
+        drop(properties);
+        req.answer = Answer::Drop;
+        self.call(req).await.map(drop)
+    }
+
+    fn update_request(
+        &self,
+        policy_id: &str,
+        properties: &PolicyProperties,
+    ) -> Result<ApiRequest, ZeroError> {
         let op = Operation::UpdatePolicy;
         non_empty(op, "policy id", policy_id)?;
         let body = Some(to_json(properties, properties.json_len_hint()));
-        let req = self.org_request(op, Method::PUT, &["policies", policy_id], &[], body);
-        self.call_json(req).await
+        Ok(self.org_request(op, Method::PUT, &["policies", policy_id], &[], body))
     }
 
     /// Deletes a policy.
@@ -315,6 +350,7 @@ impl ZeroClient {
             method,
             url: self.url(&path, query),
             body,
+            answer: Answer::Keep,
         }
     }
 
@@ -409,6 +445,7 @@ impl ZeroClient {
             method: Method::POST,
             url: self.url(&["token"], &[]),
             body: Some(body),
+            answer: Answer::Keep,
         };
         let resp = self.execute(&req, None).await?;
         match resp.status {
@@ -553,6 +590,12 @@ impl ZeroClient {
         let status = response.status();
         let retry_after = parse_retry_after(response.headers(), SystemTime::now());
         let body = match response.content_length() {
+            // Read to the end all the same: the connection is reused, and
+            // an answer cut short is a failed attempt.
+            _ if req.answer == Answer::Drop && status.is_success() => {
+                while response.chunk().await?.is_some() {}
+                Bytes::new()
+            }
             // Read into one buffer of the announced size, each piece dropped
             // as it is copied: `bytes()` holds every piece and then copies
             // them all into one, twice the policy (a megabyte at thousands

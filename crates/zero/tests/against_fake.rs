@@ -720,3 +720,43 @@ async fn logs_show_each_call_but_never_a_token() {
     assert!(!logs.contains("Bearer"), "{logs}");
     assert!(!debug.contains(zero.api_user_token()), "{debug}");
 }
+
+/// A replace lets a success's answer go (the stored policy, as large as
+/// what was sent) but keeps a refusal's, for its error; an answer lost
+/// after the write is repeated, as any PUT's.
+#[tokio::test]
+async fn a_replace_lets_the_answer_go_but_not_a_refusal() {
+    let zero = fake(FakeZeroConfig::default()).await;
+    let zc = client(&zero);
+    let id = zc
+        .create_policy::<PolicyRef>(&props(&zero, "p"))
+        .await
+        .unwrap()
+        .id;
+    let mut changed = props(&zero, "p");
+    changed.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
+    let ppl = changed.ppl.clone();
+    zc.replace_policy(&id, changed.clone()).await.unwrap();
+    assert_eq!(zero.policy(&id).unwrap()["ppl"], ppl);
+    assert_eq!(statuses(&zero, &Method::PUT, &id), [Some(200)]);
+
+    zero.drop_after_processing_next(1);
+    zc.replace_policy(&id, changed.clone()).await.unwrap();
+    assert_eq!(statuses(&zero, &Method::PUT, &id), [Some(200), None, Some(200)]);
+
+    let mut bad = changed;
+    bad.ppl = json!("allow everyone").into();
+    let err = zc.replace_policy(&id, bad).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ZeroError::Status {
+                status: StatusCode::BAD_REQUEST,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ppl"), "the body explains: {err}");
+    assert_eq!(zero.policy(&id).unwrap()["ppl"], ppl, "nothing changed");
+}

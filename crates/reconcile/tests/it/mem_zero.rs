@@ -286,8 +286,8 @@ impl PolicyApi for MemZero {
     fn update_policy<'a>(
         &'a self,
         policy_id: &'a str,
-        properties: &'a PolicyProperties,
-    ) -> BoxFuture<'a, Result<PolicyRef, ZeroError>> {
+        properties: PolicyProperties,
+    ) -> BoxFuture<'a, Result<(), ZeroError>> {
         Box::pin(self.call(Call::Update, Operation::UpdatePolicy, move |r| {
             let p = r
                 .policies
@@ -296,9 +296,7 @@ impl PolicyApi for MemZero {
                 .ok_or_else(|| not_found(Operation::UpdatePolicy, policy_id))?;
             *p = stored(policy_id, properties.clone(), r.reformats);
             r.writes += 1;
-            Ok(PolicyRef {
-                id: policy_id.to_owned(),
-            })
+            Ok(())
         }))
     }
 
