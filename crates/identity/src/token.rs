@@ -262,19 +262,17 @@ impl RawClaims {
             Some(_) => return Err(VerifyError::InvalidClaim("groups")),
         };
 
-        Ok(Identity {
-            person: Arc::new(Person {
-                user,
-                email: string(self.email, "email")?.unwrap_or_default(),
-                name: string(self.name, "name")?.unwrap_or_default(),
-                groups: groups.into(),
-                claims: Arc::new(self.other.0),
-            }),
-            session_id: string(self.sid, "sid")?.unwrap_or_default().into(),
-            token_id: string(self.jti, "jti")?.unwrap_or_default().into(),
-            issued_at,
-            expires_at,
-        })
+        let person = Arc::new(Person {
+            user,
+            email: string(self.email, "email")?.unwrap_or_default(),
+            name: string(self.name, "name")?.unwrap_or_default(),
+            groups: groups.into(),
+            claims: Arc::new(self.other.0),
+        });
+        let sid = string(self.sid, "sid")?.unwrap_or_default();
+        let jti = string(self.jti, "jti")?.unwrap_or_default();
+        Identity::new(person, &sid, &jti, issued_at, expires_at)
+            .ok_or(VerifyError::InvalidClaim("sid"))
     }
 }
 

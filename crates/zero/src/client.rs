@@ -17,6 +17,7 @@ use crate::error::{Idempotency, Operation, ZeroError, error_body};
 use crate::model::{
     Changeset, ChangesetComparison, ChangesetStatus, ClusterSettings, Policy, PolicyProperties,
 };
+use crate::Ppl;
 use crate::token::{IdToken, TokenCache, TokenResponse};
 
 /// A client for the Pomerium Zero management API. Cheap to clone (clones
@@ -236,36 +237,31 @@ impl ZeroClient {
         policy_id: &str,
         properties: &PolicyProperties,
     ) -> Result<A, ZeroError> {
-        let req = self.update_request(policy_id, properties)?;
+        let body = to_json(properties, properties.json_len_hint());
+        let req = self.update_request(policy_id, body)?;
         self.call_json(req).await
     }
 
     /// [`ZeroClient::update_policy`] for a caller that needs neither the
-    /// properties afterwards nor the answer: the properties are dropped
-    /// once the request body is made, and the answer (the stored policy,
-    /// as large as what was sent) is read and let go piece by piece, so a
-    /// megabyte of PPL is not held three times over (the text, the body,
+    /// properties afterwards nor the answer: the PPL's own text becomes the
+    /// request body ([`into_json`]), and the answer (the stored policy, as
+    /// large as what was sent) is read and let go piece by piece, so a
+    /// megabyte of PPL is held once, not three times (the text, the body,
     /// the answer). A failure's answer is kept for its error, as always.
     pub async fn replace_policy(
         &self,
         policy_id: &str,
         properties: PolicyProperties,
     ) -> Result<(), ZeroError> {
-        let mut req = self.update_request(policy_id, &properties)?;
-        drop(properties);
+        let mut req = self.update_request(policy_id, into_json(properties))?;
         req.answer = Answer::Drop;
         self.call(req).await.map(drop)
     }
 
-    fn update_request(
-        &self,
-        policy_id: &str,
-        properties: &PolicyProperties,
-    ) -> Result<ApiRequest, ZeroError> {
+    fn update_request(&self, policy_id: &str, body: Bytes) -> Result<ApiRequest, ZeroError> {
         let op = Operation::UpdatePolicy;
         non_empty(op, "policy id", policy_id)?;
-        let body = Some(to_json(properties, properties.json_len_hint()));
-        Ok(self.org_request(op, Method::PUT, &["policies", policy_id], &[], body))
+        Ok(self.org_request(op, Method::PUT, &["policies", policy_id], &[], Some(body)))
     }
 
     /// Deletes a policy.
@@ -664,9 +660,50 @@ fn to_json<T: Serialize>(value: &T, capacity: usize) -> Bytes {
     body.into()
 }
 
+/// The JSON of `properties` made around their PPL's own buffer: the other
+/// fields are written first (`ppl` is declared, so written, last), moved
+/// in front of the text, and the object closed after it. The same bytes as
+/// [`to_json`], without holding the PPL twice.
+fn into_json(mut properties: PolicyProperties) -> Bytes {
+    /// How the other fields' JSON ends, with `null` standing in for the PPL.
+    const TAIL: &[u8] = b"null}";
+    let ppl = std::mem::replace(&mut properties.ppl, Ppl::from_value(&serde_json::Value::Null));
+    let mut head = to_json(&properties, properties.json_len_hint()).to_vec();
+    assert!(head.ends_with(TAIL), "`ppl` is written last");
+    head.truncate(head.len() - TAIL.len());
+    let mut body = ppl.into_string().into_bytes();
+    let len = body.len();
+    body.reserve_exact(head.len() + 1);
+    body.resize(head.len() + len, 0);
+    body.copy_within(..len, head.len());
+    body[..head.len()].copy_from_slice(&head);
+    body.push(b'}');
+    body.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_made_around_the_ppl_is_the_serialized_properties() {
+        let mut extra = serde_json::Map::new();
+        extra.insert("labels".into(), serde_json::json!({"team": "sre \"a\""}));
+        let properties = PolicyProperties {
+            name: "jit-example".into(),
+            namespace_id: "ns".into(),
+            description: "managed by pomerium-jit".into(),
+            enforced: false,
+            explanation: "ask on /".into(),
+            remediation: String::new(),
+            ppl: serde_json::json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}])
+                .into(),
+            originator_id: Some("console-user".into()),
+            extra,
+        };
+        let expected = to_json(&properties, 0);
+        assert_eq!(into_json(properties), expected);
+    }
 
     #[test]
     fn metric_labels_are_codes_or_failure_kinds() {

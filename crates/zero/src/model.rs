@@ -34,15 +34,17 @@ pub struct PolicyProperties {
     /// Shown to users who are denied. Tolerated when absent.
     #[serde(default)]
     pub remediation: String,
-    /// The PPL document: one rule object or an array of them. Kept as
-    /// JSON text; interpreting it is the `jit-ppl` crate's job.
-    pub ppl: Ppl,
     /// Optional provenance field of newer API versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub originator_id: Option<String>,
     /// Fields this client does not know, sent back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The PPL document: one rule object or an array of them. Kept as
+    /// JSON text; interpreting it is the `jit-ppl` crate's job. Declared
+    /// last, so it is written last: a body can be made around its text
+    /// (see the client's `replace_policy`).
+    pub ppl: Ppl,
 }
 
 impl PolicyProperties {

@@ -38,6 +38,11 @@ impl Ppl {
         self.0.get()
     }
 
+    /// The text, owned, without a copy.
+    pub fn into_string(self) -> String {
+        Box::<str>::from(self.0).into()
+    }
+
     /// Whether `text` holds the same JSON value (as `==` compares).
     pub fn matches(&self, text: &str) -> bool {
         same_json(self.as_str(), text)
