@@ -107,11 +107,19 @@ impl<'de> Deserialize<'de> for Ppl {
 /// compares them, without building either tree: same text, or the same
 /// canonical form. Text that is not JSON equals nothing but itself.
 fn same_json(a: &str, b: &str) -> bool {
-    a == b
-        || match (canonical(a), canonical(b)) {
-            (Some(a), Some(b)) => a == b,
-            _ => false,
-        }
+    if a == b {
+        return true;
+    }
+    // The shorter text's canonical form is held; the longer one's is
+    // compared with it as it is written and stops at the first difference.
+    // Canonicalizing both held two documents beside the text being written
+    // (a megabyte each at thousands of grants) when one is a small policy.
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let Some(expected) = canonical(short) else {
+        return false;
+    };
+    let mut against = Against(&expected);
+    write_canonical(long, &mut against).is_some() && against.0.is_empty()
 }
 
 /// Compact JSON with every object's keys sorted (the last of duplicate
@@ -121,37 +129,85 @@ fn same_json(a: &str, b: &str) -> bool {
 /// beside the output.
 fn canonical(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
-    let mut de = serde_json::Deserializer::from_str(text);
-    Canon(&mut out).deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    write_canonical(text, &mut out)?;
     Some(out)
 }
 
-struct Canon<'a>(&'a mut String);
+/// Writes the canonical form of `text` to `out`; `None` if `text` is not
+/// one JSON value or `out` refused a piece.
+fn write_canonical<S: Sink>(text: &str, out: &mut S) -> Option<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    Canon { out, before: "" }.deserialize(&mut de).ok()?;
+    de.end().ok()
+}
 
-impl Canon<'_> {
-    fn scalar<T: Serialize, E: de::Error>(self, value: T) -> Result<(), E> {
-        self.0
-            .push_str(&serde_json::to_string(&value).map_err(E::custom)?);
+/// Where a canonical form is written.
+trait Sink {
+    /// Takes the next piece; `Err` stops the writing.
+    fn put(&mut self, piece: &str) -> Result<(), Differs>;
+}
+
+/// The form written differs from the one it is compared with.
+struct Differs;
+
+impl Sink for String {
+    fn put(&mut self, piece: &str) -> Result<(), Differs> {
+        self.push_str(piece);
         Ok(())
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Canon<'_> {
+/// Compares what is written with the rest of a canonical form.
+struct Against<'a>(&'a str);
+
+impl Sink for Against<'_> {
+    fn put(&mut self, piece: &str) -> Result<(), Differs> {
+        self.0 = self.0.strip_prefix(piece).ok_or(Differs)?;
+        Ok(())
+    }
+}
+
+/// One value's canonical form, written after `before` (a separator from
+/// the value ahead of it in an array, known only once this one is there).
+struct Canon<'a, S> {
+    out: &'a mut S,
+    before: &'static str,
+}
+
+impl<S: Sink> Canon<'_, S> {
+    fn put<E: de::Error>(&mut self, piece: &str) -> Result<(), E> {
+        self.out
+            .put(piece)
+            .map_err(|Differs| E::custom("the documents differ"))
+    }
+
+    /// Starts the value: its separator first.
+    fn start<E: de::Error>(&mut self) -> Result<(), E> {
+        let before = self.before;
+        self.put(before)
+    }
+
+    fn scalar<T: Serialize, E: de::Error>(mut self, value: T) -> Result<(), E> {
+        self.start()?;
+        self.put(&serde_json::to_string(&value).map_err(E::custom)?)
+    }
+}
+
+impl<'de, S: Sink> DeserializeSeed<'de> for Canon<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Canon<'_> {
+impl<'de, S: Sink> Visitor<'de> for Canon<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.0.push_str("null");
-        Ok(())
+    fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
+        self.start()?;
+        self.put("null")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         self.scalar(v)
@@ -168,49 +224,49 @@ impl<'de> Visitor<'de> for Canon<'_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         self.scalar(v)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.0.push('[');
-        let mut first = true;
-        loop {
-            let mark = self.0.len();
-            if !first {
-                self.0.push(',');
-            }
-            if seq.next_element_seed(Canon(self.0))?.is_none() {
-                self.0.truncate(mark);
-                break;
-            }
-            first = false;
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        self.start()?;
+        self.put("[")?;
+        let mut before = "";
+        while seq
+            .next_element_seed(Canon {
+                out: &mut *self.out,
+                before,
+            })?
+            .is_some()
+        {
+            before = ",";
         }
-        self.0.push(']');
-        Ok(())
+        self.put("]")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let mut members: Vec<(String, String)> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             let mut value = String::new();
-            map.next_value_seed(Canon(&mut value))?;
+            map.next_value_seed(Canon {
+                out: &mut value,
+                before: "",
+            })?;
             members.push((key, value));
         }
         // Stable: among equal keys, the last read stays last.
         members.sort_by(|a, b| a.0.cmp(&b.0));
-        self.0.push('{');
+        self.start()?;
+        self.put("{")?;
         let mut first = true;
         for (i, (key, value)) in members.iter().enumerate() {
             if members.get(i + 1).is_some_and(|next| next.0 == *key) {
                 continue;
             }
             if !first {
-                self.0.push(',');
+                self.put(",")?;
             }
             first = false;
-            self.0
-                .push_str(&serde_json::to_string(key).map_err(de::Error::custom)?);
-            self.0.push(':');
-            self.0.push_str(value);
+            self.put(&serde_json::to_string(key).map_err(de::Error::custom)?)?;
+            self.put(":")?;
+            self.put(value)?;
         }
-        self.0.push('}');
-        Ok(())
+        self.put("}")
     }
 }
 
@@ -246,10 +302,46 @@ mod tests {
         ] {
             assert_ne!(a, ppl(different), "{different}");
         }
+        // One canonical form a prefix of the other's, either way round.
+        for (a, b) in [("[1]", "[1,2]"), ("[[1]]", "[[1],2]"), (r#"{"a":1}"#, r#"{"a":1,"b":2}"#)] {
+            assert_ne!(ppl(a), ppl(b), "{a} {b}");
+            assert_ne!(ppl(b), ppl(a), "{b} {a}");
+        }
+        assert_eq!(ppl("[ 1 , [ ] ]"), ppl("[1,[]]"));
         // As Value compares them: 1 and 1.0 differ; the last duplicate key wins.
         assert_ne!(ppl("1"), ppl("1.0"));
         assert_eq!(ppl(r#"{"a":1,"a":2}"#), json!({"a": 2}));
         assert_ne!(ppl(r#"{"a":1,"a":2}"#), json!({"a": 1}));
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-3i64..3).prop_map(Value::from),
+            prop_oneof![Just(0.5f64), Just(-1.0)].prop_map(Value::from),
+            "[ab\"é]{0,2}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[ab]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Equal as `Value` compares them, whatever the formatting and
+        /// whichever text is the longer.
+        #[test]
+        fn equality_is_value_equality(a in json(), b in json()) {
+            let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
+            proptest::prop_assert!(same_json(&a.to_string(), &pretty(&a)));
+            proptest::prop_assert_eq!(same_json(&a.to_string(), &pretty(&b)), a == b);
+            proptest::prop_assert_eq!(same_json(&pretty(&a), &b.to_string()), a == b);
+        }
     }
 
     #[test]
