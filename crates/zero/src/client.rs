@@ -205,7 +205,13 @@ impl ZeroClient {
         let op = Operation::GetPolicy;
         non_empty(op, "policy id", policy_id)?;
         let req = self.org_request(op, Method::GET, &["policies", policy_id], &[], None);
-        self.call_json(req).await
+        let (resp, token) = self.call_with_token(req).await?;
+        Policy::from_answer(resp.body).map_err(|(source, body)| ZeroError::Decode {
+            op,
+            status: resp.status,
+            body: self.redacted_body(&body, Some(&token)),
+            source,
+        })
     }
 
     /// Creates a policy (the API answers 201 with the stored policy), read as
