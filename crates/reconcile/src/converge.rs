@@ -206,10 +206,7 @@ impl Reconciler {
                     let desired = render(&foreign, open.desired());
                     drop((foreign, open));
                     let intent = self.intend(fence, &desired, generation).await?;
-                    let created = inner
-                        .zero
-                        .create_policy(&self.new_policy(desired))
-                        .await?;
+                    let created = inner.zero.create_policy(&self.new_policy(desired)).await?;
                     self.count_write(&mut report);
                     // A person or an old replica may have created one at the same time.
                     self.find_policy(None).await?;

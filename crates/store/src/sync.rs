@@ -177,12 +177,11 @@ impl Store {
     /// wait to be applied and by `/readyz`: at thousands of grants this is
     /// a megabyte.
     pub async fn sync_base(&self, policy_name: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT base_ppl, base_packed FROM sync_state WHERE policy_name = $1",
-        )
-        .bind(policy_name)
-        .fetch_optional(&self.inner.pool)
-        .await?;
+        let row: Option<(Option<String>, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT base_ppl, base_packed FROM sync_state WHERE policy_name = $1")
+                .bind(policy_name)
+                .fetch_optional(&self.inner.pool)
+                .await?;
         let Some((text, packed)) = row else {
             return Ok(None);
         };
@@ -242,11 +241,13 @@ impl Store {
         };
         match applied {
             Applied::Text(text) => {
-                query(success_from!("VALUES ($1, $2, $3, $4, $4, NULL, NULL, $5, $6)"))
-                    .bind(packed::pack(text))
-                    .bind(TextDigest::of(text).0)
-                    .execute(&mut *tx)
-                    .await?;
+                query(success_from!(
+                    "VALUES ($1, $2, $3, $4, $4, NULL, NULL, $5, $6)"
+                ))
+                .bind(packed::pack(text))
+                .bind(TextDigest::of(text).0)
+                .execute(&mut *tx)
+                .await?;
             }
             Applied::Intent(IntentId(id)) => {
                 // The intent's text is copied inside the database, in the

@@ -1205,7 +1205,11 @@ async fn policy_texts_are_kept_packed_and_old_ones_still_read(db: TestDb) {
         };
         let versions: Vec<i64> = migrator.iter().map(|m| m.version).collect();
         let next = versions.iter().position(|v| *v == BEFORE_PACKING).unwrap() + 1;
-        assert_eq!(versions.get(next), Some(&20261206000001), "packing comes next");
+        assert_eq!(
+            versions.get(next),
+            Some(&20261206000001),
+            "packing comes next"
+        );
         migrator.run_to(BEFORE_PACKING, &pool).await.unwrap();
         sqlx::query(
             "INSERT INTO sync_state (policy_name, policy_id, base_ppl, base_digest, \
@@ -1229,10 +1233,16 @@ async fn policy_texts_are_kept_packed_and_old_ones_still_read(db: TestDb) {
         pool.close().await;
     }
     let store = db.store().await;
-    assert_eq!(store.sync_base("p").await.unwrap().as_ref(), Some(&old_base));
+    assert_eq!(
+        store.sync_base("p").await.unwrap().as_ref(),
+        Some(&old_base)
+    );
     let intents = store.intents("p").await.unwrap();
     assert_eq!(intents.len(), 1);
-    assert_eq!(intents[0].ppl, old_intent, "an unsettled intent survives the upgrade");
+    assert_eq!(
+        intents[0].ppl, old_intent,
+        "an unsettled intent survives the upgrade"
+    );
 
     // Settling the old intent makes its text the base, in the form it had.
     let fence = store
@@ -1254,16 +1264,13 @@ async fn policy_texts_are_kept_packed_and_old_ones_still_read(db: TestDb) {
             .collect(),
     )
     .to_string();
-    let id = store
-        .record_intent(&fence, "p", &big, 3, T0)
-        .await
-        .unwrap();
+    let id = store.record_intent(&fence, "p", &big, 3, T0).await.unwrap();
     let (text_len, packed_len): (Option<i64>, i64) = sqlx::query_as(
         "SELECT CAST(length(ppl) AS BIGINT), CAST(length(packed) AS BIGINT) FROM sync_intents",
     )
-            .fetch_one(&store.inner.pool)
-            .await
-            .unwrap();
+    .fetch_one(&store.inner.pool)
+    .await
+    .unwrap();
     assert_eq!(text_len, None, "no text beside the packed form");
     assert!(
         (packed_len as usize) * 10 < big.len(),
@@ -1280,10 +1287,14 @@ async fn policy_texts_are_kept_packed_and_old_ones_still_read(db: TestDb) {
         "SELECT CAST(length(base_ppl) AS BIGINT), CAST(length(base_packed) AS BIGINT) \
          FROM sync_state",
     )
-            .fetch_one(&store.inner.pool)
-            .await
-            .unwrap();
-    assert_eq!((base_len, packed_base_len), (None, packed_len), "copied packed");
+    .fetch_one(&store.inner.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (base_len, packed_base_len),
+        (None, packed_len),
+        "copied packed"
+    );
     store
         .record_sync_success(&fence, "p", "pol", Applied::Text(&old_base), 3, T0)
         .await

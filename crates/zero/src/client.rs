@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use crate::Ppl;
 use crate::config::{ConfigError, RetryPolicy, ZeroConfig};
 use crate::error::{Idempotency, Operation, ZeroError, error_body};
 use crate::model::{
     Changeset, ChangesetComparison, ChangesetStatus, ClusterSettings, Policy, PolicyProperties,
 };
-use crate::Ppl;
 use crate::token::{IdToken, TokenCache, TokenResponse};
 
 /// A client for the Pomerium Zero management API. Cheap to clone (clones
@@ -673,7 +673,10 @@ fn to_json<T: Serialize>(value: &T, capacity: usize) -> Bytes {
 fn into_json(mut properties: PolicyProperties) -> Bytes {
     /// How the other fields' JSON ends, with `null` standing in for the PPL.
     const TAIL: &[u8] = b"null}";
-    let ppl = std::mem::replace(&mut properties.ppl, Ppl::from_value(&serde_json::Value::Null));
+    let ppl = std::mem::replace(
+        &mut properties.ppl,
+        Ppl::from_value(&serde_json::Value::Null),
+    );
     let mut head = to_json(&properties, properties.json_len_hint()).to_vec();
     assert!(head.ends_with(TAIL), "`ppl` is written last");
     head.truncate(head.len() - TAIL.len());

@@ -146,9 +146,10 @@ impl Policy {
             start..start + at.ppl.get().len()
         });
         let read = |rest: &[u8]| serde_json::from_slice::<Policy>(rest);
-        let mut policy = match span.as_ref().map(|s| {
-            read(&[&answer[..s.start], b"null", &answer[s.end..]].concat())
-        }) {
+        let mut policy = match span
+            .as_ref()
+            .map(|s| read(&[&answer[..s.start], b"null", &answer[s.end..]].concat()))
+        {
             Some(Ok(policy)) => policy,
             _ => return read(&answer).map_err(|e| (e, answer)),
         };
@@ -564,10 +565,16 @@ mod tests {
             format!(r#"{{{head},"ppl":[}}"#),
             "not JSON".to_owned(),
         ] {
-            let usual = serde_json::from_str::<Policy>(&bad).unwrap_err().to_string();
+            let usual = serde_json::from_str::<Policy>(&bad)
+                .unwrap_err()
+                .to_string();
             let (error, body) = Policy::from_answer(Bytes::from(bad.clone())).unwrap_err();
             assert_eq!(error.to_string(), usual, "{bad}");
-            assert_eq!(body, bad.as_bytes(), "the answer comes back for the message");
+            assert_eq!(
+                body,
+                bad.as_bytes(),
+                "the answer comes back for the message"
+            );
         }
     }
 

@@ -303,7 +303,11 @@ mod tests {
             assert_ne!(a, ppl(different), "{different}");
         }
         // One canonical form a prefix of the other's, either way round.
-        for (a, b) in [("[1]", "[1,2]"), ("[[1]]", "[[1],2]"), (r#"{"a":1}"#, r#"{"a":1,"b":2}"#)] {
+        for (a, b) in [
+            ("[1]", "[1,2]"),
+            ("[[1]]", "[[1],2]"),
+            (r#"{"a":1}"#, r#"{"a":1,"b":2}"#),
+        ] {
             assert_ne!(ppl(a), ppl(b), "{a} {b}");
             assert_ne!(ppl(b), ppl(a), "{b} {a}");
         }

@@ -742,7 +742,10 @@ async fn a_replace_lets_the_answer_go_but_not_a_refusal() {
 
     zero.drop_after_processing_next(1);
     zc.replace_policy(&id, changed.clone()).await.unwrap();
-    assert_eq!(statuses(&zero, &Method::PUT, &id), [Some(200), None, Some(200)]);
+    assert_eq!(
+        statuses(&zero, &Method::PUT, &id),
+        [Some(200), None, Some(200)]
+    );
 
     let mut bad = changed;
     bad.ppl = json!("allow everyone").into();
