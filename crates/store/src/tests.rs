@@ -232,6 +232,30 @@ async fn raw(store: &Store, sql: &str) -> Result<(), StoreError> {
         .map_err(StoreError::from)
 }
 
+/// A pool on `db` whose schema is as the migrations up to `version` left
+/// it (recorded by sqlx itself), as an older version of the store wrote
+/// it; and the version of the migration that comes next.
+async fn migrated_to(db: &TestDb, version: i64) -> (sqlx::AnyPool, Option<i64>) {
+    let location = location::Location::parse(&db.url).unwrap();
+    install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&location.connect_url)
+        .await
+        .unwrap();
+    let migrator = match db.backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    };
+    migrator.run_to(version, &pool).await.unwrap();
+    let next = migrator
+        .iter()
+        .map(|m| m.version)
+        .skip_while(|v| *v != version)
+        .nth(1);
+    (pool, next)
+}
+
 // ---------------------------------------------------------------- the suite
 
 async fn whole_flow_round_trips_every_field(db: TestDb) {
@@ -1192,25 +1216,8 @@ async fn policy_texts_are_kept_packed_and_old_ones_still_read(db: TestDb) {
     let old_base = json!([{"allow": {"or": [{"email": {"is": "old@x.test"}}]}}]).to_string();
     let old_intent = json!([{"allow": {"or": [{"email": {"is": "new@x.test"}}]}}]).to_string();
     {
-        let location = location::Location::parse(&db.url).unwrap();
-        install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&location.connect_url)
-            .await
-            .unwrap();
-        let migrator = match db.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        let versions: Vec<i64> = migrator.iter().map(|m| m.version).collect();
-        let next = versions.iter().position(|v| *v == BEFORE_PACKING).unwrap() + 1;
-        assert_eq!(
-            versions.get(next),
-            Some(&20261206000001),
-            "packing comes next"
-        );
-        migrator.run_to(BEFORE_PACKING, &pool).await.unwrap();
+        let (pool, next) = migrated_to(&db, BEFORE_PACKING).await;
+        assert_eq!(next, Some(20261206000001), "packing comes next");
         sqlx::query(
             "INSERT INTO sync_state (policy_name, policy_id, base_ppl, base_digest, \
              applied_generation) VALUES ('p', 'pol', $1, $2, 1)",

@@ -39,6 +39,18 @@ fn client_with(zero: &FakeZero, adjust: impl FnOnce(&mut ZeroConfig)) -> ZeroCli
     ZeroClient::new(config).unwrap()
 }
 
+/// A fake Zero, a client of it, and the id of a policy `p` created there.
+async fn with_policy() -> (FakeZero, ZeroClient, String) {
+    let zero = fake(FakeZeroConfig::default()).await;
+    let zc = client(&zero);
+    let id = zc
+        .create_policy::<PolicyRef>(&props(&zero, "p"))
+        .await
+        .unwrap()
+        .id;
+    (zero, zc, id)
+}
+
 fn client(zero: &FakeZero) -> ZeroClient {
     client_with(zero, |_| {})
 }
@@ -166,13 +178,7 @@ async fn concurrent_callers_share_one_token_exchange() {
 
 #[tokio::test]
 async fn rejected_id_token_is_refreshed_and_the_call_retried_once() {
-    let zero = fake(FakeZeroConfig::default()).await;
-    let zc = client(&zero);
-    let id = zc
-        .create_policy::<PolicyRef>(&props(&zero, "p"))
-        .await
-        .unwrap()
-        .id;
+    let (zero, zc, id) = with_policy().await;
     zero.revoke_id_tokens();
     let mut changed = zc.get_policy(&id).await.unwrap().into_properties();
     changed.description = "after refresh".to_owned();
@@ -345,13 +351,7 @@ async fn too_long_a_retry_after_fails_at_once_with_the_delay() {
 
 #[tokio::test]
 async fn dropped_connections_are_retried_for_get_and_put() {
-    let zero = fake(FakeZeroConfig::default()).await;
-    let zc = client(&zero);
-    let id = zc
-        .create_policy::<PolicyRef>(&props(&zero, "p"))
-        .await
-        .unwrap()
-        .id;
+    let (zero, zc, id) = with_policy().await;
 
     zero.drop_next(1);
     let policy = zc.get_policy(&id).await.unwrap();
@@ -726,13 +726,7 @@ async fn logs_show_each_call_but_never_a_token() {
 /// after the write is repeated, as any PUT's.
 #[tokio::test]
 async fn a_replace_lets_the_answer_go_but_not_a_refusal() {
-    let zero = fake(FakeZeroConfig::default()).await;
-    let zc = client(&zero);
-    let id = zc
-        .create_policy::<PolicyRef>(&props(&zero, "p"))
-        .await
-        .unwrap()
-        .id;
+    let (zero, zc, id) = with_policy().await;
     let mut changed = props(&zero, "p");
     changed.ppl = json!([{"allow": {"and": [{"email": {"is": "a@example.com"}}]}}]).into();
     let ppl = changed.ppl.clone();

@@ -423,28 +423,12 @@ fn as_before_resources(r: Request) -> Request {
 /// format-2 events committing to old-format states, and the head. Returns
 /// every request in its final state, as the new store should read it.
 async fn database_before_resources(db: &TestDb) -> Vec<Request> {
-    let location = location::Location::parse(&db.url).unwrap();
-    install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&location.connect_url)
-        .await
-        .unwrap();
-    let migrator = match db.backend {
-        Backend::Sqlite => &SQLITE_MIGRATIONS,
-        Backend::Postgres => &POSTGRES_MIGRATIONS,
-    };
-    let versions: Vec<i64> = migrator.iter().map(|m| m.version).collect();
-    let split = versions
-        .iter()
-        .position(|v| *v == BEFORE_RESOURCES)
-        .expect("the migration before resources is known");
+    let (pool, next) = migrated_to(db, BEFORE_RESOURCES).await;
     assert_eq!(
-        versions.get(split + 1),
-        Some(&20261202000001),
+        next,
+        Some(20261202000001),
         "the next migration is the one adding resources"
     );
-    migrator.run_to(BEFORE_RESOURCES, &pool).await.unwrap();
 
     let rules = Rules::default();
     let who = |n: &str| email(&format!("{n}@x.test"));
