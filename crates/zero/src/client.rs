@@ -677,7 +677,7 @@ fn into_json(mut properties: PolicyProperties) -> Bytes {
         &mut properties.ppl,
         Ppl::from_value(&serde_json::Value::Null),
     );
-    let mut head = to_json(&properties, properties.json_len_hint()).to_vec();
+    let mut head = serde_json::to_vec(&properties).expect("request bodies serialize to JSON");
     assert!(head.ends_with(TAIL), "`ppl` is written last");
     head.truncate(head.len() - TAIL.len());
     let mut body = ppl.into_string().into_bytes();

@@ -145,15 +145,14 @@ impl Policy {
             let start = at.ppl.get().as_ptr() as usize - answer.as_ptr() as usize;
             start..start + at.ppl.get().len()
         });
-        let read = |rest: &[u8]| serde_json::from_slice::<Policy>(rest);
-        let mut policy = match span
-            .as_ref()
-            .map(|s| read(&[&answer[..s.start], b"null", &answer[s.end..]].concat()))
-        {
-            Some(Ok(policy)) => policy,
-            _ => return read(&answer).map_err(|e| (e, answer)),
+        let read = |text: &[u8]| serde_json::from_slice::<Policy>(text);
+        let Some(span) = span else {
+            return read(&answer).map_err(|e| (e, answer));
         };
-        let span = span.expect("read around the PPL");
+        let rest = [&answer[..span.start], b"null", &answer[span.end..]].concat();
+        let Ok(mut policy) = read(&rest) else {
+            return read(&answer).map_err(|e| (e, answer));
+        };
         // The answer is no longer shared: this takes its buffer, uncopied.
         let mut text = Vec::from(answer);
         text.truncate(span.end);
