@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use jit_domain::{Ask, Email, GrantDuration, Reason, RequestId, ResourceName, Ticket};
 use jit_service::List;
 use serde::de::DeserializeOwned;
@@ -35,9 +36,9 @@ pub(crate) struct Form<T>(pub T);
 impl<S: Send + Sync, T: Input> FromRequest<S> for Form<T> {
     type Rejection = WebError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, WebError> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, WebError> {
         let what = "form";
-        let (typed, body) = read_body(request, state, what, |essence| {
+        let (typed, body) = read_body(request, what, |essence| {
             essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
         .await?;
@@ -64,9 +65,9 @@ pub(crate) struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: Input> FromRequest<S> for JsonBody<T> {
     type Rejection = WebError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, WebError> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, WebError> {
         let what = "JSON body";
-        let (typed, body) = read_body(request, state, what, |essence| {
+        let (typed, body) = read_body(request, what, |essence| {
             let essence = essence.to_ascii_lowercase();
             essence == "application/json" || essence.ends_with("+json")
         })
@@ -85,9 +86,8 @@ impl<S: Send + Sync, T: Input> FromRequest<S> for JsonBody<T> {
 
 /// Reads a body (within the size limit) and whether its content type's
 /// essence is one `accepts`; `None` when it has no content type.
-async fn read_body<S: Send + Sync>(
+async fn read_body(
     request: Request,
-    state: &S,
     what: &'static str,
     accepts: impl Fn(&str) -> bool,
 ) -> Result<(Option<bool>, Bytes), WebError> {
@@ -95,18 +95,22 @@ async fn read_body<S: Send + Sync>(
         ct.to_str()
             .is_ok_and(|ct| accepts(ct.split(';').next().unwrap_or_default().trim()))
     });
-    let body = Bytes::from_request(request, state)
+    // The cap is applied here rather than by a layer around every route
+    // (`DefaultBodyLimit`, an allocation on each request, bodies or not).
+    let body = Limited::new(request.into_body(), crate::BODY_LIMIT)
+        .collect()
         .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
                 WebError::TooLarge
             } else {
                 WebError::Unreadable {
                     what,
-                    message: rejection.body_text(),
+                    message: e.to_string(),
                 }
             }
-        })?;
+        })?
+        .to_bytes();
     Ok((typed, body))
 }
 

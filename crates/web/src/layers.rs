@@ -9,17 +9,17 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use metrics::{Label, SharedString};
 use pin_project_lite::pin_project;
+use tokio::time::{Instant as Deadline, Sleep};
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::csrf::CsrfLayer;
-use tower_http::timeout::TimeoutLayer;
 use tracing::Span;
 
-use crate::{AppState, BODY_LIMIT, auth, error};
+use crate::{AppState, auth, error};
 
 /// Pomerium's identity header.
 pub(crate) const ASSERTION: HeaderName = HeaderName::from_static("x-pomerium-jwt-assertion");
@@ -48,22 +48,18 @@ pub(crate) fn wrap(
     // of the stack, boxes it and boxes its future on every request. The
     // caller is checked before the body is read (a stranger's oversized
     // body is refused as a stranger's). Every body is read by an extractor
-    // (`Form`, `Bytes`), which stops at the cap with 413: a second cap
-    // wrapping the body would box the request's and the response's bodies
-    // again on every request.
+    // (`Form`, `JsonBody`, Slack's `Bytes`), which stops at the cap with
+    // 413: a cap wrapping the body would box the request's and the
+    // response's bodies again on every request.
     let layers = ServiceBuilder::new()
         // Outermost, so the status counted and logged is the one sent
         // (timeouts and rendered errors included); `Router::layer` wraps
         // each route, so the matched route is known here.
         .layer(AroundLayer(Edge(metrics)))
         .layer(AroundLayer(error::Render(state.clone())))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(DeadlineLayer(timeout))
         .layer(CsrfLayer::new())
-        .layer(auth::AuthenticateLayer(state.clone()))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(auth::AuthenticateLayer(state.clone()));
     routes.layer(layers).with_state(state)
 }
 
@@ -149,6 +145,86 @@ where
             .take()
             .expect("an AroundFuture polled after it finished");
         Poll::Ready(result.map(|response| this.around.after(seen, response)))
+    }
+}
+
+/// Answers 503 when the services inside take longer than the timeout from
+/// the request's arrival. The timer is only armed if they do not answer at
+/// their first poll: a page drawn from memory (most `GET /`s) never enters
+/// the runtime's timer wheel, which tower-http's timeout entered and left
+/// on every request (its clock is polled first), under a lock both workers
+/// share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeadlineLayer(pub Duration);
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = WithDeadline<S>;
+
+    fn layer(&self, inner: S) -> WithDeadline<S> {
+        WithDeadline {
+            inner,
+            timeout: self.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WithDeadline<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S> Service<Request> for WithDeadline<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        DeadlineFuture {
+            inner: self.inner.call(request),
+            at: Deadline::now() + self.timeout,
+            timer: None,
+        }
+    }
+}
+
+pin_project! {
+    pub(crate) struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        at: Deadline,
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+impl<F, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        if this.timer.is_none() {
+            this.timer.set(Some(tokio::time::sleep_until(*this.at)));
+        }
+        let timer = this.timer.as_pin_mut().expect("armed above");
+        ready!(timer.poll(cx));
+        // A bare status: the error layer outside draws the page.
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -340,6 +416,50 @@ mod tests {
         fn request_ids_are_the_prefix_and_the_counter_in_hex(n: u64) {
             let id = request_id("0a1b2c3d4e5f", n);
             proptest::prop_assert_eq!(id.to_str().unwrap(), format!("0a1b2c3d4e5f-{n:x}"));
+        }
+    }
+
+    /// A service that answers after `delay` (never, if `None`).
+    fn answering_after(
+        delay: Option<Duration>,
+    ) -> WithDeadline<tower::util::BoxCloneSyncService<Request, Response, std::convert::Infallible>>
+    {
+        let inner = tower::service_fn(move |_: Request| async move {
+            match delay {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+            Ok(Response::new(axum::body::Body::from("done")))
+        });
+        DeadlineLayer(Duration::from_secs(30)).layer(tower::util::BoxCloneSyncService::new(inner))
+    }
+
+    async fn status(
+        mut service: impl Service<Request, Response = Response, Error = std::convert::Infallible>,
+    ) -> StatusCode {
+        let request = Request::new(axum::body::Body::empty());
+        // Past the deadline and then some: a deadline that never fires fails here.
+        tokio::time::timeout(Duration::from_secs(60), service.call(request))
+            .await
+            .expect("answered by the deadline")
+            .expect("infallible")
+            .status()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_its_deadline_is_cut_off_with_503() {
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            status(answering_after(None)).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_within_the_deadline_pass_through() {
+        for delay in [Duration::ZERO, Duration::from_secs(29)] {
+            assert_eq!(status(answering_after(Some(delay))).await, StatusCode::OK);
         }
     }
 

@@ -27,13 +27,15 @@
 //! Around every route (outermost first), first in one layer: the identity
 //! headers are marked sensitive, a request id is set, the request is traced
 //! (method, path, status, latency; never headers, queries or emails) and
-//! counted, security headers are added; then errors are rendered, a timeout, cross-site POSTs are refused
-//! (Fetch Metadata with the `Origin`/`Host` fallback), the caller is
-//! authenticated, and bodies are capped. All of them are applied to the
-//! routes in one `Router::layer` call (each call boxes every route again),
-//! and none is `from_fn` (which clones and boxes the rest of the stack and
-//! boxes its future on every request): the edge and the error pages are
-//! `layers::Around` hooks, the identity check a service that answers a
+//! counted, security headers are added; then errors are rendered, a
+//! deadline (armed only if the page is not ready at once), cross-site POSTs
+//! are refused (Fetch Metadata with the `Origin`/`Host` fallback), and the
+//! caller is authenticated. Bodies are capped by the extractors that read
+//! them. All the layers are applied to the routes in one `Router::layer`
+//! call (each call boxes every route again), and none is `from_fn` (which
+//! clones and boxes the rest of the stack and boxes its future on every
+//! request): the edge and the error pages are `layers::Around` hooks, the
+//! identity check a service that answers a
 //! known token from the cache without a future of its own.
 
 mod api;

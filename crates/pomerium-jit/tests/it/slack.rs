@@ -379,6 +379,14 @@ async fn forged_stale_or_unsigned_calls_are_refused_and_change_nothing() {
         assert_eq!(status, 401, "{what}: {answer}");
         assert!(answer.contains(needle), "{what}: {answer}");
     }
+    // A body past the cap is refused whole, before its signature is read.
+    let padded = format!("{}&pad={}", click.body, "x".repeat(20_000));
+    let signed = [
+        ("X-Slack-Request-Timestamp", ts.clone()),
+        ("X-Slack-Signature", good.clone()),
+    ];
+    let (status, answer) = click.send_with(&app, &signed, &padded).await;
+    assert_eq!(status, 413, "{answer}");
     // A Pomerium assertion does not stand in for Slack's signature.
     let carol = env.token(&TestUser::admin());
     let (status, _) = click

@@ -33,7 +33,6 @@ pub(crate) struct IndexPage {
     notice: Option<Shown>,
     cards: Vec<Card>,
     reason_max: usize,
-    ticket_max: usize,
     /// "2026-11-30 02:50 UTC", beside the start field.
     now: String,
 }
@@ -49,11 +48,58 @@ struct Card {
     /// The caller's latest request's own page.
     link: Option<String>,
     /// Offered when nothing is open.
-    ask: Option<Arc<AskForm>>,
+    ask: Option<Arc<AskHtml>>,
     /// Offered while access is active and extensions remain.
     extend: Option<Arc<ExtendForm>>,
     /// How many extensions remain, or why none do; for active access.
     extensions: Option<String>,
+}
+
+/// The request form of a resource, drawn when the app starts: only the
+/// clock beside its start field changes from page to page. Most callers of
+/// `GET /` have nothing open, and drawing the form on each page was half
+/// of the page's work (its name alone is written nine times).
+#[derive(Debug)]
+struct AskHtml {
+    /// Up to the clock.
+    head: Box<str>,
+    /// After the clock.
+    tail: Box<str>,
+}
+
+impl AskHtml {
+    fn of(name: &Slug, title: &str, f: &AskForm) -> Self {
+        let head = AskHead {
+            n: name,
+            f,
+            reason_max: Reason::MAX_LEN,
+            ticket_max: Ticket::MAX_LEN,
+        };
+        let tail = AskTail { f, title };
+        // Rendering into a String fails only if a value's Display fails,
+        // and none of these does.
+        let text = |r: askama::Result<String>| r.expect("the request form renders").into();
+        Self {
+            head: text(head.render()),
+            tail: text(tail.render()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ask_head.html")]
+struct AskHead<'a> {
+    n: &'a Slug,
+    f: &'a AskForm,
+    reason_max: usize,
+    ticket_max: usize,
+}
+
+#[derive(Template)]
+#[template(path = "ask_tail.html")]
+struct AskTail<'a> {
+    f: &'a AskForm,
+    title: &'a str,
 }
 
 #[derive(Debug)]
@@ -274,19 +320,27 @@ fn ask_form(rules: &Rules, again: bool) -> AskForm {
 pub(crate) struct Offer {
     title: Arc<str>,
     description: Arc<str>,
-    ask: Arc<AskForm>,
-    ask_again: Arc<AskForm>,
+    ask: Arc<AskHtml>,
+    ask_again: Arc<AskHtml>,
     extend: Arc<ExtendForm>,
 }
 
 impl Offer {
     pub(crate) fn of(resource: &Resource) -> Self {
         let rules = &resource.rules;
+        let name = Slug(resource.name.clone());
+        let ask = |again| {
+            Arc::new(AskHtml::of(
+                &name,
+                resource.title.as_str(),
+                &ask_form(rules, again),
+            ))
+        };
         Self {
             title: resource.title.as_str().into(),
             description: resource.description.as_str().into(),
-            ask: Arc::new(ask_form(rules, false)),
-            ask_again: Arc::new(ask_form(rules, true)),
+            ask: ask(false),
+            ask_again: ask(true),
             extend: Arc::new(ExtendForm {
                 durations: choices(rules, None),
                 reason_required: rules.reason.required,
@@ -364,7 +418,6 @@ pub(crate) async fn page(
         notice,
         cards,
         reason_max: Reason::MAX_LEN,
-        ticket_max: Ticket::MAX_LEN,
         now: crate::when::absolute(now),
     };
     (flash, page)

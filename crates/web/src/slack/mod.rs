@@ -149,8 +149,11 @@ pub(crate) fn router<S>(config: SlackConfig, service: Service) -> Router<S> {
         http: config.http,
         service,
     };
+    // Slack's body is read whole (its signature covers the bytes), capped
+    // here: the pages' and the API's cap is their extractors' own.
     Router::new()
         .route(PATH, post(actions))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::BODY_LIMIT))
         .with_state(Arc::new(slack))
 }
 
