@@ -43,12 +43,16 @@ fn client_with(zero: &FakeZero, adjust: impl FnOnce(&mut ZeroConfig)) -> ZeroCli
 async fn with_policy() -> (FakeZero, ZeroClient, String) {
     let zero = fake(FakeZeroConfig::default()).await;
     let zc = client(&zero);
-    let id = zc
-        .create_policy::<PolicyRef>(&props(&zero, "p"))
+    let id = create_p(&zero, &zc).await;
+    (zero, zc, id)
+}
+
+/// Creates policy `p` through `zc`; its id.
+async fn create_p(zero: &FakeZero, zc: &ZeroClient) -> String {
+    zc.create_policy::<PolicyRef>(&props(zero, "p"))
         .await
         .unwrap()
-        .id;
-    (zero, zc, id)
+        .id
 }
 
 fn client(zero: &FakeZero) -> ZeroClient {
@@ -300,9 +304,7 @@ async fn rate_limits_honour_retry_after_in_seconds() {
     zc.list_policies(zero.namespace_id()).await.unwrap();
     zero.rate_limit_next(1, RetryAfter::Seconds(1));
     let started = Instant::now();
-    zc.create_policy::<PolicyRef>(&props(&zero, "p"))
-        .await
-        .unwrap();
+    create_p(&zero, &zc).await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "{:?}",
@@ -700,11 +702,7 @@ async fn logs_show_each_call_but_never_a_token() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let zc = client(&zero);
-    let id = zc
-        .create_policy::<PolicyRef>(&props(&zero, "p"))
-        .await
-        .unwrap()
-        .id;
+    let id = create_p(&zero, &zc).await;
     zero.revoke_id_tokens();
     zero.fail_next(1, StatusCode::BAD_GATEWAY);
     zc.get_policy(&id).await.unwrap();
