@@ -17,6 +17,8 @@
 //! [`AuditEvent`] each, which the store writes in one transaction. An illegal
 //! move is a [`DomainError`] that says why, never a silent no-op.
 
+#![forbid(unsafe_code)]
+
 mod access;
 mod audit;
 mod duration;

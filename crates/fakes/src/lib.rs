@@ -3,5 +3,7 @@
 //! endpoint ([`pomerium`]). Both listen on loopback ports they choose and
 //! behave like the real services as described in `docs/pomerium.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod pomerium;
 pub mod zero;

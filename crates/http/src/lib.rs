@@ -13,6 +13,8 @@
 //! Verification is rustls-platform-verifier's, as reqwest's own default:
 //! the platform's roots, hostname checks, TLS 1.2 and 1.3, aws-lc-rs.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 #[cfg(test)]
 use std::sync::atomic::{AtomicUsize, Ordering};

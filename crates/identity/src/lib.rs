@@ -67,6 +67,8 @@
 //! | `max_token_bytes` | 16 KiB |
 //! | `token_cache_capacity` | 10 000 (0 disables) |
 
+#![forbid(unsafe_code)]
+
 mod cache;
 mod config;
 mod error;

@@ -9,6 +9,8 @@
 //! retried with exponential backoff and jitter, one replica at a time, and
 //! carry an idempotency key so receivers can drop a repeat.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod render;
 pub mod route;

@@ -7,6 +7,7 @@ mod demo;
 mod doctor;
 mod explain;
 mod log;
+mod memory;
 mod ops;
 mod resources;
 mod serve;

@@ -191,6 +191,9 @@ impl App {
             self.service.clone().watch_store(shutdown.child_token()),
         ));
         tasks.push(tokio::spawn(self.notifier.run(shutdown.child_token())));
+        tasks.push(tokio::spawn(crate::memory::give_back_while_serving(
+            shutdown.child_token(),
+        )));
         let metrics_on = self.metrics.is_some();
         if let Some(metrics) = self.metrics {
             tasks.push(tokio::spawn(upkeep(

@@ -31,6 +31,8 @@
 //! is unknown, unknown allow terms do not match and unknown deny terms do, so it never
 //! allows what Pomerium would deny.
 
+#![forbid(unsafe_code)]
+
 mod date;
 pub mod eval;
 pub mod jit;

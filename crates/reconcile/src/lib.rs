@@ -32,6 +32,8 @@
 //! store (the database is the truth); the deletion is not read as revoking
 //! every grant.
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod changesets;
 mod config;

@@ -11,6 +11,8 @@
 //! within a second when the store's generation moves (another replica, or
 //! edits adopted from Zero).
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::ops::Range;

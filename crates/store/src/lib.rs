@@ -13,6 +13,8 @@
 //! Both backends run the same SQL through sqlx's `Any` driver; only the
 //! schema files and two statements ([`Backend`]) differ.
 
+#![forbid(unsafe_code)]
+
 mod audit;
 mod error;
 mod history;

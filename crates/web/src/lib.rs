@@ -38,6 +38,8 @@
 //! identity check a service that answers a
 //! known token from the cache without a future of its own.
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod assets;
 mod auth;

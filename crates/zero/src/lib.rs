@@ -59,6 +59,8 @@
 //!   attempt, elapsed) without tokens. Redirects are not followed, so the
 //!   bearer token cannot be forwarded elsewhere.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod config;
 mod error;
