@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// build, the first sync of each policy, the first pages) is freed.
 const SETTLE: Duration = Duration::from_secs(1);
 /// Between trims afterwards.
-pub const EVERY: Duration = Duration::from_secs(30);
+const EVERY: Duration = Duration::from_secs(30);
 
 /// Trims after [`SETTLE`], then every [`EVERY`], until `shutdown`.
 pub async fn give_back_while_serving(shutdown: CancellationToken) {
@@ -39,7 +39,7 @@ pub async fn give_back_while_serving(shutdown: CancellationToken) {
 /// when there were some.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-pub fn give_back() -> bool {
+fn give_back() -> bool {
     // SAFETY: malloc_trim takes no pointers and has no preconditions; it
     // locks each arena while it walks it, so any thread may call it at any
     // time (glibc's malloc/malloc.c).
@@ -47,7 +47,7 @@ pub fn give_back() -> bool {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn give_back() -> bool {
+fn give_back() -> bool {
     false
 }
 
