@@ -99,6 +99,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    memory::keep_large_blocks_apart();
     let command =
         Cli::command().after_help(format!("With no subcommand, runs `serve`. {DEMO_HINT}"));
     let matches = command.get_matches();

@@ -296,13 +296,17 @@ impl Around for Edge {
             metrics::histogram!("pomerium_jit_http_request_duration_seconds", labels.iter())
                 .record(elapsed.as_secs_f64());
         }
-        let h = response.headers_mut();
-        // Room for what follows at once, not by doubling.
-        h.reserve(SECURITY_HEADERS + 1);
-        h.insert(REQUEST_ID, seen.id);
-        security_headers(h);
+        edge_headers(response.headers_mut(), seen.id);
         response
     }
+}
+
+/// The request id and the security headers, in room made at once rather
+/// than by doubling (pages come with it: [`crate::pages::html`]).
+fn edge_headers(h: &mut HeaderMap, id: HeaderValue) {
+    h.reserve(EDGE_HEADERS);
+    h.insert(REQUEST_ID, id);
+    security_headers(h);
 }
 
 /// The matched route, or `unmatched` for paths no route knows (404s).
@@ -372,6 +376,8 @@ fn request_id(prefix: &str, n: u64) -> HeaderValue {
 
 /// How many headers [`security_headers`] may add.
 const SECURITY_HEADERS: usize = 8;
+/// How many headers the edge may add to a response: those and the request id.
+pub(crate) const EDGE_HEADERS: usize = SECURITY_HEADERS + 1;
 
 /// No script, no framing, no sniffing; pages are never cached unless they
 /// say otherwise (the assets do).
@@ -461,6 +467,27 @@ mod tests {
         for delay in [Duration::ZERO, Duration::from_secs(29)] {
             assert_eq!(status(answering_after(Some(delay))).await, StatusCode::OK);
         }
+    }
+
+    /// A page, with a notice's cookie, takes the edge's headers without its
+    /// header map growing (a reallocation on every page).
+    #[test]
+    fn pages_come_with_room_for_the_edges_headers() {
+        #[derive(askama::Template)]
+        #[template(source = "<p>{{ who }}</p>", ext = "html")]
+        struct Probe {
+            who: &'static str,
+        }
+        let last = std::sync::atomic::AtomicUsize::new(0);
+        let mut response = crate::pages::html(&Probe { who: "a&b" }, &last);
+        assert_eq!(last.load(Ordering::Relaxed), "<p>a&#38;b</p>".len());
+        let h = response.headers_mut();
+        h.insert(header::SET_COOKIE, HeaderValue::from_static("notice=x"));
+        let room = h.capacity();
+        edge_headers(h, HeaderValue::from_static("id"));
+        assert_eq!(h.len(), 2 + EDGE_HEADERS);
+        assert_eq!(h.capacity(), room, "the header map grew");
+        assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
     }
 
     #[test]

@@ -11,12 +11,11 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use jit_domain::{
     Actor, Email, Reason, Request, Resource, ResourceName, Seen, State as RequestState, Status,
     Ticket,
@@ -376,26 +375,7 @@ fn blocked(r: &Request, resource: &Resource, me: &Email) -> Option<&'static str>
     }
 }
 
-impl IntoResponse for AdminPage {
-    /// Written into room for the last page's length: at thousands of
-    /// people a page is a few hundred kilobytes, and a buffer grown by
-    /// doubling holds up to twice that (sixteen pages at once: megabytes).
-    fn into_response(self) -> Response {
-        static LAST_LEN: AtomicUsize = AtomicUsize::new(0);
-        let last = LAST_LEN.load(Ordering::Relaxed);
-        let mut html = String::with_capacity(last + last / 16);
-        match self.render_into(&mut html) {
-            Ok(()) => {
-                LAST_LEN.store(html.len(), Ordering::Relaxed);
-                Html(html).into_response()
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the approvers' page failed to render");
-                WebError::Status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-            }
-        }
-    }
-}
+super::html_pages!(AdminPage);
 
 impl AdminPage {
     fn new(

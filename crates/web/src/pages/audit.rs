@@ -3,7 +3,6 @@
 //! latest check of the trail and when it ran (redone only when stale).
 
 use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::State;
 use jit_domain::Email;
 use jit_service::{AuditCheck, AuditQuery, AuditRecord};
@@ -19,7 +18,9 @@ use crate::{AppState, WebError};
 /// Events per page.
 const PAGE: usize = 50;
 
-#[derive(Debug, Template, WebTemplate)]
+super::html_pages!(AuditPage);
+
+#[derive(Debug, Template)]
 #[template(path = "audit.html")]
 pub(crate) struct AuditPage {
     chrome: Chrome,

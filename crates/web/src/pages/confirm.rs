@@ -3,7 +3,6 @@
 //! Loading one changes nothing.
 
 use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::State;
 use jit_domain::{DomainError, Reason, Request, Status};
 use jit_service::ServiceError;
@@ -50,7 +49,9 @@ impl Target {
     }
 }
 
-#[derive(Debug, Template, WebTemplate)]
+super::html_pages!(ConfirmRevoke, ConfirmRevokeAll);
+
+#[derive(Debug, Template)]
 #[template(path = "confirm_revoke.html")]
 pub(crate) struct ConfirmRevoke {
     chrome: Chrome,
@@ -92,7 +93,7 @@ pub(crate) async fn revoke(
     })
 }
 
-#[derive(Debug, Template, WebTemplate)]
+#[derive(Debug, Template)]
 #[template(path = "confirm_revoke_all.html")]
 pub(crate) struct ConfirmRevokeAll {
     chrome: Chrome,

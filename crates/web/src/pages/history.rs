@@ -10,7 +10,6 @@
 //! - `GET /admin/history/timeline.svg`: the timeline as an image.
 
 use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -174,7 +173,9 @@ fn instant(field: &'static str, value: &str, edge: Edge) -> Result<OffsetDateTim
     })
 }
 
-#[derive(Debug, Template, WebTemplate)]
+super::html_pages!(HistoryPage);
+
+#[derive(Debug, Template)]
 #[template(path = "history.html")]
 pub(crate) struct HistoryPage {
     chrome: Chrome,

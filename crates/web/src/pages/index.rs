@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::response::Response;
 use jit_domain::{
@@ -26,7 +25,9 @@ use crate::text::{Breakable, Slug};
 use crate::when::When;
 use crate::{AppState, WebError};
 
-#[derive(Debug, Template, WebTemplate)]
+super::html_pages!(IndexPage);
+
+#[derive(Debug, Template)]
 #[template(path = "index.html")]
 pub(crate) struct IndexPage {
     chrome: Chrome,

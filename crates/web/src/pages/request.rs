@@ -3,7 +3,6 @@
 //! of its resource; with its audit events for approvers.
 
 use askama::Template;
-use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use jit_domain::{Actor, Request, RequestId, State as RequestState};
 use jit_service::{AuditQuery, ServiceError};
@@ -19,7 +18,9 @@ use crate::{AppState, WebError};
 /// request's own.
 const EVENTS: usize = 200;
 
-#[derive(Debug, Template, WebTemplate)]
+super::html_pages!(RequestPage);
+
+#[derive(Debug, Template)]
 #[template(path = "request.html")]
 pub(crate) struct RequestPage {
     chrome: Chrome,
