@@ -10,7 +10,6 @@
 //! [`EVERY`], so what a burst of load freed goes back too. It locks one
 //! arena at a time for its walk.
 //!
-//!
 //! Before that, [`keep_large_blocks_apart`] fixes malloc's mmap threshold, so
 //! large blocks are mapped on their own and unmapped when freed.
 //!

@@ -75,7 +75,8 @@ pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let last = last_len.load(Ordering::Relaxed);
     let mut body = String::with_capacity(last + last / 16);
     if let Err(e) = page.render_into(&mut body) {
-        tracing::error!(error = %e, "a page failed to render");
+        let page = std::any::type_name_of_val(page);
+        tracing::error!(error = %e, page, "a page failed to render");
         return WebError::Status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
     }
     last_len.store(body.len(), Ordering::Relaxed);
