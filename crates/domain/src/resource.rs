@@ -151,7 +151,7 @@ impl Approvers {
         match self {
             Approvers::Admins => None,
             Approvers::Listed { emails, groups } => Some(
-                emails.contains(&person.email) || person.groups.iter().any(|g| groups.contains(g)),
+                emails.contains(person.email) || person.groups.iter().any(|g| groups.contains(g)),
             ),
         }
     }
@@ -185,7 +185,7 @@ impl Condition {
     pub fn matches(&self, person: &Person) -> bool {
         match self {
             Condition::Group(g) => person.groups.iter().any(|x| x == g),
-            Condition::Email(e) => &person.email == e,
+            Condition::Email(e) => person.email == e,
             Condition::Claim { name, value } => person
                 .claims
                 .get(name)
@@ -194,21 +194,40 @@ impl Condition {
     }
 }
 
-/// Who is asking, as far as the rules care: from Pomerium's verified assertion.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Person {
-    pub email: Email,
-    pub groups: Vec<String>,
+/// Who is asking, as far as the rules care: from Pomerium's verified
+/// assertion, borrowed. Every page asks the rules about its caller once per
+/// resource; an owned copy cloned each group and claim each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Person<'a> {
+    pub email: &'a Email,
+    pub groups: &'a [String],
     /// Other string claims of the assertion (a list claim holds each item).
-    pub claims: BTreeMap<String, Vec<String>>,
+    pub claims: &'a BTreeMap<String, Vec<String>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn person(email: &str) -> Person {
-        Person {
+    /// What a [`Person`] borrows.
+    struct Owned {
+        email: Email,
+        groups: Vec<String>,
+        claims: BTreeMap<String, Vec<String>>,
+    }
+
+    impl Owned {
+        fn view(&self) -> Person<'_> {
+            Person {
+                email: &self.email,
+                groups: &self.groups,
+                claims: &self.claims,
+            }
+        }
+    }
+
+    fn person(email: &str) -> Owned {
+        Owned {
             email: Email::parse(email).unwrap(),
             groups: Vec::new(),
             claims: BTreeMap::new(),
@@ -243,6 +262,7 @@ mod tests {
         p.groups = vec!["on-call".into()];
         p.claims
             .insert("team".into(), vec!["sre".into(), "db".into()]);
+        let p = p.view();
         assert!(Condition::Group("on-call".into()).matches(&p));
         assert!(!Condition::Group("on".into()).matches(&p));
         assert!(Condition::Email(Email::parse("a@x.test").unwrap()).matches(&p));
@@ -262,11 +282,11 @@ mod tests {
             groups: ["dba".to_owned()].into(),
         };
         let mut p = person("boss@x.test");
-        assert_eq!(a.lists(&p), Some(true));
+        assert_eq!(a.lists(&p.view()), Some(true));
         p.email = Email::parse("other@x.test").unwrap();
-        assert_eq!(a.lists(&p), Some(false));
+        assert_eq!(a.lists(&p.view()), Some(false));
         p.groups.push("dba".into());
-        assert_eq!(a.lists(&p), Some(true));
-        assert_eq!(Approvers::Admins.lists(&p), None);
+        assert_eq!(a.lists(&p.view()), Some(true));
+        assert_eq!(Approvers::Admins.lists(&p.view()), None);
     }
 }

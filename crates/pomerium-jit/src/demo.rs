@@ -639,21 +639,19 @@ mod tests {
         // Staging: Bob, on call, is auto-approved; Alice is not.
         let staging = &rs[2];
         assert!(staging.rules.durations.requester_chooses);
-        let person = |key: &str| {
+        let no_claims = Default::default();
+        let approval = |key: &str| {
             let p = PEOPLE.iter().find(|p| p.key == key).unwrap();
-            Requester {
-                email: Email::parse(p.email).unwrap(),
-                groups: p.groups.iter().map(|g| g.to_string()).collect(),
-                claims: Default::default(),
-            }
+            let groups: Vec<String> = p.groups.iter().map(|g| g.to_string()).collect();
+            let requester = Requester {
+                email: &Email::parse(p.email).unwrap(),
+                groups: &groups,
+                claims: &no_claims,
+            };
+            staging.auto_approval(&requester).map(|r| r.name.clone())
         };
-        assert_eq!(
-            staging
-                .auto_approval(&person("bob"))
-                .map(|r| r.name.as_str()),
-            Some("on-call")
-        );
-        assert!(staging.auto_approval(&person("alice")).is_none());
+        assert_eq!(approval("bob").as_deref(), Some("on-call"));
+        assert!(approval("alice").is_none());
 
         // Each resource writes its own policy.
         let mut policies: Vec<&str> = rs.iter().map(|r| r.policy.name.as_str()).collect();

@@ -20,12 +20,12 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller as the domain's rules see them.
-    pub fn person(&self) -> Person {
+    /// The caller as the domain's rules see them (borrowed: nothing copied).
+    pub fn person(&self) -> Person<'_> {
         Person {
-            email: self.email.clone(),
-            groups: self.groups.to_vec(),
-            claims: (*self.claims).clone(),
+            email: &self.email,
+            groups: &self.groups,
+            claims: &self.claims,
         }
     }
 }

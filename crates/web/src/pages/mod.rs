@@ -9,6 +9,7 @@ pub(crate) mod history;
 pub(crate) mod index;
 pub(crate) mod request;
 
+use std::cell::RefCell;
 use std::num::NonZeroU8;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,6 +17,7 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 
 use jit_domain::{
     Actor, Approval, Email, Grant, GrantDuration, Request, RequestId, ResourceName, Rules, Seen,
@@ -68,17 +70,21 @@ impl Chrome {
 /// the same page had last time (`last_len`): grown by doubling, a buffer is
 /// copied several times per page and holds up to twice the page (at
 /// thousands of people the approvers' page is a few hundred kilobytes, and
-/// sixteen are drawn at once). The headers have room for what the edge adds
-/// ([`crate::layers::EDGE_HEADERS`]): a map grown there reallocated on every
-/// page, 3% of `GET /`'s CPU time (perf).
+/// sixteen are drawn at once). Pages up to [`SHARED_PAGE`] bytes are cut
+/// from their thread's [`ROOM`] instead of a block each. The headers have
+/// room for what the edge adds ([`crate::layers::EDGE_HEADERS`]): a map
+/// grown there reallocated on every page, 3% of `GET /`'s CPU time (perf).
 pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let last = last_len.load(Ordering::Relaxed);
-    let mut body = String::with_capacity(last + last / 16);
-    if let Err(e) = page.render_into(&mut body) {
-        let page = std::any::type_name_of_val(page);
-        tracing::error!(error = %e, page, "a page failed to render");
+    let room = last + last / 16;
+    let body = if room <= SHARED_PAGE {
+        ROOM.with_borrow_mut(|shared| render_into(page, room, shared).map(BytesMut::freeze))
+    } else {
+        render_into(page, room, &mut BytesMut::new()).map(BytesMut::freeze)
+    };
+    let Ok(body) = body else {
         return WebError::Status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
-    }
+    };
     last_len.store(body.len(), Ordering::Relaxed);
     // The content type, a notice's cookie, the edge's.
     let mut headers = HeaderMap::with_capacity(2 + crate::layers::EDGE_HEADERS);
@@ -89,6 +95,42 @@ pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.headers_mut() = headers;
     response
+}
+
+/// The largest page cut from a thread's [`ROOM`]: the usual pages, not the
+/// approvers' list at thousands of people, which would keep its size
+/// resident in every thread that drew it.
+const SHARED_PAGE: usize = 16 * 1024;
+
+thread_local! {
+    /// What this thread's small pages are written into, each page cut off
+    /// as it is done. Every page was a block of its own, larger than
+    /// malloc's per-thread cache takes (1 KiB), so each one went to the
+    /// arena's lock both workers share. Once the pages cut from it are
+    /// sent, the room is used again from its start; while some are still
+    /// being sent, a new one is taken and the old one goes with its last
+    /// page.
+    static ROOM: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(4 * SHARED_PAGE));
+}
+
+/// `page` rendered into `buffer` (with `room` reserved first), cut off as
+/// its own bytes; on failure what was written is dropped and the failure
+/// logged.
+fn render_into(
+    page: &impl Template,
+    room: usize,
+    buffer: &mut BytesMut,
+) -> Result<BytesMut, askama::Error> {
+    buffer.reserve(room);
+    match page.render_into(&mut *buffer) {
+        Ok(()) => Ok(buffer.split()),
+        Err(e) => {
+            buffer.clear();
+            let page = std::any::type_name_of_val(page);
+            tracing::error!(error = %e, page, "a page failed to render");
+            Err(e)
+        }
+    }
 }
 
 /// Makes each page type a response through [`html`], with its own length
@@ -258,7 +300,59 @@ pub(crate) fn first_resource(state: &AppState) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::to_bytes;
+
     use super::*;
+
+    /// A page of `0` characters.
+    #[derive(Template)]
+    #[template(source = "{% for _ in 0..len %}0{% endfor %}", ext = "html")]
+    struct Zeros {
+        len: usize,
+    }
+
+    /// Where a page's bytes are, and the page.
+    async fn drawn(len: usize, last: &AtomicUsize) -> (usize, bytes::Bytes) {
+        let body = to_bytes(html(&Zeros { len }, last).into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(body.len(), len);
+        (body.as_ptr() as usize, body)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn small_pages_share_their_threads_room_and_reuse_it_once_sent() {
+        let last = AtomicUsize::new(0);
+        let (first, a) = drawn(3000, &last).await;
+        let (second, b) = drawn(3000, &last).await;
+        assert_eq!(
+            second,
+            first + 3000,
+            "cut from the same room, one after the other"
+        );
+        drop((a, b));
+        // Each page sent before the next: once the room's end is reached,
+        // it starts again from its beginning instead of taking a new block.
+        let mut at = Vec::new();
+        for _ in 0..3 * (4 * SHARED_PAGE / 3000) {
+            at.push(drawn(3000, &last).await.0);
+        }
+        assert!(
+            at.contains(&first),
+            "the room was not used again: {first:#x} not in {at:x?}"
+        );
+        assert!(
+            at.iter()
+                .all(|p| (first..first + 4 * SHARED_PAGE).contains(p))
+        );
+
+        let large = AtomicUsize::new(SHARED_PAGE + 1);
+        let (big, _held) = drawn(SHARED_PAGE + 1, &large).await;
+        assert!(
+            !(first..first + 4 * SHARED_PAGE).contains(&big),
+            "a large page has a block of its own"
+        );
+    }
 
     fn minutes(m: u32) -> GrantDuration {
         GrantDuration::from_minutes(m).unwrap()
