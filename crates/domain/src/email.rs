@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 // its approvals, and the pages keep every open request in memory.
 pub struct Email(Arc<str>);
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum EmailError {
     #[error("the email address is empty")]
     Empty,

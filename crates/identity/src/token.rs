@@ -262,9 +262,11 @@ impl RawClaims {
             Some(_) => return Err(VerifyError::InvalidClaim("groups")),
         };
 
+        let email = string(self.email, "email")?.unwrap_or_default();
         let person = Arc::new(Person {
             user,
-            email: string(self.email, "email")?.unwrap_or_default(),
+            address: Person::address_of(&email),
+            email,
             name: string(self.name, "name")?.unwrap_or_default(),
             groups: groups.into(),
             claims: Arc::new(self.other.0),

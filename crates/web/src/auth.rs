@@ -14,7 +14,6 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use jit_domain::Email;
 use jit_identity::{Identity, VerifyError};
 use jit_service::{Caller, Route};
 use pin_project_lite::pin_project;
@@ -204,8 +203,11 @@ fn untrusted(e: VerifyError) -> WebError {
 /// Who a verified assertion vouches for.
 fn caller_of(verified: Result<Arc<Identity>, WebError>, route: Route) -> Result<Caller, WebError> {
     let identity = verified?;
-    let email = identity.email().map_err(Unverified::Token)?;
-    let email = Email::parse(email).map_err(Unverified::Email)?;
+    let email = match identity.address() {
+        Some(Ok(email)) => email.clone(),
+        Some(Err(e)) => return Err(Unverified::Email(e.clone()).into()),
+        None => return Err(Unverified::Token(VerifyError::MissingEmail).into()),
+    };
     Ok(Caller {
         email,
         groups: identity.groups().clone(),
