@@ -99,8 +99,11 @@ pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
 
 /// The largest page cut from a thread's [`ROOM`]: the usual pages, not the
 /// approvers' list at thousands of people, which would keep its size
-/// resident in every thread that drew it.
-const SHARED_PAGE: usize = 16 * 1024;
+/// resident in every thread that drew it. A page not yet sent keeps its
+/// whole room: four times its size for a page this large, twelve times
+/// for the index page (Pomerium's proxy reads each response at once, so
+/// none waits long).
+const SHARED_PAGE: usize = 8 * 1024;
 
 thread_local! {
     /// What this thread's small pages are written into, each page cut off
