@@ -17,7 +17,7 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use jit_domain::{
     Actor, Approval, Email, Grant, GrantDuration, Request, RequestId, ResourceName, Rules, Seen,
@@ -78,11 +78,11 @@ pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let last = last_len.load(Ordering::Relaxed);
     let room = last + last / 16;
     let body = if room <= SHARED_PAGE {
-        ROOM.with_borrow_mut(|shared| render_into(page, room, shared).map(BytesMut::freeze))
+        ROOM.with_borrow_mut(|shared| render_into(page, room, shared))
     } else {
-        render_into(page, room, &mut BytesMut::new()).map(BytesMut::freeze)
+        render_into(page, room, &mut BytesMut::new())
     };
-    let Ok(body) = body else {
+    let Some(body) = body else {
         return WebError::Status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
     };
     last_len.store(body.len(), Ordering::Relaxed);
@@ -119,19 +119,15 @@ thread_local! {
 /// `page` rendered into `buffer` (with `room` reserved first), cut off as
 /// its own bytes; on failure what was written is dropped and the failure
 /// logged.
-fn render_into(
-    page: &impl Template,
-    room: usize,
-    buffer: &mut BytesMut,
-) -> Result<BytesMut, askama::Error> {
+fn render_into(page: &impl Template, room: usize, buffer: &mut BytesMut) -> Option<Bytes> {
     buffer.reserve(room);
     match page.render_into(&mut *buffer) {
-        Ok(()) => Ok(buffer.split()),
+        Ok(()) => Some(buffer.split().freeze()),
         Err(e) => {
             buffer.clear();
             let page = std::any::type_name_of_val(page);
             tracing::error!(error = %e, page, "a page failed to render");
-            Err(e)
+            None
         }
     }
 }
