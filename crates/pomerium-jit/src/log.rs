@@ -223,19 +223,8 @@ where
             Level::WARN => "  WARN ",
             Level::ERROR => " ERROR ",
         })?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                writer.write_str(span.name())?;
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                    && !fields.is_empty()
-                {
-                    writer.write_char('{')?;
-                    writer.write_str(fields)?;
-                    writer.write_char('}')?;
-                }
-                writer.write_char(':')?;
-            }
+        if let Some(span) = ctx.parent_span() {
+            write_scope::<S, N>(&mut writer, &span)?;
             writer.write_char(' ')?;
         }
         writer.write_str(meta.target())?;
@@ -243,6 +232,32 @@ where
         ctx.format_fields(writer.by_ref(), event)?;
         writer.write_char('\n')
     }
+}
+
+/// `root{fields}:…:span{fields}:`, the root first. Written from the leaf
+/// up by recursion: `Scope::from_root` gathers the spans into a vector
+/// first, on every line.
+fn write_scope<S, N>(
+    writer: &mut Writer<'_>,
+    span: &tracing_subscriber::registry::SpanRef<'_, S>,
+) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    if let Some(parent) = span.parent() {
+        write_scope::<S, N>(writer, &parent)?;
+    }
+    writer.write_str(span.name())?;
+    let extensions = span.extensions();
+    if let Some(fields) = extensions.get::<FormattedFields<N>>()
+        && !fields.is_empty()
+    {
+        writer.write_char('{')?;
+        writer.write_str(fields)?;
+        writer.write_char('}')?;
+    }
+    writer.write_char(':')
 }
 
 /// Fields as `name=value` (values in `Debug` form, so strings are quoted
@@ -311,6 +326,21 @@ impl fmt::Write for Staged {
         self.len = end;
         Ok(())
     }
+
+    /// The quotes and `=` around every field, put in place (the default
+    /// encodes each as UTF-8 and copies it as a string).
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        if !c.is_ascii() {
+            return self.write_str(c.encode_utf8(&mut [0; 4]));
+        }
+        let Some(byte) = self.bytes.get_mut(self.len) else {
+            self.overflowed = true;
+            return Err(fmt::Error);
+        };
+        *byte = c as u8;
+        self.len += 1;
+        Ok(())
+    }
 }
 
 struct PlainVisitor<'w> {
@@ -321,12 +351,12 @@ struct PlainVisitor<'w> {
 
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        // What `Debug` writes for text with nothing to escape.
-        if field.name() == "message"
-            || !value
-                .bytes()
-                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-        {
+        // What `Debug` writes for text with nothing to escape. A fold
+        // without an early exit: it goes over several bytes at once.
+        let plain = value.bytes().fold(true, |plain, b| {
+            plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
+        });
+        if field.name() == "message" || !plain {
             return self.record_debug(field, &value);
         }
         self.record_with(field, |w| {
@@ -647,6 +677,25 @@ mod tests {
         tracing::subscriber::with_default(subscriber, events);
         assert_eq!(ours.lines().len(), 6);
         assert_eq!(ours.lines(), theirs.lines());
+    }
+
+    #[test]
+    fn the_stage_takes_characters_up_to_its_last_byte_and_then_says_it_overflowed() {
+        use fmt::Write as _;
+        let mut staged = Staged::default();
+        let fill = "x".repeat(staged.bytes.len() - 3);
+        staged.write_str(&fill).unwrap();
+        staged.write_char('=').unwrap();
+        staged.write_char('é').unwrap();
+        assert_eq!(staged.as_str().unwrap(), format!("{fill}=é"));
+        assert!(!staged.overflowed);
+        assert!(staged.write_char('"').is_err());
+        assert!(staged.overflowed);
+        assert_eq!(
+            staged.as_str().unwrap(),
+            format!("{fill}=é"),
+            "nothing partial"
+        );
     }
 
     #[test]
