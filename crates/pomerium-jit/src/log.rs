@@ -646,7 +646,14 @@ mod tests {
                 "kinds"
             );
             tracing::warn!(error = %"Zero said no", "could not sync {}", "deploy");
+            // Spans within spans, written from the root.
+            tracing::info_span!("inner", n = 7u64).in_scope(|| {
+                tracing::info_span!("empty").in_scope(|| tracing::info!("nested"));
+            });
+            tracing::info!(parent: None, "a root event inside a span");
         });
+        let orphan = tracing::info_span!("explicit", k = "v");
+        tracing::info!(parent: &orphan, "an explicit parent outside it");
         tracing::info!(r#type = "x", ratio = 0.5, "outside");
         tracing::error!(count = -3i64);
         // Longer than the stage the fields are gathered on.
@@ -675,8 +682,14 @@ mod tests {
                 .with_writer(move || t.clone()),
         );
         tracing::subscriber::with_default(subscriber, events);
-        assert_eq!(ours.lines().len(), 6);
+        assert_eq!(ours.lines().len(), 9);
         assert_eq!(ours.lines(), theirs.lines());
+        let nested = "request{method=\"GET\" path=\"/\" request_id=\"a-1\"}:inner{n=7}:empty: ";
+        assert!(
+            ours.lines().iter().any(|l| l.contains(nested)),
+            "{:?}",
+            ours.lines()
+        );
     }
 
     #[test]
