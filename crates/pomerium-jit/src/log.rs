@@ -352,11 +352,14 @@ struct PlainVisitor<'w> {
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         // What `Debug` writes for text with nothing to escape. A fold
-        // without an early exit: it goes over several bytes at once.
-        let plain = value.bytes().fold(true, |plain, b| {
-            plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
-        });
-        if field.name() == "message" || !plain {
+        // without an early exit goes over several bytes at once; the
+        // message is not checked at all.
+        let plain = |value: &str| {
+            value.bytes().fold(true, |plain, b| {
+                plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
+            })
+        };
+        if field.name() == "message" || !plain(value) {
             return self.record_debug(field, &value);
         }
         self.record_with(field, |w| {
