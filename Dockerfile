@@ -16,9 +16,6 @@ COPY --from=build /pomerium-jit /usr/local/bin/pomerium-jit
 USER 10001
 WORKDIR /data
 ENV PORT=8000 DATA_DIR=/data LOG_FORMAT=json
-# At most two malloc arenas: a sixth less peak memory at 10,000 people
-# (README, Performance), at some /admin throughput.
-ENV GLIBC_TUNABLES=glibc.malloc.arena_max=2
 EXPOSE 8000
 VOLUME ["/data"]
 HEALTHCHECK --interval=30s --timeout=3s CMD ["pomerium-jit", "healthcheck"]

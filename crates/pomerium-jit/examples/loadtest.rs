@@ -468,8 +468,6 @@ impl Fakes<'_> {
         let mut cmd = Command::new(self.bin);
         cmd.env_clear()
             .current_dir(self.dir)
-            // As the image, the systemd unit and the manifests run it.
-            .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
             .env("API_USER_TOKEN", self.zero.api_user_token())
             .env("ORGANIZATION_ID", self.zero.organization_id())
             .env("CLUSTER_ID", self.zero.cluster_id())

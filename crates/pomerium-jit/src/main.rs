@@ -183,6 +183,11 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the log writer's thread: see `runtime`.
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
     // Kept until exit: dropping it writes out what is left.
     let (_log, dropped) = match init_tracing(args.log_format()) {
         Ok(log) => log,
@@ -205,7 +210,7 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
              (ps, /proc); set the {setting} environment variable or {setting}_FILE instead"
         );
     }
-    run(async move {
+    finish(runtime.block_on(async move {
         let shutdown = serve::shutdown_on_signals();
         tokio::spawn(report_dropped_lines(dropped, shutdown.child_token()));
         let listen = settings.listen;
@@ -218,21 +223,50 @@ fn serve_cmd(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
             .with_context(|| format!("cannot listen on {listen} (BIND_ADDRESS, PORT)"))?;
         tracing::info!(address = %listener.local_addr()?, "pomerium-jit listening");
         app.serve(listener, shutdown).await
-    })
+    }))
 }
 
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    match runtime() {
+        Ok(runtime) => finish(runtime.block_on(fut)),
+        Err(code) => code,
+    }
+}
+
+/// The async runtime ([`memory::runtime`]): build it before any other
+/// thread starts.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    let workers = worker_threads().map_err(|problem| {
+        eprintln!("error: {problem}");
+        ExitCode::from(2)
+    })?;
+    memory::runtime(workers).map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Tokio's rule: `TOKIO_WORKER_THREADS` when set, else one per core.
+fn worker_threads() -> Result<usize, &'static str> {
+    use std::num::NonZeroUsize;
+    match std::env::var("TOKIO_WORKER_THREADS") {
+        Err(std::env::VarError::NotPresent) => {
+            Ok(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
         }
-    };
-    match runtime.block_on(fut) {
+        Ok(v) => v
+            .trim()
+            .parse::<NonZeroUsize>()
+            .map(NonZeroUsize::get)
+            .map_err(|_| {
+                "TOKIO_WORKER_THREADS must be a whole number of worker threads, 1 or more; \
+             unset it for one per core"
+            }),
+        Err(std::env::VarError::NotUnicode(_)) => Err("TOKIO_WORKER_THREADS is not valid UTF-8"),
+    }
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

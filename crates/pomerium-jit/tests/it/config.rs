@@ -255,3 +255,18 @@ async fn auto_approve_rules_match_groups_and_the_assertions_other_claims() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_worker_count_that_is_not_a_positive_number_stops_the_start_with_exit_2() {
+    let env = Env::new().await;
+    for bad in ["0", "two", "-1"] {
+        let (code, stderr) = exit_of(env.command(&[("TOKIO_WORKER_THREADS", bad)]));
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+        assert_eq!(
+            stderr.trim(),
+            "error: TOKIO_WORKER_THREADS must be a whole number of worker threads, 1 or more; \
+             unset it for one per core",
+            "{bad}"
+        );
+    }
+}
