@@ -108,8 +108,8 @@ const SHARED_PAGE: usize = 8 * 1024;
 thread_local! {
     /// What this thread's small pages are written into, each page cut off
     /// as it is done. Every page was a block of its own, larger than
-    /// malloc's per-thread cache takes (1 KiB), so each one went to the
-    /// arena's lock both workers share. Once the pages cut from it are
+    /// malloc's per-thread cache takes (1 KiB), so each one took its
+    /// arena's lock. Once the pages cut from it are
     /// sent, the room is used again from its start; while some are still
     /// being sent, a new one is taken and the old one goes with its last
     /// page.
