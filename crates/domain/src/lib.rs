@@ -33,7 +33,7 @@ pub use duration::{DurationError, GrantDuration};
 pub use email::{Email, EmailError};
 pub use render::{RemoteEntry, desired_entries, desired_entry};
 pub use resource::{
-    Approvers, AutoApprove, Condition, Person, PolicyTarget, Resource, ResourceName,
+    Approvers, AutoApprove, Condition, Person, PolicyTarget, Profile, Resource, ResourceName,
     ResourceNameError,
 };
 pub use rules::{

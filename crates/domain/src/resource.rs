@@ -205,32 +205,39 @@ pub struct Person<'a> {
     pub claims: &'a BTreeMap<String, Vec<String>>,
 }
 
+/// Who someone is, owned: what a verified assertion (or Slack's directory)
+/// says of them. Held once per person and shared: a request takes its
+/// caller with one reference count, where three shared parts took three,
+/// each on a cache line the other worker had written last (2% of `GET /`'s
+/// CPU time in perf).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Profile {
+    pub email: Email,
+    pub groups: Arc<[String]>,
+    /// Other string claims of the assertion (a list claim holds each item).
+    pub claims: Arc<BTreeMap<String, Vec<String>>>,
+}
+
+impl Profile {
+    /// The profile as the rules read it.
+    pub fn person(&self) -> Person<'_> {
+        Person {
+            email: &self.email,
+            groups: &self.groups,
+            claims: &self.claims,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// What a [`Person`] borrows.
-    struct Owned {
-        email: Email,
-        groups: Vec<String>,
-        claims: BTreeMap<String, Vec<String>>,
-    }
-
-    impl Owned {
-        fn view(&self) -> Person<'_> {
-            Person {
-                email: &self.email,
-                groups: &self.groups,
-                claims: &self.claims,
-            }
-        }
-    }
-
-    fn person(email: &str) -> Owned {
-        Owned {
+    fn person(email: &str) -> Profile {
+        Profile {
             email: Email::parse(email).unwrap(),
-            groups: Vec::new(),
-            claims: BTreeMap::new(),
+            groups: Arc::new([]),
+            claims: Arc::default(),
         }
     }
 
@@ -259,10 +266,9 @@ mod tests {
     #[test]
     fn conditions_match_groups_emails_and_claims() {
         let mut p = person("a@x.test");
-        p.groups = vec!["on-call".into()];
-        p.claims
-            .insert("team".into(), vec!["sre".into(), "db".into()]);
-        let p = p.view();
+        p.groups = ["on-call".to_owned()].into();
+        p.claims = Arc::new([("team".into(), vec!["sre".into(), "db".into()])].into());
+        let p = p.person();
         assert!(Condition::Group("on-call".into()).matches(&p));
         assert!(!Condition::Group("on".into()).matches(&p));
         assert!(Condition::Email(Email::parse("a@x.test").unwrap()).matches(&p));
@@ -282,11 +288,11 @@ mod tests {
             groups: ["dba".to_owned()].into(),
         };
         let mut p = person("boss@x.test");
-        assert_eq!(a.lists(&p.view()), Some(true));
+        assert_eq!(a.lists(&p.person()), Some(true));
         p.email = Email::parse("other@x.test").unwrap();
-        assert_eq!(a.lists(&p.view()), Some(false));
-        p.groups.push("dba".into());
-        assert_eq!(a.lists(&p.view()), Some(true));
-        assert_eq!(Approvers::Admins.lists(&p.view()), None);
+        assert_eq!(a.lists(&p.person()), Some(false));
+        p.groups = ["dba".to_owned()].into();
+        assert_eq!(a.lists(&p.person()), Some(true));
+        assert_eq!(Approvers::Admins.lists(&p.person()), None);
     }
 }

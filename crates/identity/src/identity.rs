@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use jit_domain::{Email, EmailError};
+use jit_domain::{Email, EmailError, Profile};
 use time::OffsetDateTime;
 
 use crate::VerifyError;
@@ -31,11 +31,11 @@ pub struct Identity {
 pub(crate) struct Person {
     pub(crate) user: String,
     pub(crate) email: String,
-    /// `email` as the app reads addresses, parsed once for all of the
-    /// person's assertions rather than on every request; `None` when empty.
-    pub(crate) address: Option<Result<Email, EmailError>>,
     pub(crate) name: String,
-    // Shared, so each request's caller takes them without a copy.
+    /// The address as the app reads it, with the groups and claims: made
+    /// once for all of the person's assertions, and what each request's
+    /// caller shares; why the address is not one, or `None` when empty.
+    pub(crate) profile: Option<Result<Arc<Profile>, EmailError>>,
     pub(crate) groups: Arc<[String]>,
     pub(crate) claims: Arc<BTreeMap<String, Vec<String>>>,
 }
@@ -57,10 +57,11 @@ impl Identity {
         Some(self.person.email.as_str()).filter(|e| !e.is_empty())
     }
 
-    /// The email address as an [`Email`], or why it is not one; `None` when
-    /// the assertion's `email` is empty or absent.
-    pub fn address(&self) -> Option<&Result<Email, EmailError>> {
-        self.person.address.as_ref()
+    /// The person as the app reads them (the address an [`Email`]), or why
+    /// the address is not one; `None` when the assertion's `email` is empty
+    /// or absent. One copy, shared by all of the person's assertions.
+    pub fn profile(&self) -> Option<&Result<Arc<Profile>, EmailError>> {
+        self.person.profile.as_ref()
     }
 
     /// Display name; may be empty.
@@ -121,8 +122,30 @@ impl Identity {
 }
 
 impl Person {
-    pub(crate) fn address_of(email: &str) -> Option<Result<Email, EmailError>> {
-        (!email.is_empty()).then(|| Email::parse(email))
+    pub(crate) fn new(
+        user: String,
+        email: String,
+        name: String,
+        groups: Arc<[String]>,
+        claims: Arc<BTreeMap<String, Vec<String>>>,
+    ) -> Self {
+        let profile = (!email.is_empty()).then(|| {
+            Email::parse(&email).map(|email| {
+                Arc::new(Profile {
+                    email,
+                    groups: Arc::clone(&groups),
+                    claims: Arc::clone(&claims),
+                })
+            })
+        });
+        Person {
+            user,
+            email,
+            name,
+            profile,
+            groups,
+            claims,
+        }
     }
 }
 
@@ -170,14 +193,13 @@ impl People {
 impl Identity {
     /// An identity with no name, groups or claims, for tests.
     pub(crate) fn for_test(user: &str, email: &str, session_id: &str, token_id: &str) -> Self {
-        let person = Arc::new(Person {
-            user: user.into(),
-            email: email.into(),
-            address: Person::address_of(email),
-            name: String::new(),
-            groups: Arc::new([]),
-            claims: Arc::default(),
-        });
+        let person = Arc::new(Person::new(
+            user.into(),
+            email.into(),
+            String::new(),
+            Arc::new([]),
+            Arc::default(),
+        ));
         let epoch = OffsetDateTime::UNIX_EPOCH;
         Identity::new(person, session_id, token_id, epoch, epoch).expect("short ids")
     }
@@ -204,27 +226,31 @@ mod tests {
         assert_eq!(identity("a@example.com").email(), Ok("a@example.com"));
         assert_eq!(identity("").email(), Err(VerifyError::MissingEmail));
         assert_eq!(identity("").email_if_present(), None);
-        assert_eq!(identity("").address(), None);
+        let address = |id: Identity| id.profile().cloned().map(|p| p.map(|p| p.email.clone()));
+        assert_eq!(address(identity("")), None);
         assert_eq!(
-            identity("a@example.com").address(),
-            Some(&Ok(Email::parse("a@example.com").unwrap()))
+            address(identity("a@example.com")),
+            Some(Ok(Email::parse("a@example.com").unwrap()))
         );
         assert_eq!(
-            identity("a b@x").address(),
-            Some(&Err(EmailError::BadCharacter))
+            address(identity("a b@x")),
+            Some(Err(EmailError::BadCharacter))
         );
     }
 
     #[test]
-    fn a_persons_address_is_parsed_once_for_all_their_assertions() {
+    fn a_persons_profile_is_made_once_for_all_their_assertions() {
         let people = People::default();
         let first = people.share(Identity::for_test("u1", "a@example.com", "s1", "t1"));
         let second = people.share(Identity::for_test("u1", "a@example.com", "s2", "t2"));
-        let text = |id: &Identity| match id.address() {
-            Some(Ok(email)) => email.as_str().as_ptr(),
+        let profile = |id: &Identity| match id.profile() {
+            Some(Ok(profile)) => Arc::clone(profile),
             other => panic!("{other:?}"),
         };
-        assert_eq!(text(&first), text(&second), "one parsed address, shared");
+        assert!(
+            Arc::ptr_eq(&profile(&first), &profile(&second)),
+            "one profile, shared"
+        );
     }
 
     #[test]

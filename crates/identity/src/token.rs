@@ -263,14 +263,13 @@ impl RawClaims {
         };
 
         let email = string(self.email, "email")?.unwrap_or_default();
-        let person = Arc::new(Person {
+        let person = Arc::new(Person::new(
             user,
-            address: Person::address_of(&email),
             email,
-            name: string(self.name, "name")?.unwrap_or_default(),
-            groups: groups.into(),
-            claims: Arc::new(self.other.0),
-        });
+            string(self.name, "name")?.unwrap_or_default(),
+            groups.into(),
+            Arc::new(self.other.0),
+        ));
         let sid = string(self.sid, "sid")?.unwrap_or_default();
         let jti = string(self.jti, "jti")?.unwrap_or_default();
         Identity::new(person, &sid, &jti, issued_at, expires_at)

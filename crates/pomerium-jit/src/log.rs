@@ -86,7 +86,10 @@ impl LogWriter {
     }
 }
 
-impl Write for LogWriter {
+/// Written through a reference: a line takes the buffer's lock and nothing
+/// more (a clone per line was two more atomic operations on the line the
+/// two workers share, 1% of `GET /`'s CPU time in perf).
+impl Write for &LogWriter {
     /// Takes one whole line (the formatter hands over each event in one
     /// call), or drops it whole when it does not fit.
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
@@ -112,10 +115,10 @@ impl Write for LogWriter {
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
-    type Writer = LogWriter;
+    type Writer = &'a LogWriter;
 
-    fn make_writer(&'a self) -> LogWriter {
-        self.clone()
+    fn make_writer(&'a self) -> &'a LogWriter {
+        self
     }
 }
 
@@ -555,9 +558,9 @@ mod tests {
     #[test]
     fn a_line_on_a_quiet_log_is_written_at_once() {
         let (sink, probe) = sink();
-        let (mut writer, _flusher) = spawn(1 << 20, sink).unwrap();
+        let (writer, _flusher) = spawn(1 << 20, sink).unwrap();
         std::thread::sleep(GAP * 3);
-        writer.write_all(b"listening\n").unwrap();
+        (&writer).write_all(b"listening\n").unwrap();
         let written = probe.writes.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(written, b"listening\n");
     }
@@ -566,11 +569,13 @@ mod tests {
     fn lines_logged_while_the_writer_is_busy_go_out_whole_in_order_in_one_write() {
         let (sink, probe) = sink();
         let held = probe.gate.lock().unwrap();
-        let (mut writer, _flusher) = spawn(1 << 20, sink).unwrap();
-        writer.write_all(b"first\n").unwrap();
+        let (writer, _flusher) = spawn(1 << 20, sink).unwrap();
+        (&writer).write_all(b"first\n").unwrap();
         probe.started.recv_timeout(Duration::from_secs(5)).unwrap();
         for i in 0..100 {
-            writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
+            (&writer)
+                .write_all(format!("line {i}\n").as_bytes())
+                .unwrap();
         }
         drop(held);
         assert_eq!(
@@ -586,15 +591,15 @@ mod tests {
     fn a_stalled_sink_never_blocks_a_writer_and_a_full_buffer_drops_whole_lines() {
         let (sink, probe) = sink();
         let held = probe.gate.lock().unwrap();
-        let (mut writer, flusher) = spawn(100, sink).unwrap();
+        let (writer, flusher) = spawn(100, sink).unwrap();
         // The thread takes the first line and then waits on the sink.
-        writer
+        (&writer)
             .write_all(&[[b'a'; 29].as_slice(), b"\n"].concat())
             .unwrap();
         probe.started.recv_timeout(Duration::from_secs(5)).unwrap();
         let started = Instant::now();
         for _ in 0..20 {
-            writer.write_all(b"bbbbbbbbb\n").unwrap();
+            (&writer).write_all(b"bbbbbbbbb\n").unwrap();
         }
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -792,8 +797,8 @@ mod tests {
     #[test]
     fn dropping_the_flusher_writes_everything_left() {
         let (sink, probe) = sink();
-        let (mut writer, flusher) = spawn(1 << 20, sink).unwrap();
-        writer.write_all(b"last words\n").unwrap();
+        let (writer, flusher) = spawn(1 << 20, sink).unwrap();
+        (&writer).write_all(b"last words\n").unwrap();
         drop(flusher);
         let written: Vec<u8> = probe.writes.try_iter().flatten().collect();
         assert_eq!(written, b"last words\n");

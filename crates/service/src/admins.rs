@@ -1,32 +1,29 @@
 //! Who is asking, and whether they are an admin.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::ops::Deref;
 use std::sync::Arc;
 
-use jit_domain::{Email, Person};
+use jit_domain::{Email, Profile};
 
 use crate::ServiceError;
 
-/// A signed-in person, as the web edge read them from a verified assertion.
+/// A signed-in person, as the web edge read them from a verified assertion:
+/// who they are, shared with the assertion (a request copies nothing), and
+/// the route they came through. Reads as its profile (`caller.email`,
+/// `caller.person()`).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub email: Email,
-    /// Shared with the verified assertion: a request does not copy them.
-    pub groups: Arc<[String]>,
-    /// The assertion's other string claims, for auto-approve rules.
-    pub claims: Arc<BTreeMap<String, Vec<String>>>,
+    pub profile: Arc<Profile>,
     /// Which of Pomerium's routes the request came through.
     pub route: Route,
 }
 
-impl Caller {
-    /// The caller as the domain's rules see them (borrowed: nothing copied).
-    pub fn person(&self) -> Person<'_> {
-        Person {
-            email: &self.email,
-            groups: &self.groups,
-            claims: &self.claims,
-        }
+impl Deref for Caller {
+    type Target = Profile;
+
+    fn deref(&self) -> &Profile {
+        &self.profile
     }
 }
 
@@ -100,9 +97,11 @@ mod tests {
 
     fn caller(email: &str, groups: &[&str], route: Route) -> Caller {
         Caller {
-            email: Email::parse(email).unwrap(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            claims: Arc::default(),
+            profile: Arc::new(Profile {
+                email: Email::parse(email).unwrap(),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                claims: Arc::default(),
+            }),
             route,
         }
     }

@@ -117,10 +117,9 @@ where
     }
 }
 
-/// Hands the caller to the handler (shared, not copied: handlers and the
-/// error page read it).
-fn admit(request: &mut Request, caller: Caller) -> Arc<Caller> {
-    let caller = Arc::new(caller);
+/// Hands the caller to the handler; the error page may read it too. A
+/// clone is one reference count, on a line this request has just read.
+fn admit(request: &mut Request, caller: Caller) -> Caller {
     request.extensions_mut().insert(caller.clone());
     caller
 }
@@ -129,7 +128,7 @@ pin_project! {
     /// The response of [`Authenticate`].
     #[project = Projected]
     pub(crate) enum Authenticated<F, E> {
-        Admitted { #[pin] inner: F, caller: Option<Arc<Caller>> },
+        Admitted { #[pin] inner: F, caller: Option<Caller> },
         Refused { response: Option<Response> },
         Checking { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
     }
@@ -159,7 +158,7 @@ where
 
 /// An error page drawn outside keeps the navigation and "Signed in as";
 /// other responses carry nothing more.
-fn keep_for_error_page(mut response: Response, caller: Arc<Caller>) -> Response {
+fn keep_for_error_page(mut response: Response, caller: Caller) -> Response {
     if crate::error::is_failure(&response) {
         response.extensions_mut().insert(caller);
     }
@@ -203,22 +202,17 @@ fn untrusted(e: VerifyError) -> WebError {
 /// Who a verified assertion vouches for.
 fn caller_of(verified: Result<Arc<Identity>, WebError>, route: Route) -> Result<Caller, WebError> {
     let identity = verified?;
-    let email = match identity.address() {
-        Some(Ok(email)) => email.clone(),
+    let profile = match identity.profile() {
+        Some(Ok(profile)) => Arc::clone(profile),
         Some(Err(e)) => return Err(Unverified::Email(e.clone()).into()),
         None => return Err(Unverified::Token(VerifyError::MissingEmail).into()),
     };
-    Ok(Caller {
-        email,
-        groups: identity.groups().clone(),
-        claims: identity.claims().clone(),
-        route,
-    })
+    Ok(Caller { profile, route })
 }
 
 /// The verified [`Caller`], as [`Authenticate`] left it.
 #[derive(Debug, Clone)]
-pub(crate) struct SignedIn(pub Arc<Caller>);
+pub(crate) struct SignedIn(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = WebError;
@@ -227,7 +221,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
         // Absent only on a public path, where no handler asks for it.
         let caller = parts
             .extensions
-            .get::<Arc<Caller>>()
+            .get::<Caller>()
             .ok_or(Unverified::Missing)?;
         Ok(SignedIn(caller.clone()))
     }

@@ -551,7 +551,7 @@ impl Around for Render {
         }
         // Set by `authenticate` once the caller is known: the page keeps the
         // navigation and "Signed in as".
-        let chrome = match response.extensions().get::<std::sync::Arc<Caller>>() {
+        let chrome = match response.extensions().get::<Caller>() {
             Some(caller) => Chrome::signed_in(&self.0, caller, ""),
             None => Chrome::anonymous(self.0.demo),
         };

@@ -2,11 +2,9 @@
 //! the service's memory, no database query) and the caller's actions:
 //! request, withdraw, give back, ask for more time.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jit_domain::{
     Actor, DomainError, Email, Grant, Reason, Request, Resource, Rules, State as RequestState,
     Status, Ticket,
@@ -25,33 +23,36 @@ use crate::text::{Breakable, Slug};
 use crate::when::When;
 use crate::{AppState, WebError};
 
-super::html_pages!(IndexPage);
+super::html_pages!(IndexPage<'_>);
 
 #[derive(Debug, Template)]
 #[template(path = "index.html")]
-pub(crate) struct IndexPage {
+pub(crate) struct IndexPage<'a> {
     chrome: Chrome,
     notice: Option<Shown>,
-    cards: Vec<Card>,
+    cards: Vec<Card<'a>>,
     reason_max: usize,
     /// "2026-11-30 02:50 UTC", beside the start field.
     now: String,
 }
 
-/// One resource of the catalog, as the caller stands on it.
+/// One resource of the catalog, as the caller stands on it; what every
+/// caller sees alike is borrowed from the [`Offer`] (each shared part taken
+/// by reference count moved its count's cache line between the workers on
+/// every page).
 #[derive(Debug)]
-struct Card {
+struct Card<'a> {
     /// As the forms send it.
-    name: Slug,
-    title: Arc<str>,
-    description: Arc<str>,
+    name: &'a Slug,
+    title: &'a str,
+    description: &'a str,
     mine: Mine,
     /// The caller's latest request's own page.
     link: Option<String>,
     /// Offered when nothing is open.
-    ask: Option<Arc<AskHtml>>,
+    ask: Option<&'a AskHtml>,
     /// Offered while access is active and extensions remain.
-    extend: Option<Arc<ExtendForm>>,
+    extend: Option<&'a ExtendForm>,
     /// How many extensions remain, or why none do; for active access.
     extensions: Option<String>,
 }
@@ -319,46 +320,42 @@ fn ask_form(rules: &Rules, again: bool) -> AskForm {
 /// page (8 of the 49 allocations a `GET /` made).
 #[derive(Debug)]
 pub(crate) struct Offer {
-    title: Arc<str>,
-    description: Arc<str>,
-    ask: Arc<AskHtml>,
-    ask_again: Arc<AskHtml>,
-    extend: Arc<ExtendForm>,
+    name: Slug,
+    title: Box<str>,
+    description: Box<str>,
+    ask: AskHtml,
+    ask_again: AskHtml,
+    extend: ExtendForm,
 }
 
 impl Offer {
     pub(crate) fn of(resource: &Resource) -> Self {
         let rules = &resource.rules;
         let name = Slug(resource.name.clone());
-        let ask = |again| {
-            Arc::new(AskHtml::of(
-                &name,
-                resource.title.as_str(),
-                &ask_form(rules, again),
-            ))
-        };
+        let ask = |again| AskHtml::of(&name, resource.title.as_str(), &ask_form(rules, again));
         Self {
             title: resource.title.as_str().into(),
             description: resource.description.as_str().into(),
             ask: ask(false),
             ask_again: ask(true),
-            extend: Arc::new(ExtendForm {
+            extend: ExtendForm {
                 durations: choices(rules, None),
                 reason_required: rules.reason.required,
                 reason_help: reason_help(rules, false),
                 at_once: rules.self_extension,
-            }),
+            },
+            name,
         }
     }
 }
 
-fn card(
+fn card<'a>(
     resource: &Resource,
-    offer: &Offer,
+    offer: &'a Offer,
     request: Option<&Request>,
     me: &Email,
     now: OffsetDateTime,
-) -> Card {
+) -> Card<'a> {
     let rules = &resource.rules;
     let mine = Mine::of(request, rules, me, now);
     let active = matches!(
@@ -380,18 +377,18 @@ fn card(
             (_, n) => format!("{n} extensions left."),
         });
     Card {
-        name: Slug(resource.name.clone()),
-        title: offer.title.clone(),
-        description: offer.description.clone(),
+        name: &offer.name,
+        title: &offer.title,
+        description: &offer.description,
         link: request.map(|r| format!("/requests/{}", r.id)),
         ask: (!mine.is_open()).then(|| {
             if request.is_some() {
-                offer.ask_again.clone()
+                &offer.ask_again
             } else {
-                offer.ask.clone()
+                &offer.ask
             }
         }),
-        extend: (active && left > 0).then(|| offer.extend.clone()),
+        extend: (active && left > 0).then_some(&offer.extend),
         extensions,
         mine,
     }
@@ -401,7 +398,7 @@ pub(crate) async fn page(
     State(app): State<AppState>,
     SignedIn(caller): SignedIn,
     mut flash: Flash,
-) -> (Flash, IndexPage) {
+) -> Response {
     let notice = flash.shown.take();
     let now = OffsetDateTime::now_utc();
     let mine = app.service.status_of(&caller.email);
@@ -421,7 +418,8 @@ pub(crate) async fn page(
         reason_max: Reason::MAX_LEN,
         now: crate::when::absolute(now),
     };
-    (flash, page)
+    // Drawn here: the page borrows the app's offers.
+    (flash, page).into_response()
 }
 
 /// Asking twice is not an error for a person double-clicking: they are sent
@@ -680,7 +678,8 @@ mod tests {
             matches!(c.mine, Mine::Active { extension: Some(ref x), .. } if x.duration == "1 hour")
         );
         let plain = Resource::original("p", Rules::default());
-        let none = card(&plain, &Offer::of(&plain), Some(&active), &me(), NOW);
+        let plain_offer = Offer::of(&plain);
+        let none = card(&plain, &plain_offer, Some(&active), &me(), NOW);
         assert_eq!(
             none.extensions.as_deref(),
             Some("This resource allows no extensions.")

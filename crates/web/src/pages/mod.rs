@@ -67,7 +67,7 @@ impl Chrome {
 }
 
 /// A page as the response. The HTML is written into room for the length
-/// the same page had last time (`last_len`): grown by doubling, a buffer is
+/// the same page had lately (`last_len`, plus a sixteenth): grown by doubling, a buffer is
 /// copied several times per page and holds up to twice the page (at
 /// thousands of people the approvers' page is a few hundred kilobytes, and
 /// sixteen are drawn at once). Pages up to [`SHARED_PAGE`] bytes are cut
@@ -85,7 +85,14 @@ pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let Some(body) = body else {
         return WebError::Status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
     };
-    last_len.store(body.len(), Ordering::Relaxed);
+    // Stored only when the room would no longer fit or is far too large:
+    // both workers read it on every page, and a store on each (the index
+    // page's length changes with the signed-in email) moved its cache line
+    // from one core to the other.
+    let len = body.len();
+    if len > room || len < last - last / 8 {
+        last_len.store(len, Ordering::Relaxed);
+    }
     // The content type, a notice's cookie, the edge's.
     let mut headers = HeaderMap::with_capacity(2 + crate::layers::EDGE_HEADERS);
     headers.insert(
@@ -351,6 +358,23 @@ mod tests {
             !(first..first + 4 * SHARED_PAGE).contains(&big),
             "a large page has a block of its own"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pages_length_is_stored_only_when_its_room_no_longer_fits() {
+        let last = AtomicUsize::new(0);
+        drawn(1600, &last).await;
+        assert_eq!(last.load(Ordering::Relaxed), 1600, "the first page sets it");
+        // The index page's length moves with the signed-in address: within
+        // the room (a sixteenth more) and an eighth less, nothing is stored.
+        for len in [1700, 1601, 1599, 1400] {
+            drawn(len, &last).await;
+            assert_eq!(last.load(Ordering::Relaxed), 1600, "after {len}");
+        }
+        drawn(1701, &last).await;
+        assert_eq!(last.load(Ordering::Relaxed), 1701, "past the room");
+        drawn(1400, &last).await;
+        assert_eq!(last.load(Ordering::Relaxed), 1400, "far smaller");
     }
 
     fn minutes(m: u32) -> GrantDuration {

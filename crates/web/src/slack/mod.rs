@@ -33,7 +33,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use jit_domain::{DomainError, Email, Request, RequestId, Status};
+use jit_domain::{DomainError, Email, Profile, Request, RequestId, Status};
 use jit_service::{Applied, Caller, Decision, Outcome, Route, Service, ServiceError};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -435,9 +435,11 @@ impl Slack {
             }
         };
         let caller = Caller {
-            email: person.email,
-            groups: person.groups.into(),
-            claims: Default::default(),
+            profile: Arc::new(Profile {
+                email: person.email,
+                groups: person.groups.into(),
+                claims: Arc::default(),
+            }),
             // Never the admin route: open admin mode grants nothing here.
             route: Route::Public,
         };

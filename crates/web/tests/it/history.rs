@@ -1,8 +1,10 @@
 //! History people can read: `/admin/history` for approvers (filters, pages,
 //! downloads, the timeline) and `/history` for each person's own.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
-use jit_domain::Rules;
+use jit_domain::{Profile, Rules};
 use jit_fakes::pomerium::TestUser;
 use jit_service::{Admins, Caller, HistoryFilter, Route, Whose};
 
@@ -392,9 +394,11 @@ async fn an_export_past_its_bound_is_refused_not_cut() {
     let app = App::start().await;
     alice_approved_and_bob_pending(&app, "deploy").await;
     let admin = Caller {
-        email: email(&TestUser::admin().email),
-        groups: Default::default(),
-        claims: Default::default(),
+        profile: Arc::new(Profile {
+            email: email(&TestUser::admin().email),
+            groups: Arc::new([]),
+            claims: Arc::default(),
+        }),
         route: Route::Admin,
     };
     let export = |max| {
