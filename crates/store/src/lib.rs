@@ -70,6 +70,11 @@ struct Inner {
     /// SQLite's busy handler polls with sleeps, which is slow and unfair
     /// under contention. Other processes are still excluded by the database.
     writer: tokio::sync::Mutex<()>,
+    /// For an in-memory database, a connection outside the pool, never
+    /// used: the database dies with its last connection, and the pool
+    /// closes its own whenever one fails its check on release (after a
+    /// query cancelled mid-flight, say), then opens an empty one.
+    _keeper: Option<std::sync::Mutex<AnyConnection>>,
 }
 
 impl fmt::Debug for Store {
@@ -94,10 +99,11 @@ impl Store {
         let location = Location::parse(url)?;
         install_default_drivers();
         let backend = location.backend;
+        let in_memory = backend == Backend::Sqlite && location.sqlite_file.is_none();
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         options = match backend {
-            Backend::Sqlite if location.sqlite_file.is_none() => {
-                // An in-memory database dies with its last connection.
+            Backend::Sqlite if in_memory => {
+                // One: shared-cache connections lock each other's tables.
                 options
                     .max_connections(1)
                     .min_connections(1)
@@ -135,8 +141,12 @@ impl Store {
                 target: location.shown.clone(),
                 source,
             })?;
-        // Closed only now, so an in-memory database outlives the handover.
-        probe.close().await.map_err(StoreError::from)?;
+        let keeper = if in_memory {
+            Some(std::sync::Mutex::new(probe))
+        } else {
+            probe.close().await.map_err(StoreError::from)?;
+            None
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -160,6 +170,7 @@ impl Store {
                 backend,
                 shown: location.shown,
                 writer: tokio::sync::Mutex::new(()),
+                _keeper: keeper,
             }),
         };
         store.seal_unrecorded_states().await?;

@@ -82,6 +82,8 @@ impl Store {
                 backend,
                 shown: location.shown,
                 writer: tokio::sync::Mutex::new(()),
+                // Read-only opening refuses in-memory databases.
+                _keeper: None,
             }),
         })
     }

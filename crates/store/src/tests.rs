@@ -1465,6 +1465,24 @@ async fn sqlite_in_memory_works_for_tests() {
     assert!(store.verify_audit_chain().await.unwrap().is_intact());
 }
 
+/// The pool closes a connection that fails its check on release; an
+/// in-memory database must outlive its pool's only connection.
+#[tokio::test]
+async fn sqlite_in_memory_outlives_the_pools_connection() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    request(&store, &email("alice@x.test"), T0).await.unwrap();
+    store
+        .inner
+        .pool
+        .acquire()
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    assert_eq!(store.open_requests().await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn unsupported_schemes_are_named() {
     for (url, scheme) in [
