@@ -264,9 +264,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
         data_dir.display()
     );
     let router = proxy_router(state);
-    axum::serve(proxy_listener, router.into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    jit_web::serve(proxy_listener, router, shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     app.await.context("the app task")??;
     drop(jwks);

@@ -215,13 +215,7 @@ impl App {
             slack: self.slack,
             metrics: metrics_on,
         });
-        // A `Router` given as it is is rebuilt for every connection (each
-        // route cloned and its state applied again: 37 KB and some 300
-        // allocations per connection with this app's routes); made into a
-        // service once, each connection shares it.
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        jit_web::serve(listener, app, shutdown.clone().cancelled_owned()).await;
         shutdown.cancel();
         let stopped = async {
             for t in tasks {
@@ -339,12 +333,7 @@ async fn serve_metrics(
             )
         }),
     );
-    if let Err(e) = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::warn!(error = %e, "the metrics listener stopped");
-    }
+    jit_web::serve(listener, app, shutdown.cancelled_owned()).await;
 }
 
 /// Refuses to start when the store holds pending or active requests on a

@@ -50,6 +50,7 @@ mod input;
 mod layers;
 mod notice;
 mod pages;
+mod serve;
 mod slack;
 mod sync;
 mod text;
@@ -64,6 +65,7 @@ use jit_identity::Verifier;
 use jit_service::Service;
 
 pub use error::{Unverified, WebError};
+pub use serve::serve;
 pub use slack::{
     DEFAULT_API_BASE as SLACK_DEFAULT_API_BASE,
     DEFAULT_RESPONSE_BASE as SLACK_DEFAULT_RESPONSE_BASE, SlackConfig, SlackConfigError,
