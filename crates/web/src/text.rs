@@ -31,10 +31,16 @@ pub(crate) struct Breakable(pub String);
 impl fmt::Display for Breakable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for piece in self.0.split_inclusive(['@', '.']) {
-            // askama's own escaper, as for any other value on the pages.
-            let escaped =
-                askama::filters::escape(piece, askama::filters::Html).map_err(|_| fmt::Error)?;
-            write!(f, "{escaped}")?;
+            if piece.contains(['<', '>', '&', '"', '\'']) {
+                // askama's own escaper, as for any other value on the pages.
+                let escaped = askama::filters::escape(piece, askama::filters::Html)
+                    .map_err(|_| fmt::Error)?;
+                write!(f, "{escaped}")?;
+            } else {
+                // Nothing the escaper would change: most addresses, written
+                // without its formatting machinery (2% of `GET /`'s time).
+                f.write_str(piece)?;
+            }
             if piece.ends_with(['@', '.']) {
                 f.write_str("<wbr>")?;
             }
@@ -149,9 +155,12 @@ mod tests {
         #[test]
         fn breakable_markup_escapes_everything_and_shows_the_text(s in any::<String>()) {
             let markup = Breakable(s.clone()).to_string();
-            prop_assert_eq!(shown(&markup), s);
+            prop_assert_eq!(shown(&markup), s.as_str());
             let tags = markup.replace("<wbr>", "");
             prop_assert!(!tags.contains(['<', '>', '"', '\'']), "{}", markup);
+            // Pieces with nothing to escape skip the escaper: the same text.
+            let escaped = askama::filters::escape(&s, askama::filters::Html).unwrap().to_string();
+            prop_assert_eq!(tags, escaped);
         }
 
         #[test]
