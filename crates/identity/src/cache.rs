@@ -25,10 +25,10 @@ struct Entry {
     generation: u64,
 }
 
-/// What a lookup found.
+/// What a lookup found: on a hit, what the reader took from the identity.
 #[derive(Debug)]
-pub(crate) enum Lookup {
-    Hit(Arc<Identity>),
+pub(crate) enum Lookup<T> {
+    Hit(T),
     /// Verified before, but now past `exp` + leeway.
     Expired,
     Miss,
@@ -66,8 +66,15 @@ impl TokenCache {
 
     /// Looks the token up at Unix time `now`. Entries verified under an older
     /// key-set `generation` (a key has been withdrawn since) are dropped, so
-    /// tokens signed by a removed key must verify afresh.
-    pub(crate) fn get(&self, key: &TokenDigest, now: i64, generation: u64) -> Lookup {
+    /// tokens signed by a removed key must verify afresh. `read` sees a hit's
+    /// identity under the shard's lock.
+    pub(crate) fn get<T>(
+        &self,
+        key: &TokenDigest,
+        now: i64,
+        generation: u64,
+        read: impl FnOnce(&Arc<Identity>) -> T,
+    ) -> Lookup<T> {
         let Some(mut shard) = self.shard(key) else {
             return Lookup::Miss;
         };
@@ -81,7 +88,7 @@ impl TokenCache {
             shard.remove(key);
             Lookup::Expired
         } else {
-            Lookup::Hit(Arc::clone(&entry.identity))
+            Lookup::Hit(read(&entry.identity))
         }
     }
 
@@ -140,9 +147,14 @@ mod tests {
         k
     }
 
-    fn user_of(lookup: Lookup) -> Option<String> {
+    /// The lookup, reading the user of a hit.
+    fn get(cache: &TokenCache, key: &TokenDigest, now: i64, generation: u64) -> Lookup<String> {
+        cache.get(key, now, generation, |id| id.user().to_owned())
+    }
+
+    fn user_of(lookup: Lookup<String>) -> Option<String> {
         match lookup {
-            Lookup::Hit(id) => Some(id.user().to_owned()),
+            Lookup::Hit(user) => Some(user),
             _ => None,
         }
     }
@@ -151,10 +163,10 @@ mod tests {
     fn hit_until_expiry_then_expired() {
         let cache = TokenCache::new(100);
         cache.insert(key(1), identity("a"), 1000, 0, 900);
-        assert_eq!(user_of(cache.get(&key(1), 1000, 0)).as_deref(), Some("a"));
-        assert!(matches!(cache.get(&key(1), 1001, 0), Lookup::Expired));
+        assert_eq!(user_of(get(&cache, &key(1), 1000, 0)).as_deref(), Some("a"));
+        assert!(matches!(get(&cache, &key(1), 1001, 0), Lookup::Expired));
         assert!(
-            matches!(cache.get(&key(1), 1000, 0), Lookup::Miss),
+            matches!(get(&cache, &key(1), 1000, 0), Lookup::Miss),
             "expired entry removed"
         );
     }
@@ -163,7 +175,7 @@ mod tests {
     fn a_newer_key_generation_invalidates() {
         let cache = TokenCache::new(100);
         cache.insert(key(1), identity("a"), 1000, 3, 900);
-        assert!(matches!(cache.get(&key(1), 900, 4), Lookup::Miss));
+        assert!(matches!(get(&cache, &key(1), 900, 4), Lookup::Miss));
         assert_eq!(cache.len(), 0);
     }
 
@@ -174,16 +186,16 @@ mod tests {
         cache.insert(key(2), identity("late"), 5000, 0, 50);
         cache.insert(key(3), identity("new"), 4000, 0, 200);
         assert!(
-            matches!(cache.get(&key(1), 200, 0), Lookup::Miss),
+            matches!(get(&cache, &key(1), 200, 0), Lookup::Miss),
             "expired one evicted"
         );
         cache.insert(key(4), identity("newest"), 4500, 0, 200);
         assert!(
-            matches!(cache.get(&key(3), 200, 0), Lookup::Miss),
+            matches!(get(&cache, &key(3), 200, 0), Lookup::Miss),
             "soonest expiry evicted"
         );
-        assert!(user_of(cache.get(&key(2), 200, 0)).is_some());
-        assert!(user_of(cache.get(&key(4), 200, 0)).is_some());
+        assert!(user_of(get(&cache, &key(2), 200, 0)).is_some());
+        assert!(user_of(get(&cache, &key(4), 200, 0)).is_some());
 
         let small = TokenCache::new(3);
         for n in 0..100u16 {
@@ -198,6 +210,6 @@ mod tests {
     fn zero_capacity_disables() {
         let cache = TokenCache::new(0);
         cache.insert(key(1), identity("a"), 1000, 0, 0);
-        assert!(matches!(cache.get(&key(1), 0, 0), Lookup::Miss));
+        assert!(matches!(get(&cache, &key(1), 0, 0), Lookup::Miss));
     }
 }

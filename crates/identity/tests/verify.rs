@@ -152,7 +152,7 @@ async fn only_judged_tokens_are_known_without_waiting() {
     let f = Fixture::with(Alg::Es256, |c| c.with_max_token_bytes(4096)).await;
     let token = f.mint(&TestUser::alice());
     assert!(
-        f.verifier.verify_known(&token).is_none(),
+        f.verifier.verify_known(&token, Arc::clone).is_none(),
         "a token never seen must be checked"
     );
     assert_eq!(
@@ -161,13 +161,16 @@ async fn only_judged_tokens_are_known_without_waiting() {
         "asking what is known fetches nothing"
     );
     let identity = f.verifier.verify(&token).await.unwrap();
-    let known = f.verifier.verify_known(&token).expect("known once judged");
+    let known = f
+        .verifier
+        .verify_known(&token, Arc::clone)
+        .expect("known once judged");
     assert!(Arc::ptr_eq(&identity, &known.unwrap()));
     let other = f.mint(&TestUser::bob());
-    assert!(f.verifier.verify_known(&other).is_none());
+    assert!(f.verifier.verify_known(&other, Arc::clone).is_none());
     let huge = "x".repeat(5000);
     assert_eq!(
-        f.verifier.verify_known(&huge),
+        f.verifier.verify_known(&huge, Arc::clone),
         Some(Err(VerifyError::TooLong {
             len: 5000,
             max: 4096

@@ -76,11 +76,11 @@ where
             Ok(token) => self
                 .state
                 .verifier
-                .verify_known(token)
-                .map(|v| v.map_err(untrusted)),
+                .verify_known(token, |identity| caller_of(identity, route))
+                .map(|v| v.map_err(untrusted).flatten()),
             Err(e) => Some(Err(e)),
         };
-        match known.map(|verified| caller_of(verified, route)) {
+        match known {
             Some(Ok(caller)) => {
                 let caller = admit(&mut request, caller);
                 Authenticated::Admitted {
@@ -102,7 +102,7 @@ where
                             Ok(token) => state.verifier.verify(token).await.map_err(untrusted),
                             Err(e) => Err(e),
                         };
-                        match caller_of(verified, route) {
+                        match verified.and_then(|identity| caller_of(&identity, route)) {
                             Ok(caller) => {
                                 let caller = admit(&mut request, caller);
                                 let response = inner.call(request).await?;
@@ -200,8 +200,7 @@ fn untrusted(e: VerifyError) -> WebError {
 }
 
 /// Who a verified assertion vouches for.
-fn caller_of(verified: Result<Arc<Identity>, WebError>, route: Route) -> Result<Caller, WebError> {
-    let identity = verified?;
+fn caller_of(identity: &Identity, route: Route) -> Result<Caller, WebError> {
     let profile = match identity.profile() {
         Some(Ok(profile)) => Arc::clone(profile),
         Some(Err(e)) => return Err(Unverified::Email(e.clone()).into()),
