@@ -59,14 +59,16 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         let mut closing = closing.clone();
         let open = open.clone();
         tokio::spawn(async move {
+            let _open = open;
             let mut connection = pin!(connection);
             tokio::select! {
-                // A broken or reset connection: nothing to do for it.
-                _ = connection.as_mut() => return drop(open),
-                _ = closing.changed() => connection.as_mut().graceful_shutdown(),
+                // Ended, or broken by the peer: nothing to do for it.
+                _ = connection.as_mut() => {}
+                _ = closing.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
             }
-            let _ = connection.await;
-            drop(open);
         });
     }
     drop(listener);

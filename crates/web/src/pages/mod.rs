@@ -70,10 +70,11 @@ impl Chrome {
 /// the same page had lately (`last_len`, plus a sixteenth): grown by
 /// doubling, a buffer is copied several times per page and holds up to
 /// twice the page (at thousands of people the approvers' page is a few
-/// hundred kilobytes, and sixteen are drawn at once). Pages up to [`SHARED_PAGE`] bytes are cut
-/// from their thread's [`ROOM`] instead of a block each. The headers have
-/// room for what the edge adds ([`crate::layers::EDGE_HEADERS`]): a map
-/// grown there reallocated on every page, 3% of `GET /`'s CPU time (perf).
+/// hundred kilobytes, and sixteen are drawn at once). Pages up to
+/// [`SHARED_PAGE`] bytes are cut from their thread's [`ROOM`] instead of a
+/// block each. The headers have room for what the edge adds
+/// ([`crate::layers::EDGE_HEADERS`]): a map grown there reallocated on every
+/// page, 3% of `GET /`'s CPU time (perf).
 pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let last = last_len.load(Ordering::Relaxed);
     let room = last + last / 16;
