@@ -30,6 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, UNIX_EPOCH};
 
+use jit_web::scope::{Request, with_current};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::RecordFields;
@@ -226,8 +227,16 @@ where
             Level::WARN => "  WARN ",
             Level::ERROR => " ERROR ",
         })?;
-        if let Some(span) = ctx.parent_span() {
-            write_scope::<S, N>(&mut writer, &span)?;
+        // The request first: it is the root of whatever spans are open.
+        let request = event.is_contextual()
+            && with_current(|r| r.map(|r| write_request(&mut writer, r)))
+                .transpose()?
+                .is_some();
+        let span = ctx.parent_span();
+        if let Some(span) = &span {
+            write_scope::<S, N>(&mut writer, span)?;
+        }
+        if request || span.is_some() {
             writer.write_char(' ')?;
         }
         writer.write_str(meta.target())?;
@@ -261,6 +270,22 @@ where
         writer.write_char('}')?;
     }
     writer.write_char(':')
+}
+
+/// `request{method="GET" path="/" request_id="…"}:`, as [`PlainFields`]
+/// writes the request's span.
+fn write_request(writer: &mut Writer<'_>, request: &Request) -> fmt::Result {
+    writer.write_str("request{")?;
+    let mut visitor = PlainVisitor {
+        writer: writer.by_ref(),
+        empty: true,
+        result: Ok(()),
+    };
+    visitor.str_field("method", request.method());
+    visitor.str_field("path", request.path());
+    visitor.str_field("request_id", request.id());
+    visitor.result?;
+    writer.write_str("}:")
 }
 
 /// Fields as `name=value` (values in `Debug` form, so strings are quoted
@@ -354,30 +379,19 @@ struct PlainVisitor<'w> {
 
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        // What `Debug` writes for text with nothing to escape. A fold
-        // without an early exit goes over several bytes at once; the
-        // message is not checked at all.
-        let plain = |value: &str| {
-            value.bytes().fold(true, |plain, b| {
-                plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
-            })
-        };
-        if field.name() == "message" || !plain(value) {
+        // The message is written bare, not quoted.
+        if field.name() == "message" {
             return self.record_debug(field, &value);
         }
-        self.record_with(field, |w| {
-            w.write_char('"')?;
-            w.write_str(value)?;
-            w.write_char('"')
-        });
+        self.str_field(field.name(), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.record_with(field, |w| write_u64(w, value, 1));
+        self.field_with(field.name(), |w| write_u64(w, value, 1));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record_with(field, |w| {
+        self.field_with(field.name(), |w| {
             if value < 0 {
                 w.write_char('-')?;
             }
@@ -386,29 +400,54 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.record_with(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.field_with(field.name(), |w| {
+            w.write_str(if value { "true" } else { "false" })
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.debug_field(field.name(), value);
+    }
+}
+
+impl PlainVisitor<'_> {
+    /// `name="value"` as `Debug` writes a string, copied when there is
+    /// nothing to escape (checked by a fold without an early exit, which
+    /// goes over several bytes at once).
+    fn str_field(&mut self, name: &str, value: &str) {
+        let plain = value.bytes().fold(true, |plain, b| {
+            plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
+        });
+        if !plain {
+            return self.debug_field(name, &value);
+        }
+        self.field_with(name, |w| {
+            w.write_char('"')?;
+            w.write_str(value)?;
+            w.write_char('"')
+        });
+    }
+
+    /// `name=value` in `Debug` form; the message bare, with control
+    /// characters escaped.
+    fn debug_field(&mut self, name: &str, value: &dyn fmt::Debug) {
         if self.result.is_err() {
             return;
         }
         let w = &mut self.writer;
         let gap = if self.empty { "" } else { " " };
         self.empty = false;
-        self.result = match field.name() {
+        self.result = match name {
             "message" => w
                 .write_str(gap)
                 .and_then(|()| fmt::Write::write_fmt(&mut Escaping(w), format_args!("{value:?}"))),
             name => write!(w, "{gap}{}={value:?}", strip_raw(name)),
         };
     }
-}
 
-impl PlainVisitor<'_> {
     /// ` name=` (or `name=` first), then what `value` writes; never for the
     /// message, which is written bare.
-    fn record_with(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+    fn field_with(&mut self, name: &str, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
@@ -417,7 +456,7 @@ impl PlainVisitor<'_> {
         self.empty = false;
         self.result = w
             .write_str(gap)
-            .and_then(|()| w.write_str(strip_raw(field.name())))
+            .and_then(|()| w.write_str(strip_raw(name)))
             .and_then(|()| w.write_char('='))
             .and_then(|()| value(w));
     }
@@ -639,9 +678,10 @@ mod tests {
         }
     }
 
-    fn events() {
-        let span = tracing::info_span!("request", method = "GET", path = "/", request_id = "a-1");
-        span.in_scope(|| {
+    /// Events inside a request (its span, or its scope when `scoped`), and
+    /// outside.
+    fn events(scoped: bool) {
+        let inside = || {
             tracing::info!(status = 200u16, latency_us = 42u64, cached = true, "served");
             tracing::info!(
                 quoted = "say \"hi\" \\ bye",
@@ -659,7 +699,21 @@ mod tests {
                 tracing::info_span!("empty").in_scope(|| tracing::info!("nested"));
             });
             tracing::info!(parent: None, "a root event inside a span");
-        });
+        };
+        // An id with a quote, escaped in both.
+        if scoped {
+            let id = http::HeaderValue::from_static("a-\"1");
+            let path = http::uri::PathAndQuery::from_static("/requests/7?x=1");
+            Request::new("GET", Some(path), id).in_scope(inside);
+        } else {
+            let span = tracing::info_span!(
+                "request",
+                method = "GET",
+                path = "/requests/7",
+                request_id = "a-\"1"
+            );
+            span.in_scope(inside);
+        }
         let orphan = tracing::info_span!("explicit", k = "v");
         tracing::info!(parent: &orphan, "an explicit parent outside it");
         tracing::info!(r#type = "x", ratio = 0.5, "outside");
@@ -671,33 +725,42 @@ mod tests {
         });
     }
 
+    /// What `subscriber` writes of [`events`].
+    fn captured<S>(subscriber: impl FnOnce(Captured) -> S, scoped: bool) -> Vec<String>
+    where
+        S: Subscriber + Send + Sync + 'static,
+    {
+        let out = Captured::default();
+        tracing::subscriber::with_default(subscriber(out.clone()), || events(scoped));
+        out.lines()
+    }
+
     #[test]
-    fn plain_lines_are_the_default_formats_without_colours() {
+    fn plain_lines_are_the_default_formats_without_colours_with_a_span_or_a_scope() {
         use tracing_subscriber::layer::SubscriberExt;
-        let (ours, theirs) = (Captured::default(), Captured::default());
-        let (o, t) = (ours.clone(), theirs.clone());
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || o.clone())
-                .event_format(Plain)
-                .fmt_fields(PlainFields),
-        );
-        tracing::subscriber::with_default(subscriber, events);
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || t.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, events);
-        assert_eq!(ours.lines().len(), 9);
-        assert_eq!(ours.lines(), theirs.lines());
-        let nested = "request{method=\"GET\" path=\"/\" request_id=\"a-1\"}:inner{n=7}:empty: ";
-        assert!(
-            ours.lines().iter().any(|l| l.contains(nested)),
-            "{:?}",
-            ours.lines()
-        );
+        let plain = |out: Captured| {
+            tracing_subscriber::registry().with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || out.clone())
+                    .event_format(Plain)
+                    .fmt_fields(PlainFields),
+            )
+        };
+        let theirs = |out: Captured| {
+            tracing_subscriber::registry().with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || out.clone()),
+            )
+        };
+        let expected = captured(theirs, false);
+        assert_eq!(expected.len(), 9);
+        assert_eq!(captured(plain, false), expected);
+        assert_eq!(captured(plain, true), expected);
+        let nested =
+            r#"request{method="GET" path="/requests/7" request_id="a-\"1"}:inner{n=7}:empty: "#;
+        assert!(expected.iter().any(|l| l.contains(nested)), "{expected:?}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::{LogFormat, ServeArgs};
+use jit_web::scope::RequestLog;
 use tokio_util::sync::CancellationToken;
 
 /// How to try the product without an account, where this binary can.
@@ -319,12 +320,14 @@ where
         .ok()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| default.to_owned());
-    let filter: Box<dyn Layer<Registry> + Send + Sync> = match log_filter(&spec, default) {
+    let filter = log_filter(&spec, default);
+    // Colour only for people at a terminal, not in files and collectors.
+    let terminal = std::io::stderr().is_terminal();
+    jit_web::scope::set_request_log(request_log(format, &filter, terminal));
+    let filter: Box<dyn Layer<Registry> + Send + Sync> = match filter {
         LogFilter::Targets(targets) => Box::new(targets),
         LogFilter::Env(env) => Box::new(env),
     };
-    // Colour only for people at a terminal, not in files and collectors.
-    let terminal = std::io::stderr().is_terminal();
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
@@ -340,6 +343,16 @@ where
         .with(filter)
         .with(layer)
         .init();
+}
+
+/// A request's fields reach its lines through the request scope where the
+/// format is [`log::Plain`] (text, not at a terminal) and the filter does
+/// not look for spans; through a span otherwise (see [`jit_web::scope`]).
+fn request_log(format: LogFormat, filter: &LogFilter, terminal: bool) -> RequestLog {
+    match (format, filter) {
+        (LogFormat::Text, LogFilter::Targets(_)) if !terminal => RequestLog::Scope,
+        _ => RequestLog::Span,
+    }
 }
 
 /// How `RUST_LOG` is applied: see [`init_tracing_with`].
@@ -394,6 +407,24 @@ mod tests {
     use tracing_subscriber::filter::LevelFilter;
 
     use super::*;
+
+    #[test]
+    fn only_the_plain_text_log_without_span_directives_reads_the_request_scope() {
+        let targets = || log_filter("info", "info");
+        let spans = || log_filter("info,[request]=debug", "info");
+        assert_eq!(
+            request_log(LogFormat::Text, &targets(), false),
+            RequestLog::Scope
+        );
+        for (format, filter, terminal) in [
+            (LogFormat::Text, targets(), true),
+            (LogFormat::Text, spans(), false),
+            (LogFormat::Json, targets(), false),
+            (LogFormat::Json, spans(), false),
+        ] {
+            assert_eq!(request_log(format, &filter, terminal), RequestLog::Span);
+        }
+    }
 
     #[test]
     fn plain_directives_use_targets_and_span_directives_envfilter() {

@@ -2,11 +2,14 @@
 //!
 //! Keyed by the request's own resource and email, so an entry holds no
 //! copy of either (at 10,000 people the copies were 20,000 allocations per
-//! reload), and a lookup borrows them instead of building a key.
+//! reload), and a lookup borrows them instead of building a key. Hashed
+//! with foldhash, seeded per process: SipHash over the two strings was 1.4%
+//! of `GET /`'s CPU time (perf), for a page looking up each resource.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use jit_domain::{Email, Request, ResourceName};
 
@@ -21,7 +24,7 @@ impl Latest {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             table: HashTable::with_capacity(capacity),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 

@@ -23,12 +23,12 @@ use jit_service::{Caller, ServiceError, SyncFailure};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tower_http::csrf::ProtectionError;
-use tracing::Span;
 
 use crate::AppState;
 use crate::layers::Around;
 use crate::notice::{Failure, Flasher};
 use crate::pages::Chrome;
+use crate::scope::Scope;
 use crate::sync::{failure_code, failure_text};
 use crate::when::When;
 
@@ -521,17 +521,19 @@ fn accept_names(headers: &HeaderMap, needle: &[u8]) -> bool {
 pub(crate) struct Render(pub AppState);
 
 impl Around for Render {
-    type Seen = (Reader, Flasher);
+    /// The flasher only for a browser's form post: no other failure is
+    /// sent back with a notice (and its header lookup is spared).
+    type Seen = (Reader, Option<Flasher>);
 
-    fn before(&self, request: &mut Request) -> ((Reader, Flasher), Span) {
-        let seen = (
-            Reader::of(request),
-            Flasher::new(&self.0, request.headers()),
-        );
-        (seen, Span::none())
+    fn before(&self, request: &mut Request) -> (Self::Seen, Scope) {
+        let reader = Reader::of(request);
+        let flasher = reader
+            .form_post
+            .then(|| Flasher::new(&self.0, request.headers()));
+        ((reader, flasher), Scope::none())
     }
 
-    fn after(&self, (reader, flasher): (Reader, Flasher), mut response: Response) -> Response {
+    fn after(&self, (reader, flasher): Self::Seen, mut response: Response) -> Response {
         let problem = if let Some(problem) = response.extensions_mut().remove::<Problem>() {
             problem
         } else if response.extensions().get::<ProtectionError>().is_some() {
@@ -545,7 +547,9 @@ impl Around for Render {
         } else {
             return response;
         };
-        if reader.form_post && !problem.stays {
+        if let Some(flasher) = flasher
+            && !problem.stays
+        {
             let failure = problem.failure(reader.request_id());
             return flasher.fail(problem.back.unwrap_or(reader.back), failure);
         }
@@ -568,12 +572,15 @@ pub(crate) fn is_failure(response: &Response) -> bool {
 /// A failure from a layer or a library, with no page of its own.
 fn is_bare_failure(response: &Response) -> bool {
     let status = response.status();
-    let drawn = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/html") || ct.contains("json"));
-    (status.is_client_error() || status.is_server_error()) && !drawn
+    // The status first: every response is asked, few are failures.
+    let drawn = || {
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/html") || ct.contains("json"))
+    };
+    (status.is_client_error() || status.is_server_error()) && !drawn()
 }
 
 fn bare_failure(status: StatusCode) -> WebError {

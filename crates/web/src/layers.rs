@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use crate::scope::Scope;
+use crate::{AppState, auth, error};
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -17,9 +19,6 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant as Deadline, Sleep};
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::csrf::CsrfLayer;
-use tracing::Span;
-
-use crate::{AppState, auth, error};
 
 /// Pomerium's identity header.
 pub(crate) const ASSERTION: HeaderName = HeaderName::from_static("x-pomerium-jwt-assertion");
@@ -67,9 +66,9 @@ pub(crate) fn wrap(
 pub(crate) trait Around: Clone + Send + Sync + 'static {
     /// What [`Around::after`] needs to know of the request.
     type Seen: Send + 'static;
-    /// Reads (and may change) the request; the span returned is entered
+    /// Reads (and may change) the request; the scope returned is entered
     /// whenever the services inside run, and around `after`.
-    fn before(&self, request: &mut Request) -> (Self::Seen, Span);
+    fn before(&self, request: &mut Request) -> (Self::Seen, Scope);
     fn after(&self, seen: Self::Seen, response: Response) -> Response;
 }
 
@@ -108,11 +107,14 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let (seen, span) = self.around.before(&mut request);
-        let inner = span.in_scope(|| self.inner.call(request));
+        let (seen, mut scope) = self.around.before(&mut request);
+        let inner = {
+            let _entered = scope.enter();
+            self.inner.call(request)
+        };
         AroundFuture {
             inner,
-            span,
+            scope,
             around: self.around.clone(),
             seen: Some(seen),
         }
@@ -123,7 +125,7 @@ pin_project! {
     pub(crate) struct AroundFuture<A: Around, F> {
         #[pin]
         inner: F,
-        span: Span,
+        scope: Scope,
         around: A,
         seen: Option<A::Seen>,
     }
@@ -138,7 +140,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.enter();
+        let _entered = this.scope.enter();
         let result = ready!(this.inner.poll(cx));
         let seen = this
             .seen
@@ -230,7 +232,8 @@ where
 
 /// What every response goes through, in one layer: identity headers marked
 /// sensitive, a request id, the request's span and its access-log line, the
-/// metrics, security headers.
+/// metrics, security headers. The request's scope is made here: see
+/// [`crate::scope`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Edge(Metrics);
 
@@ -244,7 +247,7 @@ pub(crate) struct EdgeSeen {
 impl Around for Edge {
     type Seen = EdgeSeen;
 
-    fn before(&self, request: &mut Request) -> (EdgeSeen, Span) {
+    fn before(&self, request: &mut Request) -> (EdgeSeen, Scope) {
         let started = Instant::now();
         let headers = request.headers_mut();
         for name in [ASSERTION, header::AUTHORIZATION, header::COOKIE] {
@@ -263,19 +266,14 @@ impl Around for Edge {
         let Edge(Metrics(counted)) = *self;
         let route = counted.then(|| route_label(request.extensions().get::<MatchedPath>()));
         let method = method_label(request.method());
-        let span = tracing::info_span!(
-            "request",
-            method,
-            path = request.uri().path(),
-            request_id = id.to_str().unwrap_or_default()
-        );
+        let scope = Scope::of(method, request.uri().path_and_query(), &id);
         let seen = EdgeSeen {
             started,
             id,
             route,
             method,
         };
-        (seen, span)
+        (seen, scope)
     }
 
     fn after(&self, seen: EdgeSeen, mut response: Response) -> Response {

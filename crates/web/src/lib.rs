@@ -50,6 +50,7 @@ mod input;
 mod layers;
 mod notice;
 mod pages;
+pub mod scope;
 mod serve;
 mod slack;
 mod sync;

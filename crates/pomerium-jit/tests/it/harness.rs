@@ -116,11 +116,10 @@ impl App {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["message"] == "pomerium-jit listening"
+                if let Some(address) = listening_address(&line)
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
+                    let _ = tx.send(address);
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -250,6 +249,18 @@ impl App {
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
+}
+
+/// The address in the line saying the app listens, in the JSON log or
+/// the text log (`… pomerium-jit listening address=127.0.0.1:4000`).
+fn listening_address(line: &str) -> Option<String> {
+    if let Ok(v) = serde_json::from_str::<Value>(line) {
+        return (v["message"] == "pomerium-jit listening")
+            .then(|| v["address"].as_str().unwrap_or_default().to_owned());
+    }
+    let (_, fields) = line.split_once("pomerium-jit listening ")?;
+    let address = fields.strip_prefix("address=")?;
+    Some(address.split_whitespace().next()?.to_owned())
 }
 
 impl Drop for App {

@@ -24,6 +24,62 @@ async fn only_signed_assertions_get_in() {
     assert!(!app.log_text().contains(&forged), "tokens never logged");
 }
 
+/// Every line logged while a request is served names it: in the text log
+/// (the request's scope, written by the app's format) as in the JSON log
+/// (a tracing span), with the id a proxy in front sent.
+#[tokio::test]
+async fn the_log_names_the_request_of_each_line_in_text_and_json() {
+    let env = Env::new().await;
+    let client = reqwest::Client::new();
+    let token = env.token(&TestUser::alice());
+    for format in ["text", "json"] {
+        let app = env.spawn(&[("LOG_FORMAT", format)]);
+        for (id, token) in [("good-1", token.as_str()), ("forged-2", "not.a.token")] {
+            let response = client
+                .get(app.url("/requests/7?x=1"))
+                .header("X-Pomerium-Jwt-Assertion", token)
+                .header("X-Request-Id", id)
+                .send()
+                .await
+                .expect("GET");
+            assert_eq!(response.headers()["x-request-id"], id);
+        }
+        // The access line is written within 10 ms of the answer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while app.log_text().matches("served").count() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let log = app.log_text();
+        let line = |needle: &str| {
+            log.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{format}: no line with {needle:?} in\n{log}"))
+                .to_owned()
+        };
+        match format {
+            "text" => {
+                let scope = |id| {
+                    format!(r#"request{{method="GET" path="/requests/7" request_id="{id}"}}: "#)
+                };
+                let refused = line("assertion refused");
+                assert!(refused.contains(&scope("forged-2")), "{refused}");
+                let served = line(r#"request_id="good-1"}: jit_web::layers: served status="#);
+                assert!(served.contains(&scope("good-1")), "{served}");
+            }
+            _ => {
+                let refused: serde_json::Value =
+                    serde_json::from_str(&line("assertion refused")).unwrap();
+                assert_eq!(refused["span"]["request_id"], "forged-2", "{refused}");
+                assert_eq!(refused["span"]["path"], "/requests/7", "{refused}");
+                let served: serde_json::Value =
+                    serde_json::from_str(&line(r#""request_id":"good-1""#)).unwrap();
+                assert_eq!(served["message"], "served", "{served}");
+                assert_eq!(served["span"]["method"], "GET", "{served}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn admin_rights_are_checked_in_the_app() {
     let env = Env::new().await;

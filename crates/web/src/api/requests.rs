@@ -4,7 +4,7 @@
 //! that was decided, replaced or ended meanwhile answers 409 `changed`.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use jit_domain::{GrantDuration, Reason, Request, RequestId, Seen, Status};
@@ -137,13 +137,15 @@ pub(crate) async fn get(
 pub(crate) async fn create(
     State(app): State<AppState>,
     SignedIn(caller): SignedIn,
-    OriginalUri(uri): OriginalUri,
+    // The route's whole path, prefix included (`/api/v1/requests` or
+    // `/admin/api/v1/requests`): it has no parameters.
+    route: MatchedPath,
     JsonBody(AccessRequest { resource, ask }): JsonBody<AccessRequest>,
 ) -> Result<Response, WebError> {
     let resource = resource_or_first(&app, resource);
     let outcome = app.service.request_access(&caller, &resource, ask).await?;
     let mut response = changed(&outcome, StatusCode::CREATED);
-    if let Ok(location) = format!("{}/{}", uri.path(), outcome.request.id).parse() {
+    if let Ok(location) = format!("{}/{}", route.as_str(), outcome.request.id).parse() {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
