@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use crate::scope::Scope;
+use crate::scope::{self, Scope};
 use crate::{AppState, auth, error};
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -266,7 +266,8 @@ impl Around for Edge {
         let Edge(Metrics(counted)) = *self;
         let route = counted.then(|| route_label(request.extensions().get::<MatchedPath>()));
         let method = method_label(request.method());
-        let scope = Scope::of(method, request.uri().path_and_query(), &id);
+        let path = request.uri().path_and_query().cloned();
+        let scope = Scope::of(scope::Request::new(method, path, id.clone()));
         let seen = EdgeSeen {
             started,
             id,

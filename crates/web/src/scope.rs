@@ -106,21 +106,24 @@ impl Scope {
         Scope::Span(Span::none())
     }
 
-    /// The scope of a request as the process's log reads it; none when
+    /// The scope of `request` as the process's log reads it; none when
     /// the access log is off (the span would be disabled).
-    pub(crate) fn of(method: &'static str, path: Option<&PathAndQuery>, id: &HeaderValue) -> Scope {
+    pub(crate) fn of(request: Request) -> Scope {
         match REQUEST_LOG.get() {
             // Enabled as the span would be (its target is the edge's).
-            Some(RequestLog::Scope) if tracing::enabled!(target: "jit_web::layers", tracing::Level::INFO) => {
-                Scope::Request(Some(Request::new(method, path.cloned(), id.clone())))
+            Some(RequestLog::Scope) => {
+                if tracing::enabled!(target: "jit_web::layers", tracing::Level::INFO) {
+                    Scope::Request(Some(request))
+                } else {
+                    Scope::none()
+                }
             }
-            Some(RequestLog::Scope) => Scope::none(),
             None | Some(RequestLog::Span) => Scope::Span(tracing::info_span!(
                 target: "jit_web::layers",
                 "request",
-                method,
-                path = path.map_or("/", PathAndQuery::path),
-                request_id = id.to_str().unwrap_or_default()
+                method = request.method(),
+                path = request.path(),
+                request_id = request.id()
             )),
         }
     }
