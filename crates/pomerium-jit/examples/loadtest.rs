@@ -10,7 +10,11 @@
 //! - idle RSS (VmRSS 2 s after start, with its anonymous and file parts),
 //! - `GET /` at concurrency 64 against a minimal axum server answering a
 //!   body of the same size (this program, run as `loadtest minimal BYTES`,
-//!   in a process of its own), alternating, [`RUNS`] times each,
+//!   in a process of its own), alternating, `PJ_RUNS` times each; and, as a
+//!   reference rather than a target, against the same server answering
+//!   with the headers the app adds to a page (its security headers and
+//!   request id, read off one of its answers), which the client must parse
+//!   too,
 //! - peak RSS (VmHWM) under that load, and at the end,
 //! - `GET /admin` at concurrency 16 with 1,000 and with 10,000 people's
 //!   requests in the store (half pending, half active), with the page's
@@ -64,7 +68,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("minimal") {
         let bytes = args.get(2).and_then(|b| b.parse().ok()).unwrap_or(13);
-        return minimal(bytes).await;
+        return minimal(bytes, args.get(3..).unwrap_or_default()).await;
     }
     let seconds: u64 = setting("PJ_SECONDS", 10);
     let runs: usize = setting("PJ_RUNS", 3);
@@ -151,15 +155,22 @@ async fn main() {
             .take(4000)
             .map(|u| signer.mint(&host, u)),
     );
-    let page = http
+    let response = http
         .get(format!("{base}/"))
         .header("X-Pomerium-Jwt-Assertion", signer.mint(&host, &people[0]))
         .send()
         .await
-        .expect("GET /")
-        .bytes()
-        .await
-        .expect("the index page");
+        .expect("GET /");
+    // What the app adds to a page (its security headers, the request id),
+    // for the minimal server's `/headed`; each server writes its own date,
+    // length and type.
+    let added: Vec<String> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !["date", "content-length", "content-type"].contains(&name.as_str()))
+        .map(|(name, value)| format!("{name}: {}", value.to_str().expect("a text header")))
+        .collect();
+    let page = response.bytes().await.expect("the index page");
     let lua = dir.path().join("rotate.lua");
     std::fs::write(&lua, LUA).expect("lua script");
     if let Some(hold) = std::env::var("PJ_HOLD").ok().and_then(|s| s.parse().ok()) {
@@ -174,6 +185,7 @@ async fn main() {
     let exe = std::env::current_exe().expect("this program");
     let mut baseline = Command::new(exe)
         .args(["minimal", &page.len().to_string()])
+        .args(&added)
         .stdout(Stdio::piped())
         .spawn()
         .expect("the minimal server");
@@ -182,13 +194,22 @@ async fn main() {
         .read_line(&mut line)
         .expect("its port");
     let minimal_url = format!("http://127.0.0.1:{}/", line.trim());
+    let headed_url = format!("{minimal_url}headed");
     let log_before = app.log_len();
-    let (mut minimal_runs, mut app_runs) = (Vec::new(), Vec::new());
+    let (mut minimal_runs, mut headed_runs, mut app_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         minimal_runs.push(wrk(
             baseline.id(),
             &lua,
             &minimal_url,
+            &index_tokens,
+            64,
+            seconds,
+        ));
+        headed_runs.push(wrk(
+            baseline.id(),
+            &lua,
+            &headed_url,
             &index_tokens,
             64,
             seconds,
@@ -206,21 +227,38 @@ async fn main() {
     let _ = baseline.wait();
     let logged = app.log_len() - log_before;
     let minimal = Load::median(&minimal_runs);
+    let headed = Load::median(&headed_runs);
     let index = Load::median(&app_runs);
-    for (label, runs) in [("minimal", &minimal_runs), ("GET /", &app_runs)] {
+    for (label, runs) in [
+        ("minimal", &minimal_runs),
+        ("headed", &headed_runs),
+        ("GET /", &app_runs),
+    ] {
         let rates: Vec<f64> = runs.iter().map(|r| r.rps).collect();
         println!("{label:8} runs: {}", list(&rates));
     }
     let share = 100.0 * index.rps / minimal.rps;
+    let headed_share = 100.0 * headed.rps / minimal.rps;
     table.row(
         "minimal axum, same body size, c64",
         minimal.to_string(),
         "",
         true,
     );
+    // Not a target: how much of the gap is the headers' cost to the client
+    // (wrk parses every byte of them) and to hyper, not the app's work.
+    table.row(
+        "minimal axum, same body and the app's headers, c64",
+        format!("{headed}, {headed_share:.0}% of the minimal server"),
+        "",
+        true,
+    );
     table.row(
         "GET / c64 (vs minimal)",
-        format!("{index}, {share:.0}%"),
+        format!(
+            "{index}, {share:.0}% ({:.0}% of the minimal server with the app's headers)",
+            100.0 * index.rps / headed.rps
+        ),
         ">= 60%, p99 < 5 ms",
         share >= 60.0 && index.p99_ms < 5.0,
     );
@@ -662,17 +700,36 @@ fn write_tokens(dir: &Path, name: &str, tokens: impl Iterator<Item = String>) ->
     path
 }
 
-/// A minimal axum server answering `GET /` with `bytes` bytes of HTML; prints its port.
-async fn minimal(bytes: usize) {
+/// A minimal axum server answering `GET /` with `bytes` bytes of HTML, and
+/// `GET /headed` with the same and the `headers` given (`name: value`);
+/// prints its port.
+async fn minimal(bytes: usize, headers: &[String]) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     println!("{}", listener.local_addr().expect("address").port());
     let body: &'static str = "x".repeat(bytes).leak();
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || async move { axum::response::Html(body) }),
-    );
+    let headers: axum::http::HeaderMap = headers
+        .iter()
+        .map(|h| {
+            let (name, value) = h.split_once(": ").expect("name: value");
+            (
+                axum::http::HeaderName::try_from(name).expect("a header name"),
+                axum::http::HeaderValue::try_from(value).expect("a header value"),
+            )
+        })
+        .collect();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Html(body) }),
+        )
+        .route(
+            "/headed",
+            axum::routing::get(
+                move || async move { (headers.clone(), axum::response::Html(body)) },
+            ),
+        );
     axum::serve(listener, app).await.expect("serve");
 }
 

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::WebError;
+use crate::text::Escaped;
 
 struct Asset {
     name: &'static str,
@@ -35,8 +36,8 @@ static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
     ]
 });
 
-static CSS_HREF: LazyLock<String> = LazyLock::new(|| href("app.css"));
-static ICON_HREF: LazyLock<String> = LazyLock::new(|| href("favicon.svg"));
+static CSS_HREF: LazyLock<Escaped> = LazyLock::new(|| href("app.css"));
+static ICON_HREF: LazyLock<Escaped> = LazyLock::new(|| href("favicon.svg"));
 
 fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
     let version = format!("{:016x}", fnv1a(body));
@@ -57,19 +58,19 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn href(name: &str) -> String {
+fn href(name: &str) -> Escaped {
     let asset = ASSETS
         .iter()
         .find(|a| a.name == name)
         .expect("a compiled-in asset");
-    format!("/assets/{name}?v={}", asset.version)
+    Escaped::new(&format!("/assets/{name}?v={}", asset.version))
 }
 
-pub(crate) fn css_href() -> &'static str {
+pub(crate) fn css_href() -> &'static Escaped {
     &CSS_HREF
 }
 
-pub(crate) fn icon_href() -> &'static str {
+pub(crate) fn icon_href() -> &'static Escaped {
     &ICON_HREF
 }
 
@@ -110,8 +111,9 @@ mod tests {
 
     #[test]
     fn hrefs_carry_the_content_hash() {
-        assert!(css_href().starts_with("/assets/app.css?v="));
-        assert_eq!(css_href().len(), "/assets/app.css?v=".len() + 16);
+        let css = css_href().to_string();
+        assert!(css.starts_with("/assets/app.css?v="));
+        assert_eq!(css.len(), "/assets/app.css?v=".len() + 16);
         assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
     }
 }

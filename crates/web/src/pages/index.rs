@@ -19,7 +19,7 @@ use super::{
 use crate::auth::SignedIn;
 use crate::input::{AccessRequest, Extension, Form, Mine as MineForm};
 use crate::notice::{Flash, Flasher, Notice, Shown};
-use crate::text::{Breakable, Slug};
+use crate::text::{Breakable, Escaped, Slug};
 use crate::when::When;
 use crate::{AppState, WebError};
 
@@ -44,8 +44,8 @@ pub(crate) struct IndexPage<'a> {
 struct Card<'a> {
     /// As the forms send it.
     name: &'a Slug,
-    title: &'a str,
-    description: &'a str,
+    title: &'a Escaped,
+    description: &'a Escaped,
     mine: Mine,
     /// The caller's latest request's own page.
     link: Option<String>,
@@ -321,8 +321,8 @@ fn ask_form(rules: &Rules, again: bool) -> AskForm {
 #[derive(Debug)]
 pub(crate) struct Offer {
     name: Slug,
-    title: Box<str>,
-    description: Box<str>,
+    title: Escaped,
+    description: Escaped,
     ask: AskHtml,
     ask_again: AskHtml,
     extend: ExtendForm,
@@ -334,8 +334,8 @@ impl Offer {
         let name = Slug(resource.name.clone());
         let ask = |again| AskHtml::of(&name, resource.title.as_str(), &ask_form(rules, again));
         Self {
-            title: resource.title.as_str().into(),
-            description: resource.description.as_str().into(),
+            title: Escaped::new(resource.title.as_str()),
+            description: Escaped::new(resource.description.as_str()),
             ask: ask(false),
             ask_again: ask(true),
             extend: ExtendForm {

@@ -26,7 +26,7 @@ use jit_domain::{
 use jit_service::{Applied, Caller, Outcome};
 use time::OffsetDateTime;
 
-use crate::text::Breakable;
+use crate::text::{Breakable, Escaped};
 use crate::{AppState, WebError, assets};
 
 /// What every page shows around its content.
@@ -38,8 +38,8 @@ pub(crate) struct Chrome {
     pub admin: bool,
     /// The navigation entry to mark as current: `home`, `admin`, `audit`.
     pub section: &'static str,
-    pub css: &'static str,
-    pub icon: &'static str,
+    pub css: &'static Escaped,
+    pub icon: &'static Escaped,
 }
 
 impl Chrome {
