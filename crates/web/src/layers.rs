@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use crate::scope::{self, Scope};
-use crate::{AppState, auth, error};
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -19,6 +17,9 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant as Deadline, Sleep};
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::csrf::CsrfLayer;
+
+use crate::scope::{self, Scope};
+use crate::{AppState, auth, error};
 
 /// Pomerium's identity header.
 pub(crate) const ASSERTION: HeaderName = HeaderName::from_static("x-pomerium-jwt-assertion");
@@ -231,9 +232,8 @@ where
 }
 
 /// What every response goes through, in one layer: identity headers marked
-/// sensitive, a request id, the request's span and its access-log line, the
-/// metrics, security headers. The request's scope is made here: see
-/// [`crate::scope`].
+/// sensitive, a request id, the request's scope (see [`crate::scope`]) and
+/// its access-log line, the metrics, security headers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Edge(Metrics);
 
