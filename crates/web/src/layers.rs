@@ -250,9 +250,11 @@ impl Around for Edge {
     fn before(&self, request: &mut Request) -> (EdgeSeen, Scope) {
         let started = Instant::now();
         let headers = request.headers_mut();
-        for name in [ASSERTION, header::AUTHORIZATION, header::COOKIE] {
-            if let header::Entry::Occupied(mut values) = headers.entry(name) {
-                values.iter_mut().for_each(|v| v.set_sensitive(true));
+        // One pass over a request's few headers: a lookup by name hashes
+        // it, and `entry` makes room for an insert first.
+        for (name, value) in headers.iter_mut() {
+            if *name == ASSERTION || *name == header::AUTHORIZATION || *name == header::COOKIE {
+                value.set_sensitive(true);
             }
         }
         let id = match headers.get(&REQUEST_ID) {
@@ -280,10 +282,12 @@ impl Around for Edge {
     fn after(&self, seen: EdgeSeen, mut response: Response) -> Response {
         let elapsed = seen.started.elapsed();
         let status = response.status();
+        // The message as a string field: the text log copies it, where a
+        // formatted message goes through `fmt` on every request.
         tracing::info!(
+            message = "served",
             status = status.as_u16(),
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            "served"
         );
         if let Some(route) = seen.route {
             let labels = [
@@ -487,6 +491,30 @@ mod tests {
         assert_eq!(h.len(), 2 + EDGE_HEADERS);
         assert_eq!(h.capacity(), room, "the header map grew");
         assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
+
+    /// Every value of the identity headers is marked sensitive (kept out
+    /// of any `Debug` of the request), and nothing else is; a request
+    /// without an id gets one.
+    #[test]
+    fn identity_headers_are_marked_sensitive_every_value_of_them() {
+        let mut request = Request::get("/")
+            .header(ASSERTION, "token")
+            .header(header::COOKIE, "a=1")
+            .header(header::HOST, "app")
+            .header(header::COOKIE, "b=2")
+            .header(header::AUTHORIZATION, "Bearer x")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (seen, _scope) = Edge(Metrics(false)).before(&mut request);
+        let headers = request.headers();
+        let sensitive = |name| headers.get_all(name).iter().map(HeaderValue::is_sensitive);
+        assert_eq!(sensitive(ASSERTION).collect::<Vec<_>>(), [true]);
+        assert_eq!(sensitive(header::COOKIE).collect::<Vec<_>>(), [true, true]);
+        assert_eq!(sensitive(header::AUTHORIZATION).collect::<Vec<_>>(), [true]);
+        assert_eq!(sensitive(header::HOST).collect::<Vec<_>>(), [false]);
+        assert_eq!(headers[&REQUEST_ID], seen.id);
+        assert!(!format!("{headers:?}").contains("token"));
     }
 
     #[test]
