@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jit_fakes::pomerium::{
     Alg, IssuerFormat, JwksServer, SignWith, Signer, SigningKey, TestUser, encode_part,
 };
-use jit_identity::{Algorithm, JwksError, Verifier, VerifierConfig, VerifyError};
+use jit_identity::{Algorithm, Identity, JwksError, Verifier, VerifierConfig, VerifyError};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -137,6 +137,12 @@ async fn a_persons_assertions_share_who_they_are() {
     assert!(
         Arc::ptr_eq(first.groups(), second.groups()),
         "the cache holds one copy of a person's claims, not one per assertion"
+    );
+    let profile =
+        |i: &Identity| Arc::clone(i.profile().expect("an email").as_ref().expect("valid"));
+    assert!(
+        Arc::ptr_eq(&profile(&first), &profile(&second)),
+        "and one copy of their profile"
     );
     let renamed = TestUser {
         name: "Carol Renamed".into(),

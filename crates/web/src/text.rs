@@ -65,12 +65,14 @@ impl askama::filters::HtmlSafe for Escaped {}
 /// An address (or any label that may hold one) that wraps at sensible
 /// points: escaped for HTML first, then a `<wbr>` after each `@` and `.`.
 /// Shown with `|safe`, since it is markup already.
+/// Owns its text or borrows it (the signed-in address each page shows is
+/// borrowed from the caller: a copy was an allocation on every page).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Breakable(pub String);
+pub(crate) struct Breakable<T = String>(pub T);
 
-impl Breakable {
+impl<T: AsRef<str>> Breakable<T> {
     fn write(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        let text = self.0.as_str();
+        let text = self.0.as_ref();
         // Compared as bytes: a search for any of several `char`s decodes
         // the text a character at a time (for an 18-character address, 280
         // more of the index page's instructions, callgrind).
@@ -104,21 +106,21 @@ impl Breakable {
     }
 }
 
-impl fmt::Display for Breakable {
+impl<T: AsRef<str>> fmt::Display for Breakable<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write(f)
     }
 }
 
 /// Written into the page without `fmt`'s machinery (see [`Escaped`]).
-impl askama::FastWritable for Breakable {
+impl<T: AsRef<str>> askama::FastWritable for Breakable<T> {
     fn write_into(&self, dest: &mut dyn fmt::Write, _: &dyn askama::Values) -> askama::Result<()> {
         Ok(self.write(dest)?)
     }
 }
 
 /// Every character of it is escaped or a `<wbr>` the type adds.
-impl askama::filters::HtmlSafe for Breakable {}
+impl<T: AsRef<str>> askama::filters::HtmlSafe for Breakable<T> {}
 
 /// A free text (a reason) as a table shows it: whole when short, else the
 /// first words up to [`Excerpt::MAX`] characters, with the full text kept

@@ -11,6 +11,7 @@ pub(crate) mod request;
 
 use std::cell::RefCell;
 use std::num::NonZeroU8;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use askama::Template;
@@ -20,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 
 use jit_domain::{
-    Actor, Approval, Email, Grant, GrantDuration, Request, RequestId, ResourceName, Rules, Seen,
-    Status,
+    Actor, Approval, Email, Grant, GrantDuration, Profile, Request, RequestId, ResourceName, Rules,
+    Seen, Status,
 };
 use jit_service::{Applied, Caller, Outcome};
 use time::OffsetDateTime;
@@ -33,8 +34,8 @@ use crate::{AppState, WebError, assets};
 #[derive(Debug, Clone)]
 pub(crate) struct Chrome {
     pub demo: bool,
-    /// The signed-in email, wrapping after `@` and `.`.
-    pub signed_in: Option<Breakable>,
+    /// Who is signed in; shown by [`Chrome::address`].
+    pub who: Option<Arc<Profile>>,
     pub admin: bool,
     /// The navigation entry to mark as current: `home`, `admin`, `audit`.
     pub section: &'static str,
@@ -47,7 +48,7 @@ impl Chrome {
     pub fn anonymous(demo: bool) -> Chrome {
         Chrome {
             demo,
-            signed_in: None,
+            who: None,
             admin: false,
             section: "",
             css: assets::css_href(),
@@ -57,12 +58,17 @@ impl Chrome {
 
     pub fn signed_in(state: &AppState, caller: &Caller, section: &'static str) -> Chrome {
         Chrome {
-            signed_in: Some(Breakable(caller.email.to_string())),
+            who: Some(Arc::clone(&caller.profile)),
             // In open mode Pomerium decides who reaches /admin; the link is harmless.
             admin: state.service.is_admin(caller) || state.service.settings().admins.is_open(),
             section,
             ..Chrome::anonymous(state.demo)
         }
+    }
+
+    /// The signed-in address, wrapping after `@` and `.`.
+    pub fn address(&self) -> Option<Breakable<&str>> {
+        self.who.as_ref().map(|who| Breakable(who.email.as_str()))
     }
 }
 
