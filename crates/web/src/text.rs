@@ -220,9 +220,9 @@ mod tests {
 
     #[test]
     fn addresses_break_after_at_and_dots_only() {
-        let b = Breakable("alice.smith@example.com".into()).to_string();
+        let b = Breakable("alice.smith@example.com").to_string();
         assert_eq!(b, "alice.<wbr>smith@<wbr>example.<wbr>com");
-        let b = Breakable("a<b>&\"'@x.y".into()).to_string();
+        let b = Breakable("a<b>&\"'@x.y").to_string();
         assert_eq!(b, "a&#60;b&#62;&#38;&#34;&#39;@<wbr>x.<wbr>y");
     }
 
