@@ -65,6 +65,7 @@ impl askama::filters::HtmlSafe for Escaped {}
 /// An address (or any label that may hold one) that wraps at sensible
 /// points: escaped for HTML first, then a `<wbr>` after each `@` and `.`.
 /// Shown with `|safe`, since it is markup already.
+///
 /// Owns its text or borrows it (the signed-in address each page shows is
 /// borrowed from the caller: a copy was an allocation on every page).
 #[derive(Debug, Clone, PartialEq, Eq)]
