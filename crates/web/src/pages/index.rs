@@ -20,7 +20,7 @@ use crate::auth::SignedIn;
 use crate::input::{AccessRequest, Extension, Form, Mine as MineForm};
 use crate::notice::{Flash, Flasher, Notice, Shown};
 use crate::text::{Breakable, Escaped, Slug};
-use crate::when::When;
+use crate::when::{Stamp, When};
 use crate::{AppState, WebError};
 
 super::html_pages!(IndexPage<'_>);
@@ -33,7 +33,7 @@ pub(crate) struct IndexPage<'a> {
     cards: Vec<Card<'a>>,
     reason_max: usize,
     /// "2026-11-30 02:50 UTC", beside the start field.
-    now: String,
+    now: Stamp,
 }
 
 /// One resource of the catalog, as the caller stands on it; what every
@@ -416,7 +416,7 @@ pub(crate) async fn page(
         notice,
         cards,
         reason_max: Reason::MAX_LEN,
-        now: crate::when::absolute(now),
+        now: Stamp::of(now),
     };
     // Drawn here: the page borrows the app's offers.
     (flash, page).into_response()
