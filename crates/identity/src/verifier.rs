@@ -3,9 +3,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Url;
-use time::OffsetDateTime;
 
 use crate::cache::{Lookup, TokenCache, TokenDigest};
 use crate::identity::People;
@@ -186,6 +186,27 @@ fn sha256(bytes: &[u8]) -> TokenDigest {
         .expect("a SHA-256 digest is 32 bytes")
 }
 
+/// Whole seconds since 1970 from the clock itself: through an
+/// `OffsetDateTime` every lookup paid for a calendar date both ways.
 fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        // Before 1970, as `unix_timestamp` has it: rounded down.
+        Err(before) => {
+            let before = before.duration();
+            i64::try_from(before.as_secs())
+                .map_or(i64::MIN, |s| -s - i64::from(before.subsec_nanos() > 0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_clock_reads_as_the_calendar_does() {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = super::unix_now();
+        let after = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert!((before..=after).contains(&now), "{before} {now} {after}");
+    }
 }

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use metrics::{Label, SharedString};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant as Deadline, Sleep};
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::csrf::CsrfLayer;
+use tower_http::csrf::{Csrf, CsrfLayer};
 
 use crate::scope::{self, Scope};
 use crate::{AppState, auth, error};
@@ -41,26 +41,36 @@ pub(crate) fn wrap(
     state: AppState,
     timeout: Duration,
     metrics: Metrics,
-) -> Router {
-    // One `Router::layer` call: each call boxes every route again, and each
-    // box is cloned on every request (four calls cost `GET /` about twenty
-    // allocations). None of the layers is `from_fn`, which clones the rest
-    // of the stack, boxes it and boxes its future on every request. The
-    // caller is checked before the body is read (a stranger's oversized
-    // body is refused as a stranger's). Every body is read by an extractor
-    // (`Form`, `JsonBody`, Slack's `Bytes`), which stops at the cap with
-    // 413: a cap wrapping the body would box the request's and the
-    // response's bodies again on every request.
-    let layers = ServiceBuilder::new()
+) -> AroundService<Edge, AroundService<error::Render, WithDeadline<Csrf<auth::Authenticate<Router>>>>>
+{
+    // The layers wrap the router, once, rather than each route: a layer
+    // given to `Router::layer` is boxed into every route, and the router
+    // clones that box (and the app state in each layer of it) for every
+    // request it routes. None of the layers is `from_fn`, which clones the
+    // rest of the stack, boxes it and boxes its future on every request.
+    // So the caller is checked before routing (a stranger learns nothing of
+    // which routes exist, and an oversized body is refused as a stranger's).
+    // Every body is read by an extractor (`Form`, `JsonBody`, Slack's
+    // `Bytes`), which stops at the cap with 413: a cap wrapping the body
+    // would box the request's and the response's bodies again on every
+    // request.
+    //
+    // Only the router knows which route matched: with a recorder, a hook
+    // on each route hands its pattern out to the edge.
+    let routes = if metrics.0 {
+        routes.route_layer(AroundLayer(Matched))
+    } else {
+        routes
+    };
+    ServiceBuilder::new()
         // Outermost, so the status counted and logged is the one sent
-        // (timeouts and rendered errors included); `Router::layer` wraps
-        // each route, so the matched route is known here.
+        // (timeouts and rendered errors included).
         .layer(AroundLayer(Edge(metrics)))
         .layer(AroundLayer(error::Render(state.clone())))
         .layer(DeadlineLayer(timeout))
         .layer(CsrfLayer::new())
-        .layer(auth::AuthenticateLayer(state.clone()));
-    routes.layer(layers).with_state(state)
+        .layer(auth::AuthenticateLayer(state.clone()))
+        .service(routes.with_state(state))
 }
 
 /// Work done before and after the services inside, without waiting.
@@ -240,7 +250,8 @@ pub(crate) struct Edge(Metrics);
 pub(crate) struct EdgeSeen {
     started: Instant,
     id: HeaderValue,
-    route: Option<SharedString>,
+    /// With a recorder: where the route that matches leaves its pattern.
+    route: Option<RouteSlot>,
     method: &'static str,
 }
 
@@ -250,15 +261,19 @@ impl Around for Edge {
     fn before(&self, request: &mut Request) -> (EdgeSeen, Scope) {
         let started = Instant::now();
         let headers = request.headers_mut();
-        // One pass over a request's few headers: a lookup by name hashes
-        // it, and `entry` makes room for an insert first.
+        // One pass over a request's few headers, the request id's first
+        // value found on the way: a lookup by name hashes it, and `entry`
+        // makes room for an insert first.
+        let mut sent = None;
         for (name, value) in headers.iter_mut() {
             if *name == ASSERTION || *name == header::AUTHORIZATION || *name == header::COOKIE {
                 value.set_sensitive(true);
+            } else if sent.is_none() && *name == REQUEST_ID {
+                sent = Some(value.clone());
             }
         }
-        let id = match headers.get(&REQUEST_ID) {
-            Some(id) => id.clone(),
+        let id = match sent {
+            Some(id) => id,
             None => {
                 let id = next_request_id();
                 headers.insert(REQUEST_ID, id.clone());
@@ -266,7 +281,11 @@ impl Around for Edge {
             }
         };
         let Edge(Metrics(counted)) = *self;
-        let route = counted.then(|| route_label(request.extensions().get::<MatchedPath>()));
+        let route = counted.then(|| {
+            let slot = RouteSlot::default();
+            request.extensions_mut().insert(slot.clone());
+            slot
+        });
         let method = method_label(request.method());
         let path = request.uri().path_and_query().cloned();
         let scope = Scope::of(scope::Request::new(method, path, id.clone()));
@@ -291,7 +310,7 @@ impl Around for Edge {
         );
         if let Some(route) = seen.route {
             let labels = [
-                Label::new("route", route),
+                Label::new("route", route.label()),
                 Label::from_static_parts("method", seen.method),
                 Label::new("status", status_label(status)),
             ];
@@ -312,11 +331,44 @@ fn edge_headers(h: &mut HeaderMap, id: HeaderValue) {
     security_headers(h);
 }
 
-/// The matched route, or `unmatched` for paths no route knows (404s).
-fn route_label(matched: Option<&MatchedPath>) -> SharedString {
-    match matched {
-        Some(m) => SharedString::from(m.as_str().to_owned()),
-        None => SharedString::const_str("unmatched"),
+/// Where the route that matched a request leaves its pattern for the
+/// edge, which runs outside the router: shared, as the router's answer may
+/// be replaced on its way out (the error pages).
+#[derive(Debug, Clone, Default)]
+struct RouteSlot(Arc<OnceLock<SharedString>>);
+
+impl RouteSlot {
+    /// The matched route's pattern; `unmatched` for paths no route knows
+    /// (404s) and for requests refused before routing.
+    fn label(&self) -> SharedString {
+        self.0
+            .get()
+            .cloned()
+            .unwrap_or(SharedString::const_str("unmatched"))
+    }
+}
+
+/// Put on each route when requests are counted: hands the route's pattern
+/// to the edge's [`RouteSlot`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Matched;
+
+impl Around for Matched {
+    type Seen = ();
+
+    fn before(&self, request: &mut Request) -> ((), Scope) {
+        let extensions = request.extensions();
+        if let (Some(slot), Some(matched)) = (
+            extensions.get::<RouteSlot>(),
+            extensions.get::<MatchedPath>(),
+        ) {
+            let _ = slot.0.set(SharedString::from(matched.as_str().to_owned()));
+        }
+        ((), Scope::none())
+    }
+
+    fn after(&self, (): (), response: Response) -> Response {
+        response
     }
 }
 
@@ -416,8 +468,6 @@ fn security_headers(h: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use axum::middleware::{Next, from_fn};
-
     use super::*;
 
     proptest::proptest! {
@@ -517,9 +567,25 @@ mod tests {
         assert!(!format!("{headers:?}").contains("token"));
     }
 
+    /// A proxy's id is kept (its first, if it sent two), not replaced.
+    #[test]
+    fn a_request_id_sent_is_kept() {
+        let mut request = Request::get("/")
+            .header(header::HOST, "app")
+            .header(REQUEST_ID, "first")
+            .header(ASSERTION, "token")
+            .header(REQUEST_ID, "second")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (seen, _scope) = Edge(Metrics(false)).before(&mut request);
+        assert_eq!(seen.id, "first");
+        let ids: Vec<_> = request.headers().get_all(&REQUEST_ID).iter().collect();
+        assert_eq!(ids, ["first", "second"]);
+    }
+
     #[test]
     fn labels_stay_bounded() {
-        assert_eq!(&*route_label(None), "unmatched");
+        assert_eq!(&*RouteSlot::default().label(), "unmatched");
         assert_eq!(&*status_label(StatusCode::SEE_OTHER), "303");
         assert_eq!(&*status_label(StatusCode::IM_A_TEAPOT), "418");
         assert_eq!(method_label(&Method::POST), "POST");
@@ -529,28 +595,48 @@ mod tests {
         );
     }
 
+    /// Outside the router as the edge is: gives each request a slot and
+    /// keeps the label the response came back with.
+    #[derive(Clone)]
+    struct Probe(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Around for Probe {
+        type Seen = RouteSlot;
+
+        fn before(&self, request: &mut Request) -> (RouteSlot, Scope) {
+            let slot = RouteSlot::default();
+            request.extensions_mut().insert(slot.clone());
+            (slot, Scope::none())
+        }
+
+        fn after(&self, slot: RouteSlot, _response: Response) -> Response {
+            self.0
+                .lock()
+                .expect("labels")
+                .push(slot.label().into_owned());
+            // As the error pages do: the router's answer is replaced.
+            Response::new(axum::body::Body::empty())
+        }
+    }
+
     #[tokio::test]
     async fn the_route_label_is_the_pattern_not_the_path() {
         use tower::ServiceExt;
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let sink = seen.clone();
-        let app: Router = Router::new()
+        let labels = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let routes = Router::new()
             .route("/requests/{id}", axum::routing::get(|| async { "ok" }))
-            .layer(from_fn(move |request: Request, next: Next| {
-                let sink = sink.clone();
-                async move {
-                    *sink.lock().expect("label") =
-                        Some(route_label(request.extensions().get::<MatchedPath>()));
-                    next.run(request).await
-                }
-            }));
-        let request = Request::get("/requests/42").body(axum::body::Body::empty());
-        app.oneshot(request.expect("request"))
-            .await
-            .expect("response");
+            .route_layer(AroundLayer(Matched));
+        let app = AroundLayer(Probe(labels.clone())).layer(routes);
+        for path in ["/requests/42", "/no/such/page"] {
+            let request = Request::get(path).body(axum::body::Body::empty());
+            app.clone()
+                .oneshot(request.expect("request"))
+                .await
+                .expect("response");
+        }
         assert_eq!(
-            seen.lock().expect("label").as_deref(),
-            Some("/requests/{id}")
+            *labels.lock().expect("labels"),
+            ["/requests/{id}", "unmatched"]
         );
     }
 }

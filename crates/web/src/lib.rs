@@ -31,12 +31,12 @@
 //! deadline (armed only if the page is not ready at once), cross-site POSTs
 //! are refused (Fetch Metadata with the `Origin`/`Host` fallback), and the
 //! caller is authenticated. Bodies are capped by the extractors that read
-//! them. All the layers are applied to the routes in one `Router::layer`
-//! call (each call boxes every route again), and none is `from_fn` (which
-//! clones and boxes the rest of the stack and boxes its future on every
-//! request): the edge and the error pages are `layers::Around` hooks, the
-//! identity check a service that answers a
-//! known token from the cache without a future of its own.
+//! them. The layers wrap the router once, not each route (`Router::layer`
+//! boxes each route, and the router clones the box for every request it
+//! routes), and none is `from_fn` (which clones and boxes the rest of the
+//! stack and boxes its future on every request): the edge and the error
+//! pages are `layers::Around` hooks, the identity check a service that
+//! answers a known token from the cache without a future of its own.
 
 #![forbid(unsafe_code)]
 
@@ -116,8 +116,18 @@ pub(crate) struct Shared {
 /// and a reason of at most 500 characters.
 pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 
-/// Builds the whole app, with every layer inside.
-pub fn router(config: WebConfig) -> Router {
+/// Builds the whole app: the routes inside every layer. A clone shares it.
+pub fn router(
+    config: WebConfig,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let timeout = request_timeout(config.service.settings().apply_wait);
     let metrics = layers::Metrics(config.metrics);
     let slack = config

@@ -12,25 +12,30 @@
 //! here ends within the deadline layer's limit, and one that writes to the
 //! store then finishes its write rather than being dropped at an `.await`.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::ServiceExt as _;
+use tower::{Service, ServiceExt as _};
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish (each connection closes after its current
 /// response) and returns once every connection has closed.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+pub async fn serve<S>(listener: TcpListener, app: S, shutdown: impl Future<Output = ()>)
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true);
     // Dropped to tell the connections to close: each holds a receiver.
@@ -96,6 +101,7 @@ async fn accept_failed(e: io::Error) {
 mod tests {
     use std::net::SocketAddr;
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::TcpStream;

@@ -52,7 +52,7 @@ async fn metrics_are_served_on_their_own_listener() {
     let (status, _) = app.get("/requests/987654", Some(&env.token(&alice))).await;
     assert_eq!(status, 404);
     let (status, _) = app.get("/", Some("not-a-token")).await;
-    assert!((400..500).contains(&status), "{status}");
+    assert_eq!(status, 403);
     let (status, _) = app.post("/request-access", &env.token(&alice), &[]).await;
     assert_eq!(status, 303);
     let (status, _) = app
@@ -89,6 +89,12 @@ async fn metrics_are_served_on_their_own_listener() {
         (
             "pomerium_jit_http_requests_total",
             vec![("route", "unmatched"), ("status", "404")],
+            Some("1"),
+        ),
+        // Refused before routing: which route it named is not told.
+        (
+            "pomerium_jit_http_requests_total",
+            vec![("route", "unmatched"), ("method", "GET"), ("status", "403")],
             Some("1"),
         ),
         (

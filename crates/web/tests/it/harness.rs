@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use jit_domain::{Approvers, Email, Resource, ResourceName, Rules};
@@ -76,6 +75,13 @@ pub fn resource(name: &str, title: &str, approvers: Option<&[&str]>, rules: Rule
     }
     r
 }
+
+/// The app as `router` builds it, boxed so that it can be named.
+pub type Router = tower::util::BoxCloneSyncService<
+    Request<Body>,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
 
 pub struct App {
     pub router: Router,
@@ -186,13 +192,13 @@ impl App {
                 .with_issuer(HOST),
         )
         .unwrap();
-        let router = router(WebConfig {
+        let router = Router::new(router(WebConfig {
             verifier,
             service: service.clone(),
             demo: options.demo,
             slack: None,
             metrics: false,
-        });
+        }));
         App {
             router,
             service,
