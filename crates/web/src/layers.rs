@@ -36,13 +36,18 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Metrics(pub bool);
 
+/// The routes inside every layer, outermost first.
+pub(crate) type App = AroundService<
+    Edge,
+    AroundService<error::Render, WithDeadline<Csrf<auth::Authenticate<Router>>>>,
+>;
+
 pub(crate) fn wrap(
     routes: Router<AppState>,
     state: AppState,
     timeout: Duration,
     metrics: Metrics,
-) -> AroundService<Edge, AroundService<error::Render, WithDeadline<Csrf<auth::Authenticate<Router>>>>>
-{
+) -> App {
     // The layers wrap the router, once, rather than each route: a layer
     // given to `Router::layer` is boxed into every route, and the router
     // clones that box (and the app state in each layer of it) for every
