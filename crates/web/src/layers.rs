@@ -53,8 +53,8 @@ pub(crate) fn wrap(
     // clones that box (and the app state in each layer of it) for every
     // request it routes. None of the layers is `from_fn`, which clones the
     // rest of the stack, boxes it and boxes its future on every request.
-    // So the caller is checked before routing (a stranger learns nothing of
-    // which routes exist, and an oversized body is refused as a stranger's).
+    // The caller is checked before routing: a stranger learns nothing of
+    // which routes exist, and an oversized body is refused as a stranger's.
     // Every body is read by an extractor (`Form`, `JsonBody`, Slack's
     // `Bytes`), which stops at the cap with 413: a cap wrapping the body
     // would box the request's and the response's bodies again on every
