@@ -37,7 +37,7 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 pub(crate) struct Metrics(pub bool);
 
 /// The routes inside every layer, outermost first.
-pub(crate) type App = AroundService<
+pub(crate) type Layered = AroundService<
     Edge,
     AroundService<error::Render, WithDeadline<Csrf<auth::Authenticate<Router>>>>,
 >;
@@ -47,7 +47,7 @@ pub(crate) fn wrap(
     state: AppState,
     timeout: Duration,
     metrics: Metrics,
-) -> App {
+) -> Layered {
     // The layers wrap the router, once, rather than each route: a layer
     // given to `Router::layer` is boxed into every route, and the router
     // clones that box (and the app state in each layer of it) for every

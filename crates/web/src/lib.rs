@@ -66,7 +66,7 @@ use jit_identity::Verifier;
 use jit_service::Service;
 
 pub use error::{Unverified, WebError};
-pub use serve::serve;
+pub use serve::{App, serve};
 pub use slack::{
     DEFAULT_API_BASE as SLACK_DEFAULT_API_BASE,
     DEFAULT_RESPONSE_BASE as SLACK_DEFAULT_RESPONSE_BASE, SlackConfig, SlackConfigError,
@@ -117,17 +117,7 @@ pub(crate) struct Shared {
 pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 
 /// Builds the whole app: the routes inside every layer. A clone shares it.
-pub fn router(
-    config: WebConfig,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
+pub fn router(config: WebConfig) -> impl App {
     let timeout = request_timeout(config.service.settings().apply_wait);
     let metrics = layers::Metrics(config.metrics);
     let slack = config

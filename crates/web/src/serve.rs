@@ -28,14 +28,30 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::{Service, ServiceExt as _};
 
+/// What [`serve`] serves: the app [`crate::router`] builds, or any router.
+/// A clone per connection shares it.
+pub trait App:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish (each connection closes after its current
 /// response) and returns once every connection has closed.
-pub async fn serve<S>(listener: TcpListener, app: S, shutdown: impl Future<Output = ()>)
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-{
+pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<Output = ()>) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true);
     // Dropped to tell the connections to close: each holds a receiver.
