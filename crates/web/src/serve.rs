@@ -12,12 +12,17 @@
 //! here ends within the deadline layer's limit, and one that writes to the
 //! store then finishes its write rather than being dropped at an `.await`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Context;
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
@@ -54,8 +59,7 @@ impl<S> App for S where
 pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<Output = ()>) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true);
-    // Dropped to tell the connections to close: each holds a receiver.
-    let (close, closing) = watch::channel(());
+    let closing = Arc::new(Closing::default());
     // Each connection holds a receiver; all gone means all closed.
     let (closed, open) = watch::channel(());
     let mut shutdown = pin!(shutdown);
@@ -77,25 +81,100 @@ pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<O
             .map_request(|request: Request<Incoming>| request.map(Body::new));
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let mut closing = closing.clone();
+        let watcher = Closing::watch(&closing);
         let open = open.clone();
         tokio::spawn(async move {
             let _open = open;
             let mut connection = pin!(connection);
-            tokio::select! {
-                // Ended, or broken by the peer: nothing to do for it.
-                _ = connection.as_mut() => {}
-                _ = closing.changed() => {
+            let mut asked = false;
+            // Ended, or broken by the peer: nothing more to do for it.
+            let _ = poll_fn(|cx| {
+                if !asked && watcher.closing(cx) {
                     connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                    asked = true;
                 }
-            }
+                connection.as_mut().poll(cx)
+            })
+            .await;
         });
     }
     drop(listener);
-    drop(close);
+    closing.close();
     drop(open);
     closed.closed().await;
+}
+
+/// Tells the open connections to close. A connection polled reads a flag
+/// and leaves its task's waker in a slot of its own; only closing goes over
+/// every slot. (A `watch` receiver polled beside each connection, as
+/// `tokio::select!` polls every branch, locked the channel's one list of
+/// waiters on every poll of every connection: each request, on either
+/// worker.)
+#[derive(Debug, Default)]
+struct Closing {
+    closing: AtomicBool,
+    waiting: Mutex<Slots>,
+}
+
+/// The slots of the connections open, each under a number of its own.
+#[derive(Debug, Default)]
+struct Slots {
+    next: u64,
+    by_key: HashMap<u64, Arc<AtomicWaker>>,
+}
+
+impl Closing {
+    /// A new connection's slot, given back when the watcher is dropped.
+    fn watch(closing: &Arc<Closing>) -> Watcher {
+        let slot = Arc::new(AtomicWaker::new());
+        let mut waiting = closing.waiting();
+        let key = waiting.next;
+        waiting.next += 1;
+        waiting.by_key.insert(key, Arc::clone(&slot));
+        drop(waiting);
+        Watcher {
+            closing: Arc::clone(closing),
+            key,
+            slot,
+        }
+    }
+
+    /// Raises the flag, then wakes every connection's task to read it.
+    fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for slot in self.waiting().by_key.values() {
+            slot.wake();
+        }
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, Slots> {
+        // The map is whole between statements: a panic cannot leave it torn.
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One connection's view of [`Closing`].
+#[derive(Debug)]
+struct Watcher {
+    closing: Arc<Closing>,
+    key: u64,
+    slot: Arc<AtomicWaker>,
+}
+
+impl Watcher {
+    /// Whether the connection is to close; if not yet, `cx`'s task is woken
+    /// when it is. The waker goes in first, so a close between the two
+    /// steps finds it.
+    fn closing(&self, cx: &Context<'_>) -> bool {
+        self.slot.register(cx.waker());
+        self.closing.closing.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.closing.waiting().by_key.remove(&self.key);
+    }
 }
 
 /// As `axum::serve`: a connection the peer broke before it was accepted is
@@ -189,5 +268,50 @@ mod tests {
             TcpStream::connect(addr).await.is_err(),
             "the listener is closed"
         );
+    }
+
+    /// Connections waiting for their next request are told to close too,
+    /// each woken in its own task, and `serve` returns once they have.
+    #[tokio::test]
+    async fn shutdown_closes_the_connections_kept_alive() {
+        let (addr, stop, server) = slow_server(0).await;
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut head = [0; 512];
+            let read = client.read(&mut head).await.unwrap();
+            let head = String::from_utf8_lossy(&head[..read]).into_owned();
+            assert!(head.ends_with("done"), "{head:?}");
+            idle.push(client);
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returns once the idle connections have closed")
+            .unwrap();
+        for mut client in idle {
+            let mut rest = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+                .await
+                .expect("the server closed the connection")
+                .unwrap();
+            assert_eq!(read, 0, "nothing more was sent: {rest:?}");
+        }
+    }
+
+    #[test]
+    fn a_watcher_gives_its_slot_back() {
+        let closing = Arc::new(Closing::default());
+        let first = Closing::watch(&closing);
+        let second = Closing::watch(&closing);
+        assert_eq!(closing.waiting().by_key.len(), 2);
+        drop(first);
+        assert_eq!(closing.waiting().by_key.len(), 1);
+        drop(second);
+        assert!(closing.waiting().by_key.is_empty());
     }
 }
