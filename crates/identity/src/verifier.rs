@@ -187,17 +187,15 @@ fn sha256(bytes: &[u8]) -> TokenDigest {
 }
 
 /// Whole seconds since 1970 from the clock itself: through an
-/// `OffsetDateTime` every lookup paid for a calendar date both ways.
+/// `OffsetDateTime` every lookup paid for a calendar date both ways. A
+/// clock set before 1970 reads 0, where every token was issued in the
+/// future and is refused.
 fn unix_now() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-        // Before 1970, as `unix_timestamp` has it: rounded down.
-        Err(before) => {
-            let before = before.duration();
-            i64::try_from(before.as_secs())
-                .map_or(i64::MIN, |s| -s - i64::from(before.subsec_nanos() > 0))
-        }
-    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 #[cfg(test)]

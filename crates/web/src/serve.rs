@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tower::{Service, ServiceExt as _};
 
 /// What [`serve`] serves: the app [`crate::router`] builds, or any router.
@@ -60,8 +60,6 @@ pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<O
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true);
     let closing = Arc::new(Closing::default());
-    // Each connection holds a receiver; all gone means all closed.
-    let (closed, open) = watch::channel(());
     let mut shutdown = pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -81,10 +79,9 @@ pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<O
             .map_request(|request: Request<Incoming>| request.map(Body::new));
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        // Held by the connection's task: its slot goes when the task ends.
         let watcher = Closing::watch(&closing);
-        let open = open.clone();
         tokio::spawn(async move {
-            let _open = open;
             let mut connection = pin!(connection);
             let mut asked = false;
             // Ended, or broken by the peer: nothing more to do for it.
@@ -100,13 +97,12 @@ pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<O
     }
     drop(listener);
     closing.close();
-    drop(open);
-    closed.closed().await;
+    closing.all_closed().await;
 }
 
-/// Tells the open connections to close. A connection polled reads a flag
-/// and leaves its task's waker in a slot of its own; only closing goes over
-/// every slot. (A `watch` receiver polled beside each connection, as
+/// The open connections: tells them to close, and says when the last has.
+/// A connection polled reads a flag and leaves its task's waker in a slot
+/// of its own; only closing goes over every slot. (A `watch` receiver polled beside each connection, as
 /// `tokio::select!` polls every branch, locked the channel's one list of
 /// waiters on every poll of every connection: each request, on either
 /// worker.)
@@ -114,6 +110,8 @@ pub async fn serve(listener: TcpListener, app: impl App, shutdown: impl Future<O
 struct Closing {
     closing: AtomicBool,
     waiting: Mutex<Slots>,
+    /// Told when the last slot is given back.
+    none_open: Notify,
 }
 
 /// The slots of the connections open, each under a number of its own.
@@ -147,6 +145,18 @@ impl Closing {
         }
     }
 
+    /// Returns once no connection holds a slot.
+    async fn all_closed(&self) {
+        loop {
+            // Made before the check, so a slot given back after it wakes it.
+            let notified = self.none_open.notified();
+            if self.waiting().by_key.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn waiting(&self) -> MutexGuard<'_, Slots> {
         // The map is whole between statements: a panic cannot leave it torn.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
@@ -173,7 +183,13 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.closing.waiting().by_key.remove(&self.key);
+        let mut waiting = self.closing.waiting();
+        waiting.by_key.remove(&self.key);
+        let none_open = waiting.by_key.is_empty();
+        drop(waiting);
+        if none_open {
+            self.closing.none_open.notify_waiters();
+        }
     }
 }
 
@@ -301,6 +317,27 @@ mod tests {
                 .unwrap();
             assert_eq!(read, 0, "nothing more was sent: {rest:?}");
         }
+    }
+
+    /// `serve` waits on this for the requests in flight: it must not
+    /// return while a connection still holds its slot.
+    #[tokio::test]
+    async fn all_closed_waits_for_the_last_connection() {
+        let closing = Arc::new(Closing::default());
+        let first = Closing::watch(&closing);
+        let second = Closing::watch(&closing);
+        closing.close();
+        let mut waiting = pin!(closing.all_closed());
+        let a_while = Duration::from_millis(50);
+        let still = tokio::time::timeout(a_while, waiting.as_mut()).await;
+        assert!(still.is_err(), "two open");
+        drop(first);
+        let still = tokio::time::timeout(a_while, waiting.as_mut()).await;
+        assert!(still.is_err(), "one open");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("returns once the last slot is given back");
     }
 
     #[test]
