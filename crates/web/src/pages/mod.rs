@@ -11,8 +11,8 @@ pub(crate) mod request;
 
 use std::cell::RefCell;
 use std::num::NonZeroU8;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use askama::Template;
 use axum::body::Body;
@@ -78,9 +78,9 @@ impl Chrome {
 /// twice the page (at thousands of people the approvers' page is a few
 /// hundred kilobytes, and sixteen are drawn at once). Pages up to
 /// [`SHARED_PAGE`] bytes are cut from their thread's [`ROOM`] instead of a
-/// block each. The headers have room for what the edge adds
-/// ([`crate::layers::EDGE_HEADERS`]): a map grown there reallocated on every
-/// page, 3% of `GET /`'s CPU time (perf).
+/// block each. The headers are a copy of [`PAGE_HEADERS`], with room for
+/// what is added later: a map grown there reallocated on every page, 3% of
+/// `GET /`'s CPU time (perf).
 pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     let last = last_len.load(Ordering::Relaxed);
     let room = last + last / 16;
@@ -100,16 +100,30 @@ pub(crate) fn html(page: &impl Template, last_len: &AtomicUsize) -> Response {
     if len > room || len < last - last / 8 {
         last_len.store(len, Ordering::Relaxed);
     }
-    // The content type, a notice's cookie, the edge's.
-    let mut headers = HeaderMap::with_capacity(2 + crate::layers::EDGE_HEADERS);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    let mut headers = PAGE_HEADERS.clone();
+    // Replaces the length in place (axum would add one to the end), its
+    // digits copied into a block of their own (`HeaderValue::from(len)`
+    // makes a `BytesMut` of it, freed at a higher price).
+    let digits = HeaderValue::from_str(itoa::Buffer::new().format(len))
+        .expect("decimal digits are a header value");
+    headers.insert(header::CONTENT_LENGTH, digits);
     let mut response = Response::new(Body::from(body));
     *response.headers_mut() = headers;
     response
 }
+
+/// Every page's headers before its own: the content type, a length to be
+/// replaced, and the edge's ([`crate::layers::secured_headers`]), with room
+/// for a notice's cookie.
+static PAGE_HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+    let mut h = crate::layers::secured_headers(3);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    h
+});
 
 /// The largest page cut from a thread's [`ROOM`]: the usual pages, not the
 /// approvers' list at thousands of people, which would keep its size
