@@ -401,7 +401,10 @@ impl Service {
     /// The caller's latest request on each resource where they have one,
     /// in catalog order. From memory.
     pub fn status_of(&self, email: &Email) -> Vec<Arc<Request>> {
-        let snap = self.snapshot();
+        // Read under the lock rather than from a clone of the snapshot: the
+        // clone and its drop were two more writes, on every page, to a count
+        // every worker shares.
+        let snap = self.inner.snapshot.read().expect("snapshot lock");
         self.resources()
             .filter_map(|r| snap.latest.get(&r.name, email))
             .map(|(_, r)| r.clone())
