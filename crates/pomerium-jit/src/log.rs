@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, UNIX_EPOCH};
 
-use jit_web::scope::{Request, with_current};
+use jit_web::scope::{ACCESS_TARGET, AccessLog, Request, with_current};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::RecordFields;
@@ -220,13 +220,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         write_now(&mut writer)?;
-        writer.write_str(match *meta.level() {
-            Level::TRACE => " TRACE ",
-            Level::DEBUG => " DEBUG ",
-            Level::INFO => "  INFO ",
-            Level::WARN => "  WARN ",
-            Level::ERROR => " ERROR ",
-        })?;
+        writer.write_str(level_label(*meta.level()))?;
         // The request first: it is the root of whatever spans are open.
         let request = event.is_contextual()
             && with_current(|r| r.map(|r| write_request(&mut writer, r)))
@@ -244,6 +238,55 @@ where
         ctx.format_fields(writer.by_ref(), event)?;
         writer.write_char('\n')
     }
+}
+
+/// The level between the time and the rest, padded as tracing-subscriber
+/// pads it.
+fn level_label(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        Level::ERROR => " ERROR ",
+    }
+}
+
+/// The access log's lines written straight into the buffer
+/// ([`jit_web::scope::AccessLog`]), each as [`Plain`] writes the edge's
+/// `served` event, from a line kept per thread.
+#[derive(Debug)]
+pub struct PlainAccess(pub LogWriter);
+
+impl AccessLog for PlainAccess {
+    fn served(&self, request: &Request, status: u16, latency_us: u64) {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            if served_line(line, request, status, latency_us).is_ok() {
+                // Never fails: a line that does not fit is dropped and counted.
+                let _ = (&self.0).write(line.as_bytes());
+            }
+        });
+    }
+}
+
+/// What the `served` event's fields come to: a message with nothing to
+/// escape, then two integers.
+fn served_line(line: &mut String, request: &Request, status: u16, latency_us: u64) -> fmt::Result {
+    use fmt::Write as _;
+    write_now(line)?;
+    line.push_str(level_label(Level::INFO));
+    write_request(line, request)?;
+    line.push(' ');
+    line.push_str(ACCESS_TARGET);
+    line.push_str(": served status=");
+    write_u64(line, u64::from(status), 1)?;
+    line.push_str(" latency_us=");
+    write_u64(line, latency_us, 1)?;
+    line.write_char('\n')
 }
 
 /// `root{fields}:…:span{fields}:`, the root first. Written from the leaf
@@ -274,7 +317,7 @@ where
 
 /// `request{method="GET" path="/" request_id="…"}:`, as [`PlainFields`]
 /// writes the request's span.
-fn write_request(writer: &mut Writer<'_>, request: &Request) -> fmt::Result {
+fn write_request(writer: &mut impl fmt::Write, request: &Request) -> fmt::Result {
     let (method, path, id) = (request.method(), request.path(), request.id());
     if quotes_as_is(method) && quotes_as_is(path) && quotes_as_is(id) {
         // The usual request, in seven pieces rather than twenty.
@@ -293,7 +336,7 @@ fn write_request(writer: &mut Writer<'_>, request: &Request) -> fmt::Result {
     }
     writer.write_str("request{")?;
     let mut visitor = PlainVisitor {
-        writer: writer.by_ref(),
+        writer: Writer::new(writer),
         empty: true,
         result: Ok(()),
     };
@@ -520,13 +563,13 @@ fn write_u64(w: &mut impl fmt::Write, n: u64, width: usize) -> fmt::Result {
 /// The time as tracing-subscriber's `SystemTime` writes it (RFC 3339 in UTC
 /// with microseconds, `2026-11-30T14:54:12.123456Z`). The part up to the
 /// second is formatted once a second per thread.
-fn write_now(w: &mut Writer<'_>) -> fmt::Result {
+fn write_now(w: &mut impl fmt::Write) -> fmt::Result {
     thread_local! {
         static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
     let Ok(since) = std::time::SystemTime::now().duration_since(UNIX_EPOCH) else {
         // A clock before 1970: tracing-subscriber's own copes.
-        return SystemTime.format_time(w);
+        return SystemTime.format_time(&mut Writer::new(w));
     };
     let second = since.as_secs();
     SECOND.with_borrow_mut(|(cached, text)| {
@@ -774,6 +817,54 @@ mod tests {
         let out = Captured::default();
         tracing::subscriber::with_default(subscriber(out.clone()), || events(scoped));
         out.lines()
+    }
+
+    /// The access log's lines written straight out are tracing-subscriber's
+    /// lines for the edge's `served` event in the request's span; ids and
+    /// paths with something to escape included.
+    #[test]
+    fn access_lines_are_the_served_events_line() {
+        let requests = [
+            ("/", "0a1b2c3d4e5f-1f", 200u16, 42u64),
+            ("/requests/7?x=1", "a-\"1", 404, 0),
+            ("/say\"hi\"/%C3%A9", "", 503, u64::MAX),
+        ];
+        let out = Captured::default();
+        let theirs = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer({
+                let out = out.clone();
+                move || out.clone()
+            });
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(theirs), || {
+            for (path, id, status, latency_us) in requests {
+                let path = path.split_once('?').map_or(path, |(p, _)| p);
+                tracing::info_span!(
+                    target: ACCESS_TARGET,
+                    "request",
+                    method = "GET",
+                    path,
+                    request_id = id
+                )
+                .in_scope(|| {
+                    tracing::info!(target: ACCESS_TARGET, message = "served", status, latency_us);
+                });
+            }
+        });
+        let expected = out.lines();
+        assert_eq!(expected.len(), 3);
+
+        let ours = Captured::default();
+        let (writer, flusher) = spawn(1 << 16, ours.clone()).expect("the writer thread");
+        let access = PlainAccess(writer);
+        for (path, id, status, latency_us) in requests {
+            let path = http::uri::PathAndQuery::try_from(path).expect("a path");
+            let id = http::HeaderValue::from_str(id).expect("an id");
+            access.served(&Request::new("GET", Some(path), id), status, latency_us);
+        }
+        drop(flusher);
+        assert_eq!(ours.lines(), expected);
     }
 
     #[test]

@@ -301,7 +301,11 @@ const LOG_BUFFER_BYTES: usize = 1 << 20;
 /// flusher until exit: dropping it writes out what is left.
 fn init_tracing(format: LogFormat) -> std::io::Result<(log::Flusher, log::LogWriter)> {
     let (writer, flusher) = log::spawn(LOG_BUFFER_BYTES, std::io::stderr())?;
-    init_tracing_with(format, "info", writer.clone());
+    if init_tracing_with(format, "info", writer.clone()) == RequestLog::Scope {
+        // The format reads requests from their scopes: the access log's
+        // lines can go straight into the buffer, as the format writes them.
+        jit_web::scope::set_access_log(Box::new(log::PlainAccess(writer.clone())));
+    }
     Ok((flusher, writer))
 }
 
@@ -310,7 +314,8 @@ fn init_tracing(format: LogFormat) -> std::io::Result<(log::Flusher, log::LogWri
 /// `jit_web=debug,warn`) go through `Targets`; only directives on spans or
 /// fields need `EnvFilter`, whose bookkeeping on every span enter and exit
 /// held `GET /` at 18,700 req/s where `Targets` gives 21,300 (load test).
-fn init_tracing_with<W>(format: LogFormat, default: &str, writer: W)
+/// Says how requests' fields reach their lines.
+fn init_tracing_with<W>(format: LogFormat, default: &str, writer: W) -> RequestLog
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -323,7 +328,8 @@ where
     let filter = log_filter(&spec, default);
     // Colour only for people at a terminal, not in files and collectors.
     let terminal = std::io::stderr().is_terminal();
-    jit_web::scope::set_request_log(request_log(format, &filter, terminal));
+    let how = request_log(format, &filter, terminal);
+    jit_web::scope::set_request_log(how);
     let filter: Box<dyn Layer<Registry> + Send + Sync> = match filter {
         LogFilter::Targets(targets) => Box::new(targets),
         LogFilter::Env(env) => Box::new(env),
@@ -343,6 +349,7 @@ where
         .with(filter)
         .with(layer)
         .init();
+    how
 }
 
 /// A request's fields reach its lines through the request scope where the

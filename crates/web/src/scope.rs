@@ -31,6 +31,40 @@ pub enum RequestLog {
 
 static REQUEST_LOG: OnceLock<RequestLog> = OnceLock::new();
 
+/// The target of the request's span and of the access log's `served` event.
+pub const ACCESS_TARGET: &str = "jit_web::layers";
+
+/// Writes the access log's line for a request served, in place of the edge's
+/// `served` event, where the log's format reads requests from their scopes
+/// ([`RequestLog::Scope`]): straight into the log, without tracing's
+/// dispatch, its visitor and its formatter's writer (2,300 of `GET /`'s
+/// 46,000 instructions).
+pub trait AccessLog: Send + Sync {
+    /// The line for `request`, answered with `status` after `latency_us`
+    /// microseconds, as the format writes the `served` event.
+    fn served(&self, request: &Request, status: u16, latency_us: u64);
+}
+
+static ACCESS_LOG: OnceLock<Box<dyn AccessLog>> = OnceLock::new();
+
+/// Hands the access log's lines to `log`; only the first call counts, and
+/// only with [`RequestLog::Scope`]. A line is handed over only while the
+/// edge's scope is current, which it is only when the log's filter lets the
+/// `served` event through.
+pub fn set_access_log(log: Box<dyn AccessLog>) {
+    let _ = ACCESS_LOG.set(log);
+}
+
+/// Writes the access log's line through the [`AccessLog`] set, if there is
+/// one and a request's scope is current; false when the `served` event is
+/// to be logged instead.
+pub(crate) fn write_access(status: u16, latency_us: u64) -> bool {
+    let Some(log) = ACCESS_LOG.get() else {
+        return false;
+    };
+    with_current(|request| request.map(|r| log.served(r, status, latency_us)).is_some())
+}
+
 /// Says how the process's log subscriber, installed alongside, reads a
 /// request's fields; a span until this is called. Only the first call counts.
 pub fn set_request_log(how: RequestLog) {
@@ -112,14 +146,14 @@ impl Scope {
         match REQUEST_LOG.get() {
             // Enabled as the span would be (its target is the edge's).
             Some(RequestLog::Scope) => {
-                if tracing::enabled!(target: "jit_web::layers", tracing::Level::INFO) {
+                if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
                     Scope::Request(Some(request))
                 } else {
                     Scope::none()
                 }
             }
             None | Some(RequestLog::Span) => Scope::Span(tracing::info_span!(
-                target: "jit_web::layers",
+                target: ACCESS_TARGET,
                 "request",
                 method = request.method(),
                 path = request.path(),
