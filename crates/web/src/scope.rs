@@ -41,7 +41,8 @@ pub const ACCESS_TARGET: &str = "jit_web::layers";
 /// 46,000 instructions).
 pub trait AccessLog: Send + Sync {
     /// The line for `request`, answered with `status` after `latency_us`
-    /// microseconds, as the format writes the `served` event.
+    /// microseconds, as the format writes the `served` event (no span is
+    /// open where the edge runs, so the line names none).
     fn served(&self, request: &Request, status: u16, latency_us: u64);
 }
 
