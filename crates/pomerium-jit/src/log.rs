@@ -820,8 +820,8 @@ mod tests {
     }
 
     /// The access log's lines written straight out are tracing-subscriber's
-    /// lines for the edge's `served` event in the request's span; ids and
-    /// paths with something to escape included.
+    /// lines for the edge's own `served` event in the request's span; ids
+    /// and paths with something to escape included.
     #[test]
     fn access_lines_are_the_served_events_line() {
         let requests = [
@@ -847,9 +847,7 @@ mod tests {
                     path,
                     request_id = id
                 )
-                .in_scope(|| {
-                    tracing::info!(target: ACCESS_TARGET, message = "served", status, latency_us);
-                });
+                .in_scope(|| jit_web::scope::served_event(status, latency_us));
             }
         });
         let expected = out.lines();

@@ -308,16 +308,7 @@ impl Around for Edge {
         let elapsed = seen.started.elapsed();
         let status = response.status();
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        if !scope::write_access(status.as_u16(), latency_us) {
-            // The message as a string field: the text log copies it, where a
-            // formatted message goes through `fmt` on every request.
-            tracing::info!(
-                target: scope::ACCESS_TARGET,
-                message = "served",
-                status = status.as_u16(),
-                latency_us,
-            );
-        }
+        scope::log_served(status.as_u16(), latency_us);
         if let Some(route) = seen.route {
             let labels = [
                 Label::new("route", route.label()),

@@ -56,14 +56,29 @@ pub fn set_access_log(log: Box<dyn AccessLog>) {
     let _ = ACCESS_LOG.set(log);
 }
 
-/// Writes the access log's line through the [`AccessLog`] set, if there is
-/// one and a request's scope is current; false when the `served` event is
-/// to be logged instead.
-pub(crate) fn write_access(status: u16, latency_us: u64) -> bool {
-    let Some(log) = ACCESS_LOG.get() else {
-        return false;
-    };
-    with_current(|request| request.map(|r| log.served(r, status, latency_us)).is_some())
+/// The access log's line for a request answered with `status` after
+/// `latency_us` microseconds: through the [`AccessLog`] set, if there is one
+/// and a request's scope is current, else as the `served` event.
+pub(crate) fn log_served(status: u16, latency_us: u64) {
+    let written = ACCESS_LOG.get().is_some_and(|log| {
+        with_current(|request| request.map(|r| log.served(r, status, latency_us)).is_some())
+    });
+    if !written {
+        served_event(status, latency_us);
+    }
+}
+
+/// The access log's `served` event, as every format but the direct line
+/// gets it (and as that line is tested against).
+pub fn served_event(status: u16, latency_us: u64) {
+    // The message as a string field: the text log copies it, where a
+    // formatted message goes through `fmt` on every request.
+    tracing::info!(
+        target: ACCESS_TARGET,
+        message = "served",
+        status,
+        latency_us
+    );
 }
 
 /// Says how the process's log subscriber, installed alongside, reads a
